@@ -1,0 +1,1 @@
+"""The project's own shared package: message schemas, the codec, settings and topics."""

@@ -1,0 +1,1 @@
+"""Versioned message schemas. Example messages live in shared/examples/ and are checked by tests."""

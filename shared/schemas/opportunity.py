@@ -1,0 +1,100 @@
+"""Opportunity events: what grouping writes and scoring and projection read (bg.opportunity.v1).
+
+Keyed by opportunity_id. Each opportunity's events carry a version that rises by one, so a
+consumer applies an event only when it is newer than what it holds (idempotent replays).
+Account-level touches (no solution) carry opportunity_id=None and are keyed by account_id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.schemas.base import Message, NonEmptyStr, ShortStr, UtcDatetime
+from shared.schemas.roles import BuyingRole, Department, RoleSource
+from shared.schemas.touch import Source, TouchKind
+
+SCHEMA_VERSION = 1
+
+
+def opportunity_id(account_id: str, solution: str) -> str:
+    return f"{account_id}:{solution}"
+
+
+class AccountRef(Message):
+    account_id: ShortStr  # the registrable domain, or "name:<normalised company name>"
+    name: NonEmptyStr | None = None
+    domains: tuple[ShortStr, ...] = ()
+    owner: NonEmptyStr | None = None  # the account owner on the seller's side (ABM list)
+
+
+class MemberRef(Message):
+    person_id: ShortStr  # normalised email, else "user:<id>"
+    email: str | None = None
+    name: NonEmptyStr | None = None
+    job_title: NonEmptyStr | None = None
+    department: Department
+    role: BuyingRole
+    role_source: RoleSource
+
+
+class TouchRef(Message):
+    event_id: ShortStr
+    occurred_at: UtcDatetime
+    source: Source
+    kind: TouchKind
+    person_id: ShortStr
+    url: str | None = None
+    title: str | None = None
+    asset_id: str | None = None
+    topic: str | None = None
+
+
+class _OpportunityEventBase(Message):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: ShortStr  # "<opportunity_id>@<version>", or "<account_id>@touch:<touch id>"
+    opportunity_id: ShortStr | None
+    solution: ShortStr | None
+    account: AccountRef
+    version: int = Field(ge=1)
+    occurred_at: UtcDatetime  # event time of the touch that caused it
+
+    def key(self) -> str:
+        return self.opportunity_id or self.account.account_id
+
+
+class OpportunityCreated(_OpportunityEventBase):
+    type: Literal["opportunity_created"] = "opportunity_created"
+    origin: Literal["auto", "precreated"] = "auto"
+    expected_roles: tuple[BuyingRole, ...] = ()
+    required_roles: tuple[BuyingRole, ...] = ()
+
+
+class MemberAdded(_OpportunityEventBase):
+    type: Literal["member_added"] = "member_added"
+    member: MemberRef
+
+
+class MemberRoleChanged(_OpportunityEventBase):
+    type: Literal["member_role_changed"] = "member_role_changed"
+    member: MemberRef
+    previous_role: BuyingRole
+
+
+class TouchAttributed(_OpportunityEventBase):
+    type: Literal["touch_attributed"] = "touch_attributed"
+    touch: TouchRef
+
+
+class AccountTouch(_OpportunityEventBase):
+    """A touch of a known account that shows no solution interest (home page, careers)."""
+
+    type: Literal["account_touch"] = "account_touch"
+    touch: TouchRef
+
+
+OpportunityEvent = Annotated[
+    OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,85 @@
+"""Scores and signals: what scoring writes (bg.score.v1, bg.signal.v1) and projection reads.
+
+Both are keyed by opportunity_id. A score's version is the opportunity version it reflects,
+so a replay or duplicate never regresses a projected score.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.schemas.base import Message, ShortStr, UtcDatetime
+from shared.schemas.roles import BuyingRole, Department
+
+SCHEMA_VERSION = 1
+
+Tier = Literal["A", "B", "C"]
+SignalType = Literal[
+    "group_forming", "group_formed", "group_expanded", "role_gap",
+    "priority_changed", "stalled", "reactivated",
+]
+
+
+class MemberContribution(Message):
+    person_id: ShortStr
+    name: str | None = None
+    department: Department
+    role: BuyingRole
+    engagement: float  # decayed, weighted touches of this member at as_of
+    touches: int
+
+
+class ScoreBreakdown(Message):
+    engagement: float  # aggregate of the members' engagement
+    breadth: float  # distinct engaged members
+    role_coverage: float  # expected roles covered
+    departments: float  # distinct departments
+    recency: float  # recency / velocity
+    members: tuple[MemberContribution, ...] = ()
+    covered_roles: tuple[BuyingRole, ...] = ()
+    missing_roles: tuple[BuyingRole, ...] = ()
+
+
+class OpportunityScore(Message):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    type: Literal["score"] = "score"
+    opportunity_id: ShortStr
+    account_id: ShortStr
+    solution: ShortStr
+    version: int = Field(ge=1)
+    as_of: UtcDatetime  # event time the score is computed at (the watermark)
+    score: float
+    tier: Tier
+    breakdown: ScoreBreakdown
+
+    def key(self) -> str:
+        return self.opportunity_id
+
+
+class Signal(Message):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    type: Literal["signal"] = "signal"
+    signal_id: ShortStr  # deterministic: the same log gives the same ids
+    signal: SignalType
+    opportunity_id: ShortStr
+    account_id: ShortStr
+    account_name: str | None = None
+    account_owner: str | None = None
+    solution: ShortStr
+    occurred_at: UtcDatetime  # event time
+    score: float
+    tier: Tier
+    members: tuple[MemberContribution, ...] = ()
+    covered_roles: tuple[BuyingRole, ...] = ()
+    missing_roles: tuple[BuyingRole, ...] = ()
+    trigger_event_ids: tuple[ShortStr, ...] = ()
+    breakdown: ScoreBreakdown | None = None
+    detail: dict[str, str | int | float | None] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        return self.opportunity_id
+
+
+ScoringMessage = Annotated[OpportunityScore | Signal, Field(discriminator="type")]

@@ -1,0 +1,70 @@
+"""Connection settings from the environment (pydantic-settings), shared by every service.
+
+The same names work against the local stack (deploy/env.sh sets them) and against an
+existing Kafka cluster, a managed PostgreSQL and Redis in production.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topic_partitions: int = Field(4, ge=1, description="partitions of every topic the project creates")
+    replication_factor: int = Field(1, ge=1)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.security_protocol:
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
+
+    def aiokafka_kwargs(self) -> dict:
+        """Connection keyword arguments for aiokafka producers, consumers and admin clients."""
+        kwargs: dict = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if ctx := self.ssl_context():
+            kwargs["ssl_context"] = ctx
+        return kwargs
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://bg:bg@127.0.0.1:15432/buyinggroups"
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:16379/0"
+
+
+@lru_cache
+def kafka_settings() -> KafkaSettings:
+    return KafkaSettings()
