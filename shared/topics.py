@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,9 +21,14 @@ from shared.settings import kafka_settings
 
 @dataclass(frozen=True)
 class Topic:
-    name: str
+    base_name: str
     description: str
     compacted: bool = False
+
+    @property
+    def name(self) -> str:
+        """BG_TOPIC_NAMESPACE prefixes every topic, so that test runs and tenants stay apart."""
+        return os.environ.get("BG_TOPIC_NAMESPACE", "") + self.base_name
 
 
 PERSON_EVENTS = Topic("bg.person-events.v1", "touches and identity links from ingest, keyed by person")

@@ -1,0 +1,1 @@
+"""The four services: ingest, grouping, scoring, projection, each its own process."""

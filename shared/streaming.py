@@ -1,0 +1,111 @@
+"""What every faust-streaming service shares: the app factory, raw-bytes topics and the DLQ.
+
+Policy, the same in every stream service:
+- at-least-once (faust's default); every sink downstream is idempotent (versions, event ids);
+- agents run with concurrency=1, since a higher one can commit past an in-flight message
+  (faust-streaming issue 606);
+- values travel as raw bytes and are decoded by shared.codec inside the agent, so a message
+  that does not decode goes to the service's dead-letter topic with the reason instead of
+  being dropped by faust's own deserialiser;
+- faust acks a message whose agent raised, so agents catch per message and dead-letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faust
+from faust.types import EventT, TopicT
+
+from shared.codec import encode
+from shared.schemas.deadletter import DeadLetter
+from shared.settings import KafkaSettings, kafka_settings
+from shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+
+def broker_credentials(settings: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    if settings.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=settings.ssl_context(),
+        )
+    if ctx := settings.ssl_context():
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def make_app(service: str, **overrides) -> faust.App:
+    """A faust App wired from the environment (shared.settings) with the project's policy."""
+    settings = kafka_settings()
+    namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
+    state_dir = Path(os.environ.get("BG_STATE_DIR", ".stack/state")) / f"{namespace}{service}"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(","))
+    options = dict(
+        broker=brokers,
+        broker_credentials=broker_credentials(settings),
+        store=os.environ.get("BG_TABLE_STORE", "memory://"),
+        datadir=str(state_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        web_enabled=os.environ.get("BG_FAUST_WEB", "0") == "1",
+        web_port=int(os.environ.get("BG_FAUST_WEB_PORT", "6066")),
+        table_cleanup_interval=60.0,
+        logging_config=None,
+    )
+    options.update(overrides)
+    # The consumer group and the changelog topics follow the topic namespace.
+    return faust.App(f"{namespace}bg-{service}", **options)
+
+
+def raw_topic(app: faust.App, topic: Topic) -> TopicT:
+    """A topic whose keys and values are bytes: shared.codec does the decoding."""
+    return app.topic(topic.name, key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw")
+
+
+class DeadLetterSink:
+    """Sends what a service could not use, with the reason, to its dead-letter topic."""
+
+    def __init__(self, app: faust.App, service: str, topic: Topic) -> None:
+        self.service = service
+        self.topic = raw_topic(app, topic)
+
+    async def send(self, event: EventT | None, reason: str, detail: str,
+                   payload: bytes | str | None = None, key: str | None = None) -> None:
+        msg = event.message if event is not None else None
+        raw = payload if payload is not None else (event.value if event is not None else b"")
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        if key is None and msg is not None and msg.key is not None:
+            key = msg.key.decode("utf-8", errors="replace") if isinstance(msg.key, bytes) else str(msg.key)
+        letter = DeadLetter(
+            service=self.service, reason=reason, detail=detail[:4000],
+            failed_at=datetime.now(UTC),
+            source_topic=msg.topic if msg else None,
+            source_partition=msg.partition if msg else None,
+            source_offset=msg.offset if msg else None,
+            key=key, payload=str(raw),
+        )
+        log.warning("dead-lettered", extra={"reason": reason, "detail": detail[:300], "key": key})
+        await self.topic.send(key=(key or "").encode(), value=encode(letter))
+
+    async def crashed(self, event: EventT, exc: BaseException) -> None:
+        """A bug, not bad input: keep the message and the traceback for a replay after the fix."""
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        log.exception("processing failed; message dead-lettered")
+        await self.send(event, "processing_error", detail)
