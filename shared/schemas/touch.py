@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import Discriminator, EmailStr, Field, Tag, field_validator, model_validator
 
 from shared.schemas.base import Message, NonEmptyStr, ShortStr, UtcDatetime
 
@@ -127,4 +127,14 @@ class IdentityEvent(Message):
         return self.person.key()
 
 
-PersonEvent = Annotated[TouchEvent | IdentityEvent, Field(discriminator="type")]
+def _person_event_type(value: Any) -> str:
+    # "type" may be left out of a touch: it is the common case for API clients.
+    if isinstance(value, dict):
+        return value.get("type", "touch")
+    return getattr(value, "type", "touch")
+
+
+PersonEvent = Annotated[
+    Annotated[TouchEvent, Tag("touch")] | Annotated[IdentityEvent, Tag("identity")],
+    Discriminator(_person_event_type),
+]

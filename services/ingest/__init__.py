@@ -1,0 +1,1 @@
+"""Ingest: the HTTP API that marketing platforms call in their own formats."""

@@ -1,0 +1,172 @@
+"""POST /v1/sources/segment: Segment-spec page, track, identify and group calls, single or batch.
+
+https://segment.com/docs/connections/spec/ — messageId is the dedupe id; anonymousId and
+userId are stitched to the email by identify (grouping does the stitching; ingest keeps
+the ids and keys every call by the anonymous id first, so a session stays in order).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from services.ingest.adapters.results import MapResult, build, check_batch_size, compact
+from shared.schemas.touch import (
+    CompanyTraits, Content, Context, IdentityEvent, Person, Source, TouchEvent, TouchKind,
+)
+
+Id = Annotated[str, Field(min_length=1, max_length=200)] | Annotated[int, Field(ge=0)]
+
+
+class _Call(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    messageId: Annotated[str, Field(min_length=1, max_length=200)]
+    anonymousId: Id | None = None
+    userId: Id | None = None
+    timestamp: AwareDatetime | None = None
+    originalTimestamp: AwareDatetime | None = None
+    receivedAt: AwareDatetime | None = None
+    sentAt: AwareDatetime | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _identified(self):
+        if self.anonymousId is None and self.userId is None:
+            raise ValueError("a Segment call needs anonymousId or userId")
+        return self
+
+    def event_time(self, received_at: datetime) -> datetime:
+        # Segment's timestamp is the corrected event time; receivedAt or our own receive
+        # time stamps the event only when the platform gave none (then it is fixed in the log).
+        return self.timestamp or self.originalTimestamp or self.receivedAt or self.sentAt or received_at
+
+
+class PageCall(_Call):
+    type: Literal["page", "screen"]
+    name: str | None = None
+
+
+class TrackCall(_Call):
+    type: Literal["track"]
+    event: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class IdentifyCall(_Call):
+    type: Literal["identify"]
+
+
+class GroupCall(_Call):
+    type: Literal["group"]
+    groupId: Id
+
+
+SegmentCall = Annotated[PageCall | TrackCall | IdentifyCall | GroupCall, Field(discriminator="type")]
+
+
+class SegmentBatch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    batch: Annotated[list[SegmentCall], Field(min_length=1)]
+
+
+# Track event names (Segment's B2B spec and common custom names) -> touch kind and source.
+_TRACK_RULES: tuple[tuple[re.Pattern[str], TouchKind, Source], ...] = tuple(
+    (re.compile(p, re.I), k, s) for p, k, s in (
+        (r"webinar.*(attend|join)", TouchKind.webinar_attended, Source.webinar),
+        (r"webinar.*regist", TouchKind.webinar_registered, Source.webinar),
+        (r"(event|conference).*(attend|check)", TouchKind.event_attended, Source.event),
+        (r"(event|conference).*regist", TouchKind.event_registered, Source.event),
+        (r"demo", TouchKind.demo_requested, Source.form),
+        (r"form|sign.?up|contact", TouchKind.form_submitted, Source.form),
+        (r"download|brochure|whitepaper|case.?study|ebook", TouchKind.download, Source.web),
+        (r"email.*click", TouchKind.email_click, Source.email),
+        (r"email.*open", TouchKind.email_open, Source.email),
+    )
+)
+
+
+def track_kind(event_name: str) -> tuple[TouchKind, Source]:
+    for pattern, kind, source in _TRACK_RULES:
+        if pattern.search(event_name):
+            return kind, source
+    return TouchKind.content_engaged, Source.web
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _company(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _str(value.get("name"))
+    return _str(value)
+
+
+def _person(call: _Call) -> Person:
+    traits = {**call.context.get("traits", {}), **call.traits}
+    name = traits.get("name") or " ".join(filter(None, (traits.get("firstName"), traits.get("lastName"))))
+    return Person(**compact(
+        email=_str(traits.get("email") or call.properties.get("email")),
+        anonymous_id=_str(call.anonymousId),
+        user_id=_str(call.userId),
+        name=_str(name),
+        job_title=_str(traits.get("title") or traits.get("jobTitle") or traits.get("job_title")),
+        company=_company(traits.get("company")),
+        stated_role=_str(traits.get("role_in_purchase_process") or traits.get("buyingRole")),
+    ))
+
+
+def _context(call: _Call) -> Context:
+    campaign = call.context.get("campaign") or {}
+    utm = {f"utm_{k}": str(v) for k, v in campaign.items() if isinstance(v, (str, int))}
+    return Context(**compact(ip=_str(call.context.get("ip")), user_agent=_str(call.context.get("userAgent")), utm=utm))
+
+
+def _content(call: _Call, title: str | None) -> Content:
+    props, page = call.properties, call.context.get("page", {})
+    return Content(**compact(
+        url=_str(props.get("url") or page.get("url")),
+        title=_str(props.get("title") or title or page.get("title")),
+        asset_id=_str(props.get("asset_id") or props.get("assetId") or props.get("content_id")),
+        topic=_str(props.get("topic") or props.get("category")),
+    ))
+
+
+def _map(call: _Call, received_at: datetime) -> MapResult:
+    event_id = f"segment:{call.messageId}"
+    common = dict(event_id=event_id, occurred_at=call.event_time(received_at), platform="segment")
+    if isinstance(call, PageCall):
+        return build(lambda: TouchEvent(**common, source=Source.web, kind=TouchKind.page_view,
+                                        person=_person(call), content=_content(call, call.name),
+                                        context=_context(call)), call.model_dump(mode="json"), event_id)
+    if isinstance(call, TrackCall):
+        kind, source = track_kind(call.event)
+        return build(lambda: TouchEvent(**common, source=source, kind=kind, person=_person(call),
+                                        content=_content(call, call.event), context=_context(call),
+                                        properties={"event": call.event}), call.model_dump(mode="json"), event_id)
+    if isinstance(call, GroupCall):
+        company = CompanyTraits(**compact(
+            name=_str(call.traits.get("name")),
+            domain=_str(call.traits.get("domain") or call.traits.get("website")),
+            group_id=_str(call.groupId),
+        ))
+        return build(lambda: IdentityEvent(**common, person=_person(call), company=company),
+                     call.model_dump(mode="json"), event_id)
+    return build(lambda: IdentityEvent(**common, person=_person(call)), call.model_dump(mode="json"), event_id)
+
+
+_call: TypeAdapter[_Call] = TypeAdapter(SegmentCall)
+
+
+def parse(body: Any, received_at: datetime, max_batch: int) -> list[MapResult]:
+    if isinstance(body, dict) and "batch" in body:
+        calls = SegmentBatch.model_validate(body).batch
+        check_batch_size("batch", len(calls), max_batch)
+    else:
+        calls = [_call.validate_python(body)]
+    return [_map(c, received_at) for c in calls]

@@ -1,0 +1,256 @@
+"""The ingest HTTP API (FastAPI). Thin: auth, size limit, parse with an adapter, dedupe, produce."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram, make_asgi_app
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.ingest import auth
+from services.ingest.adapters import canonical, segment, sendgrid, zoom
+from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Unmapped
+from services.ingest.dedupe import Deduper
+from services.ingest.errors import ApiError, field_errors, invalid
+from services.ingest.publisher import Publisher
+from services.ingest.settings import IngestSettings
+from shared.schemas.touch import PersonEvent
+
+log = logging.getLogger("ingest")
+
+EVENTS = Counter("bg_ingest_events_total", "Items received, by source and outcome", ["source", "outcome"])
+LATENCY = Histogram("bg_ingest_request_seconds", "Request handling time until Kafka acknowledged", ["source"])
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="new events written to Kafka")
+    duplicates: int = Field(description="events seen before (acknowledged, not written again)")
+    dead_lettered: int = Field(description="items that fit the format but could not be mapped")
+    ignored: list[str] = Field(description="items that are not touches, with the reason")
+    event_ids: list[str]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    errors: list[dict[str, str]] = []
+
+
+# Request bodies, for the OpenAPI spec (the routes parse the raw body themselves, to control
+# the size limit and the error format).
+BODY_TYPES: dict[str, Any] = {
+    "/v1/events": PersonEvent | list[PersonEvent] | dict[str, list[PersonEvent]],
+    "/v1/sources/segment": segment.SegmentCall | segment.SegmentBatch,
+    "/v1/sources/sendgrid": Annotated[list[sendgrid.SendGridEvent], Field(min_length=1)],
+    "/v1/sources/zoom": zoom.ZoomWebhook,
+}
+ERRORS = {status: {"model": ErrorBody} for status in (401, 403, 413, 422, 503)}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid([{"field": "(body)", "message": f"invalid JSON: {exc}"}]) from None
+
+
+def run_adapter(parse: Callable[[], list[MapResult]]) -> list[MapResult]:
+    try:
+        return parse()
+    except ValidationError as exc:
+        raise invalid(field_errors(exc)) from None
+    except PayloadError as exc:
+        raise invalid([{"field": exc.field, "message": exc.message}]) from None
+
+
+def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await publisher.start()
+        if settings.uses_dev_secrets():
+            log.warning("development API keys or Zoom secret in use: set INGEST_API_KEYS and "
+                        "INGEST_ZOOM_SECRET_TOKEN in production")
+        try:
+            yield
+        finally:
+            await publisher.stop()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Buying-group engine: ingest",
+        version="1",
+        description="Receives marketing touches in the platforms' own formats and writes canonical "
+                    "events to Kafka. 202 means Kafka acknowledged the write (acks=all).",
+        lifespan=lifespan,
+    )
+    app.mount("/metrics", make_asgi_app())
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse(invalid(errors).body(), status_code=422)
+
+    async def accept(source: str, results: list[MapResult]) -> JSONResponse:
+        events, unmapped, ignored, repeated = [], [], [], 0
+        seen: set[str] = set()
+        for r in results:
+            if isinstance(r, Ignored):
+                ignored.append(r.reason)
+                continue
+            dedupe_id = r.dedupe_id if isinstance(r, Unmapped) else r.event_id
+            if dedupe_id is not None and dedupe_id in seen:
+                repeated += 1
+                continue
+            if dedupe_id is not None:
+                seen.add(dedupe_id)
+            (unmapped if isinstance(r, Unmapped) else events).append(r)
+        try:
+            claims = await deduper.claim(list(seen))
+        except RedisError as exc:
+            raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
+        if claims.in_flight:
+            await deduper.release(claims.new)
+            raise ApiError(503, "in_flight", f"{len(claims.in_flight)} of these events are being written "
+                           "by another request; retry shortly", headers={"Retry-After": "1"})
+        new = set(claims.new)
+        fresh = [e for e in events if e.event_id in new]
+        dead = [(u.reason, u.detail, orjson.dumps(u.item, default=str).decode(), u.dedupe_id)
+                for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
+        try:
+            await publisher.publish(fresh, dead)
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            await deduper.release(claims.new)
+            raise ApiError(503, "unavailable", f"Kafka did not acknowledge the write: {exc!r}",
+                           headers={"Retry-After": "5"}) from None
+        await deduper.confirm(claims.new)
+        duplicates = len(events) + len(unmapped) - len(fresh) - len(dead) + repeated
+        for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates),
+                           ("dead_lettered", len(dead)), ("ignored", len(ignored))):
+            if n:
+                EVENTS.labels(source, outcome).inc(n)
+        body = Accepted(accepted=len(fresh), duplicates=duplicates, dead_lettered=len(dead),
+                        ignored=ignored, event_ids=[e.event_id for e in fresh])
+        return JSONResponse(body.model_dump(), status_code=202)
+
+    async def timed(source: str, handle: Callable[[], Any]) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            return await handle()
+        finally:
+            LATENCY.labels(source).observe(time.perf_counter() - started)
+
+    @app.post("/v1/events", status_code=202, response_model=Accepted, responses=ERRORS,
+              summary="One canonical event, a list, or {\"events\": [...]} (up to the batch limit)")
+    async def post_events(request: Request) -> JSONResponse:
+        auth.require_key("api", settings.api_keys, request.headers)
+        body = parse_json(await read_body(request, settings.max_body_bytes))
+        return await timed("api", lambda: accept("api", run_adapter(lambda: canonical.parse(body, settings.max_batch))))
+
+    @app.post("/v1/sources/segment", status_code=202, response_model=Accepted, responses=ERRORS,
+              summary="Segment-spec page, screen, track, identify and group calls, single or batch")
+    async def post_segment(request: Request) -> JSONResponse:
+        raw = await read_body(request, settings.max_body_bytes)
+        if settings.segment_shared_secret:
+            auth.require_hmac("X-Signature", request.headers.get("x-signature"),
+                              auth.hmac_sha1_hex(settings.segment_shared_secret, raw))
+        else:
+            auth.require_key("segment", settings.api_keys, request.headers)
+        body = parse_json(raw)
+        received = datetime.now(UTC)
+        return await timed("segment", lambda: accept(
+            "segment", run_adapter(lambda: segment.parse(body, received, settings.max_batch))))
+
+    @app.post("/v1/sources/sendgrid", status_code=202, response_model=Accepted, responses=ERRORS,
+              summary="SendGrid Event Webhook: an array of events (open, click, delivered, ...)")
+    async def post_sendgrid(request: Request) -> JSONResponse:
+        raw = await read_body(request, settings.max_body_bytes)
+        if settings.sendgrid_public_key:
+            auth.require_sendgrid_signature(
+                settings.sendgrid_public_key,
+                request.headers.get("x-twilio-email-event-webhook-signature"),
+                request.headers.get("x-twilio-email-event-webhook-timestamp"), raw)
+        else:
+            auth.require_key("sendgrid", settings.api_keys, request.headers)
+        body = parse_json(raw)
+        return await timed("sendgrid", lambda: accept(
+            "sendgrid", run_adapter(lambda: sendgrid.parse(body, settings.max_batch))))
+
+    @app.post("/v1/sources/zoom", status_code=202, response_model=Accepted, responses=ERRORS,
+              summary="Zoom webinar webhooks, signed with x-zm-signature; answers endpoint.url_validation")
+    async def post_zoom(request: Request) -> JSONResponse:
+        raw = await read_body(request, settings.max_body_bytes)
+        timestamp = request.headers.get("x-zm-request-timestamp", "")
+        if not timestamp.isdigit():
+            raise ApiError(401, "unauthorized", "x-zm-request-timestamp: header with unix seconds is required")
+        if abs(time.time() - int(timestamp)) > settings.zoom_max_clock_skew_seconds:
+            raise ApiError(401, "unauthorized", "x-zm-request-timestamp: too far from now (replayed request?)")
+        auth.require_hmac("x-zm-signature", request.headers.get("x-zm-signature"),
+                          zoom.signature(settings.zoom_secret_token, timestamp, raw))
+        body = parse_json(raw)
+        if isinstance(body, dict) and body.get("event") == zoom.URL_VALIDATION:
+            token = body.get("payload", {}).get("plainToken") if isinstance(body.get("payload"), dict) else None
+            if not isinstance(token, str) or not token:
+                raise invalid([{"field": "payload.plainToken", "message": "Field required"}])
+            return JSONResponse(zoom.url_validation_response(settings.zoom_secret_token, token))
+        return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body))))
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Kafka and Redis answer", responses={503: {"model": ErrorBody}})
+    async def readyz() -> JSONResponse:
+        checks = {"kafka": await publisher.ready()}
+        try:
+            checks["redis"] = bool(await asyncio.wait_for(redis.ping(), timeout=2))
+        except (RedisError, asyncio.TimeoutError, OSError):
+            checks["redis"] = False
+        return JSONResponse({"status": "ready" if all(checks.values()) else "not_ready", "checks": checks},
+                            status_code=200 if all(checks.values()) else 503)
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for path, body_type in BODY_TYPES.items():
+            body_schema = TypeAdapter(body_type).json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body_schema.pop("$defs", {}))
+            schema["paths"][path]["post"]["requestBody"] = {
+                "required": True, "content": {"application/json": {"schema": body_schema}}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

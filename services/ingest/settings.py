@@ -1,0 +1,39 @@
+"""Ingest settings from the environment (INGEST_*)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development keys, so that the local demo and tests work out of the box; the service logs
+# a warning at start while any of them is in use.
+DEV_API_KEYS = {
+    "api": ["dev-api-key"],
+    "segment": ["dev-segment-key"],
+    "sendgrid": ["dev-sendgrid-key"],
+    "zoom": ["dev-zoom-key"],
+}
+DEV_ZOOM_SECRET = "dev-zoom-secret-token"
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, validation_alias="BG_INGEST_PORT")
+    # Per source, the accepted keys: {"segment": ["key1"], ...} as JSON in INGEST_API_KEYS.
+    api_keys: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEV_API_KEYS.items()})
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(1000, ge=1, le=10000)
+    dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # Zoom signs every webhook with the app's secret token (x-zm-signature).
+    zoom_secret_token: str = DEV_ZOOM_SECRET
+    zoom_max_clock_skew_seconds: int = 300
+    # Optional platform signatures; when set they are required.
+    segment_shared_secret: str | None = None  # X-Signature: HMAC-SHA1 of the body
+    sendgrid_public_key: str | None = None  # base64 DER ECDSA key of SendGrid's Signed Event Webhook
+
+    def uses_dev_secrets(self) -> bool:
+        dev = {k for keys in DEV_API_KEYS.values() for k in keys}
+        return self.zoom_secret_token == DEV_ZOOM_SECRET or any(
+            k in dev for keys in self.api_keys.values() for k in keys)
