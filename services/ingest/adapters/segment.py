@@ -14,9 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from services.ingest.adapters.results import MapResult, build, check_batch_size, compact
-from shared.schemas.touch import (
-    CompanyTraits, Content, Context, IdentityEvent, Person, Source, TouchEvent, TouchKind,
-)
+from shared.schemas.touch import IdentityEvent, Source, TouchEvent, TouchKind
 
 Id = Annotated[str, Field(min_length=1, max_length=200)] | Annotated[int, Field(ge=0)]
 
@@ -107,10 +105,10 @@ def _company(value: Any) -> str | None:
     return _str(value)
 
 
-def _person(call: _Call) -> Person:
+def _person(call: _Call) -> dict:
     traits = {**call.context.get("traits", {}), **call.traits}
     name = traits.get("name") or " ".join(filter(None, (traits.get("firstName"), traits.get("lastName"))))
-    return Person(**compact(
+    return compact(
         email=_str(traits.get("email") or call.properties.get("email")),
         anonymous_id=_str(call.anonymousId),
         user_id=_str(call.userId),
@@ -118,23 +116,23 @@ def _person(call: _Call) -> Person:
         job_title=_str(traits.get("title") or traits.get("jobTitle") or traits.get("job_title")),
         company=_company(traits.get("company")),
         stated_role=_str(traits.get("role_in_purchase_process") or traits.get("buyingRole")),
-    ))
+    )
 
 
-def _context(call: _Call) -> Context:
+def _context(call: _Call) -> dict:
     campaign = call.context.get("campaign") or {}
     utm = {f"utm_{k}": str(v) for k, v in campaign.items() if isinstance(v, (str, int))}
-    return Context(**compact(ip=_str(call.context.get("ip")), user_agent=_str(call.context.get("userAgent")), utm=utm))
+    return compact(ip=_str(call.context.get("ip")), user_agent=_str(call.context.get("userAgent")), utm=utm)
 
 
-def _content(call: _Call, title: str | None) -> Content:
+def _content(call: _Call, title: str | None) -> dict:
     props, page = call.properties, call.context.get("page", {})
-    return Content(**compact(
+    return compact(
         url=_str(props.get("url") or page.get("url")),
         title=_str(props.get("title") or title or page.get("title")),
         asset_id=_str(props.get("asset_id") or props.get("assetId") or props.get("content_id")),
         topic=_str(props.get("topic") or props.get("category")),
-    ))
+    )
 
 
 def _map(call: _Call, received_at: datetime) -> MapResult:
@@ -150,11 +148,11 @@ def _map(call: _Call, received_at: datetime) -> MapResult:
                                         content=_content(call, call.event), context=_context(call),
                                         properties={"event": call.event}), call.model_dump(mode="json"), event_id)
     if isinstance(call, GroupCall):
-        company = CompanyTraits(**compact(
+        company = compact(
             name=_str(call.traits.get("name")),
             domain=_str(call.traits.get("domain") or call.traits.get("website")),
             group_id=_str(call.groupId),
-        ))
+        )
         return build(lambda: IdentityEvent(**common, person=_person(call), company=company),
                      call.model_dump(mode="json"), event_id)
     return build(lambda: IdentityEvent(**common, person=_person(call)), call.model_dump(mode="json"), event_id)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from services.ingest.adapters.results import (
     Ignored, MapResult, Unmapped, build, check_batch_size, compact, from_unix,
 )
-from shared.schemas.touch import Content, Context, Person, Source, TouchEvent, TouchKind
+from shared.schemas.touch import Source, TouchEvent, TouchKind
 
 _KINDS = {"open": TouchKind.email_open, "click": TouchKind.email_click, "delivered": TouchKind.email_delivered}
 
@@ -57,11 +57,11 @@ def _map(e: SendGridEvent) -> MapResult:
         kind=kind,
         platform="sendgrid",
         # Custom args set on the send (unique_args) carry what the email was about.
-        person=Person(**compact(email=e.email, name=_str(extra.get("name")),
-                                job_title=_str(extra.get("job_title")), company=_str(extra.get("company")))),
-        content=Content(**compact(url=e.url, title=_str(extra.get("subject") or extra.get("campaign")),
-                                  asset_id=_str(extra.get("asset_id")), topic=_str(extra.get("topic") or category))),
-        context=Context(**compact(ip=e.ip, user_agent=e.useragent)),
+        person=compact(email=e.email, name=_str(extra.get("name")),
+                                job_title=_str(extra.get("job_title")), company=_str(extra.get("company"))),
+        content=compact(url=e.url, title=_str(extra.get("subject") or extra.get("campaign")),
+                                  asset_id=_str(extra.get("asset_id")), topic=_str(extra.get("topic") or category)),
+        context=compact(ip=e.ip, user_agent=e.useragent),
         properties=compact(sg_message_id=e.sg_message_id, campaign=_str(extra.get("campaign"))),
     ), raw, event_id)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.ingest.adapters.results import Ignored, MapResult, Unmapped, build, compact, from_unix
-from shared.schemas.touch import Content, Person, Source, TouchEvent, TouchKind
+from shared.schemas.touch import Source, TouchEvent, TouchKind
 
 URL_VALIDATION = "endpoint.url_validation"
 
@@ -77,8 +77,8 @@ def url_validation_response(secret: str, plain_token: str) -> dict[str, str]:
     return {"plainToken": plain_token, "encryptedToken": encrypted}
 
 
-def _webinar_content(obj: WebinarObject) -> Content:
-    return Content(**compact(title=obj.topic, topic=obj.topic, asset_id=f"zoom-webinar-{obj.id}"))
+def _webinar_content(obj: WebinarObject) -> dict:
+    return compact(title=obj.topic, topic=obj.topic, asset_id=f"zoom-webinar-{obj.id}")
 
 
 def _map_registration(hook: ZoomWebhook, obj: WebinarObject, raw: dict) -> MapResult:
@@ -91,8 +91,8 @@ def _map_registration(hook: ZoomWebhook, obj: WebinarObject, raw: dict) -> MapRe
         event_id=event_id,
         occurred_at=r.create_time or from_unix(hook.event_ts / 1000),
         source=Source.webinar, kind=TouchKind.webinar_registered, platform="zoom",
-        person=Person(**compact(email=r.email, name=name, job_title=r.job_title, company=r.org,
-                                stated_role=r.role_in_purchase_process)),
+        person=compact(email=r.email, name=name, job_title=r.job_title, company=r.org,
+                                stated_role=r.role_in_purchase_process),
         content=_webinar_content(obj),
         properties=compact(webinar_id=str(obj.id)),
     ), raw, event_id)
@@ -107,7 +107,7 @@ def _map_join(hook: ZoomWebhook, obj: WebinarObject, raw: dict) -> MapResult:
     return build(lambda: TouchEvent(
         event_id=event_id, occurred_at=joined,
         source=Source.webinar, kind=TouchKind.webinar_attended, platform="zoom",
-        person=Person(**compact(email=p.email, name=p.user_name)),
+        person=compact(email=p.email, name=p.user_name),
         content=_webinar_content(obj),
         properties=compact(webinar_id=str(obj.id)),
     ), raw, event_id)
