@@ -29,6 +29,7 @@ class MemberContribution(Message):
     role: BuyingRole
     engagement: float  # decayed, weighted touches of this member at as_of
     touches: int
+    by_kind: dict[str, float] = Field(default_factory=dict)  # engagement per touch kind (optional)
 
 
 class ScoreBreakdown(Message):
@@ -40,6 +41,8 @@ class ScoreBreakdown(Message):
     members: tuple[MemberContribution, ...] = ()
     covered_roles: tuple[BuyingRole, ...] = ()
     missing_roles: tuple[BuyingRole, ...] = ()
+    engaged_members: int | None = None  # how many members count as engaged (optional)
+    engaged_departments: tuple[Department, ...] = ()  # their departments (optional)
 
 
 class OpportunityScore(Message):

@@ -1,0 +1,1 @@
+"""Scoring: group-level scores, formation and priority signals, alerts to sales (issue 5)."""
