@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         created = asyncio.run(ensure_topics(args.wait))
-    except Exception as exc:  # noqa: BLE001 - a CLI reports any failure in one line
+    except Exception as exc:
         print(f"could not reach Kafka at {kafka_settings().bootstrap_servers}: {exc!r}", file=sys.stderr)
         return 1
     partitions = kafka_settings().topic_partitions

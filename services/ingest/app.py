@@ -149,7 +149,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                 for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
         try:
             await publisher.publish(fresh, dead)
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, KafkaError, OSError) as exc:
             await deduper.release(claims.new)
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge the write: {exc!r}",
                            headers={"Retry-After": "5"}) from None
@@ -234,7 +234,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         checks = {"kafka": await publisher.ready()}
         try:
             checks["redis"] = bool(await asyncio.wait_for(redis.ping(), timeout=2))
-        except (RedisError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, RedisError, OSError):
             checks["redis"] = False
         return JSONResponse({"status": "ready" if all(checks.values()) else "not_ready", "checks": checks},
                             status_code=200 if all(checks.values()) else 503)

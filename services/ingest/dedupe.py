@@ -39,9 +39,9 @@ class Deduper:
             for i in unique:
                 pipe.set(self.prefix + i, PENDING, nx=True, ex=CLAIM_TTL_SECONDS, get=True)
             previous = await pipe.execute()
-        new = [i for i, p in zip(unique, previous) if p is None]
-        duplicates = [i for i, p in zip(unique, previous) if p == DONE]
-        in_flight = [i for i, p in zip(unique, previous) if p == PENDING]
+        new = [i for i, p in zip(unique, previous, strict=True) if p is None]
+        duplicates = [i for i, p in zip(unique, previous, strict=True) if p == DONE]
+        in_flight = [i for i, p in zip(unique, previous, strict=True) if p == PENDING]
         return Claims(new, duplicates, in_flight)
 
     async def confirm(self, ids: list[str]) -> None:

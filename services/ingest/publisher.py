@@ -47,5 +47,5 @@ class Publisher:
         try:
             await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=3)
             return True
-        except Exception:  # noqa: BLE001 - readiness only reports
+        except Exception:
             return False

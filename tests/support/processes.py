@@ -27,9 +27,9 @@ class ServiceProcess:
         self.log_path = ARTIFACTS / f"{name}.log"
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         if self.health_url:
             self.wait_healthy(timeout)
         return self

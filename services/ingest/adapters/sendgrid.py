@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from services.ingest.adapters.results import (
-    Ignored, MapResult, Unmapped, build, check_batch_size, compact, from_unix,
+    Ignored,
+    MapResult,
+    Unmapped,
+    build,
+    check_batch_size,
+    compact,
+    from_unix,
 )
 from shared.schemas.touch import Source, TouchEvent, TouchKind
 

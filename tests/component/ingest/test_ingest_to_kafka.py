@@ -102,7 +102,8 @@ async def test_duplicates_are_acknowledged_but_produced_once(ingest_url):
         "accepted": 0, "duplicates": 2, "dead_lettered": 0, "ignored": [], "event_ids": []}
     sendgrid_body = unique(load("sendgrid_events.json")[:1], tag)
     for _ in range(3):
-        assert httpx.post(f"{ingest_url}/v1/sources/sendgrid", content=sendgrid_body, headers=SENDGRID).status_code == 202
+        r = httpx.post(f"{ingest_url}/v1/sources/sendgrid", content=sendgrid_body, headers=SENDGRID)
+        assert r.status_code == 202
     got = await person_events_for(lambda e: tag in e.event_id, 2, settle=3.0)
     assert sorted(e.event_id for e in got) == sorted([f"dup-{tag}", f"sendgrid:sg-{tag}-open-petrova-0001"])
 
