@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared.schemas.crm import StageChanged
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.opportunity import OpportunityEvent
 from shared.schemas.scoring import ScoringMessage
@@ -57,4 +58,5 @@ person_events: Codec[PersonEvent] = Codec(PersonEvent)
 opportunity_events: Codec[OpportunityEvent] = Codec(OpportunityEvent)
 scoring_messages: Codec[ScoringMessage] = Codec(ScoringMessage)
 dead_letters: Codec[DeadLetter] = Codec(DeadLetter)
+crm_events: Codec[StageChanged] = Codec(StageChanged)
 encode = Codec.encode
