@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import faust
 from faust.types import TP, EventT
 
 from services.scoring.config import load_config
@@ -33,12 +34,11 @@ dead_letters = DeadLetterSink(app, SERVICE, topics.SCORING_DLQ)
 
 # Both tables are written while handling a message of input partition P, so faust writes
 # their changelog to partition P and restores each entry with the partition it belongs to.
-opportunities = app.Table("scoring-opportunities", key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw")
+_raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+opportunities = app.Table("scoring-opportunities", schema=_raw)
 # Keyed by input partition: the watermark is per partition, so a replay (same keys, same
 # partitions, same order within each) reaches the same watermark at the same message.
-clocks = app.Table("scoring-clocks", key_type=bytes, value_type=bytes,
-                   key_serializer="raw", value_serializer="raw")
+clocks = app.Table("scoring-clocks", schema=_raw)
 timers = TimerIndex()
 
 

@@ -1,0 +1,108 @@
+"""Alert configuration (YAML with ${ENV} references) and routing of a signal to its webhooks."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from services.scoring.alerts.format import Format
+from shared.schemas.scoring import Signal, SignalType
+
+DEFAULT_PATH = Path(__file__).parents[1] / "config" / "alerts.yaml"
+ENV_PATH = "BG_ALERTS_CONFIG"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Webhook(_Strict):
+    url: str
+    format: Format = "json"
+    secret: str | None = None
+    chat_id: str | None = None
+
+    @model_validator(mode="after")
+    def _telegram_chat(self) -> Webhook:
+        if self.format == "telegram" and not self.chat_id:
+            raise ValueError("a telegram webhook needs a chat_id")
+        return self
+
+
+class Routing(_Strict):
+    default: tuple[str, ...] = ()
+    owners: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    signals: tuple[SignalType, ...]
+
+
+class Delivery(_Strict):
+    attempts: PositiveInt = 5
+    backoff_initial: float = Field(0.5, ge=0)
+    backoff_max: float = Field(30.0, ge=0)
+    timeout: PositiveFloat = 10.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based)."""
+        return min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max)
+
+    def worst_case_seconds(self) -> float:
+        return self.attempts * self.timeout + sum(self.backoff(a) for a in range(1, self.attempts))
+
+
+class AlertsConfig(_Strict):
+    webhooks: dict[str, Webhook]
+    routing: Routing
+    delivery: Delivery = Delivery()
+    cooldown_seconds: int = Field(900, ge=0)
+    dedupe_ttl_seconds: PositiveInt = 30 * 24 * 3600
+    redis_prefix: str = "bg:alerts:"
+
+    @model_validator(mode="after")
+    def _known_webhooks(self) -> AlertsConfig:
+        named = set(self.routing.default).union(*self.routing.owners.values())
+        unknown = named - set(self.webhooks)
+        if unknown:
+            raise ValueError(f"routing names unknown webhooks: {sorted(unknown)}")
+        return self
+
+    def route(self, signal: Signal) -> list[str]:
+        """Webhook names for a signal: the account owner's where configured, else the default."""
+        if signal.signal not in self.routing.signals:
+            return []
+        owner = (signal.account_owner or "").strip().lower()
+        owners = {k.strip().lower(): v for k, v in self.routing.owners.items()}
+        return list(owners.get(owner, self.routing.default)) if owner else list(self.routing.default)
+
+
+def _expand(value: Any, environ: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ValueError(f"alerts config needs the environment variable {name}")
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ) for v in value]
+    return value
+
+
+def load_alerts_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AlertsConfig:
+    source = Path(path or os.environ.get(ENV_PATH) or DEFAULT_PATH)
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data = _expand(data, dict(os.environ if environ is None else environ))
+    for hook in data.get("webhooks", {}).values():
+        for key in ("secret", "chat_id"):
+            if hook.get(key) == "":
+                hook[key] = None
+    return AlertsConfig.model_validate(data)
