@@ -1,0 +1,1 @@
+"""Benchmark scripts (not timed tests): run against the real local stack, print and save results."""

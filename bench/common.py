@@ -1,0 +1,47 @@
+"""What the benchmark scripts share: a fresh topic namespace, service processes, memory readings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
+
+
+async def fresh_namespace(prefix: str) -> str:
+    """Topics of their own for this run, so that earlier runs do not count."""
+    from shared.topics import ensure_topics
+
+    namespace = f"{prefix}{uuid.uuid4().hex[:6]}."
+    os.environ["BG_TOPIC_NAMESPACE"] = namespace
+    await ensure_topics(wait_seconds=30)
+    return namespace
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the peak resident set size of a process so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def machine() -> dict[str, str | int]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count() or 0,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+
+
+def save(name: str, results: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **results}, indent=2, ensure_ascii=False))
+    return path
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
