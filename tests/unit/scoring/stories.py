@@ -172,3 +172,23 @@ def severny_veter(story: Story, start: float = 0) -> str:
     story.touch(opp, "it", "download", day(start + 30, 1), department=Department.it,
                 role=BuyingRole.technical_validator)
     return opp
+
+
+def replay(events: list, config, partition_of=lambda key: 0) -> list:
+    """Run events through the worker's processor with dicts for tables: (scores + signals) in order."""
+    from services.scoring.processor import Processor
+
+    processor = Processor(config, {}, {})
+    outputs: list = []
+    for event in events:
+        outputs += processor.process(partition_of(event.key()), event)
+    return outputs
+
+
+def signals_of(outputs: list, opportunity: str | None = None, kind: str | None = None) -> list:
+    return [o for o in outputs if o.type == "signal"
+            and (opportunity is None or o.opportunity_id == opportunity) and (kind is None or o.signal == kind)]
+
+
+def last_score(outputs: list, opportunity: str):
+    return [o for o in outputs if o.type == "score" and o.opportunity_id == opportunity][-1]
