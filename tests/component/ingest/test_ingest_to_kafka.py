@@ -158,3 +158,19 @@ def test_health_readiness_and_metrics(ingest_url):
     assert ready["checks"] == {"kafka": True, "redis": True}
     metrics = httpx.get(f"{ingest_url}/metrics/").text
     assert 'bg_ingest_events_total{outcome="accepted",source="api"}' in metrics
+
+
+async def test_domain_stories_in_platform_formats_all_land(ingest_url):
+    from demo.send import send_all
+    from demo.stories import all_stories
+
+    tag = uuid.uuid4().hex[:8]
+    requests = all_stories(tag)
+    totals = send_all(ingest_url, requests)
+    assert totals["requests"] == len(requests)
+    assert totals["dead_lettered"] == 0 and totals["duplicates"] == 0
+    got = await person_events_for(lambda e: tag in (e.person.email or e.person.anonymous_id or ""),
+                                  totals["accepted"], settle=1.0)
+    assert len(got) == totals["accepted"]
+    companies = {e.person.email.split("@")[1] for e in got if e.person.email}
+    assert {f"hr.romashka{tag}.ru", f"romashka{tag}.ru", f"gazmyasneft{tag}.ru", f"argotrubosbyt{tag}.ru"} <= companies
