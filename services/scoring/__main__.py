@@ -11,7 +11,11 @@ def main() -> None:
     from services.scoring.main import app
 
     level = os.environ.get("LOG_LEVEL", "info").lower()
-    sys.argv = [sys.argv[0], "worker", "--loglevel", {"warning": "warn", "critical": "crit"}.get(level, level)]
+    level = {"warning": "warn", "critical": "crit"}.get(level, level)
+    # faust's worker command turns its web server on unless told otherwise, whatever the
+    # app's web_enabled says; two workers on one host would then fight over the port.
+    web = "--with-web" if os.environ.get("BG_FAUST_WEB", "0") == "1" else "--without-web"
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level, web]
     app.main()
 
 

@@ -27,6 +27,8 @@ class Webhook(_Strict):
     format: Format = "json"
     secret: str | None = None
     chat_id: str | None = None
+    # Only these signals go to this webhook (say, a manager's channel for group_formed only).
+    signals: tuple[SignalType, ...] | None = None
 
     @model_validator(mode="after")
     def _telegram_chat(self) -> Webhook:
@@ -77,7 +79,8 @@ class AlertsConfig(_Strict):
             return []
         owner = (signal.account_owner or "").strip().lower()
         owners = {k.strip().lower(): v for k, v in self.routing.owners.items()}
-        return list(owners.get(owner, self.routing.default)) if owner else list(self.routing.default)
+        names = owners.get(owner, self.routing.default) if owner else self.routing.default
+        return [n for n in names if self.webhooks[n].signals is None or signal.signal in self.webhooks[n].signals]
 
 
 def _expand(value: Any, environ: dict[str, str]) -> Any:

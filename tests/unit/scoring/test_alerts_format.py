@@ -62,8 +62,9 @@ def test_routing_prefers_the_account_owner_and_expands_the_environment(tmp_path)
 webhooks:
   team: {url: "${TEAM_URL}", format: slack, secret: "${SECRET:-}"}
   anna: {url: "http://tg/bot${TG_TOKEN}/sendMessage", format: telegram, chat_id: "42"}
+  gaps: {url: "http://gaps", signals: [role_gap]}
 routing:
-  default: [team]
+  default: [team, gaps]
   owners: {Anna@Vendor.example: [anna]}
   signals: [group_formed, role_gap]
 """)
@@ -72,6 +73,7 @@ routing:
     assert config.webhooks["anna"].url == "http://tg/botT/sendMessage"
     assert config.route(SIGNAL) == ["anna"]
     assert config.route(SIGNAL.model_copy(update={"account_owner": None})) == ["team"]
+    assert config.route(SIGNAL.model_copy(update={"account_owner": None, "signal": "role_gap"})) == ["team", "gaps"]
     assert config.route(SIGNAL.model_copy(update={"account_owner": "bob@vendor.example"})) == ["team"]
     assert config.route(SIGNAL.model_copy(update={"signal": "group_forming"})) == []
     with pytest.raises(ValueError, match="TEAM_URL"):

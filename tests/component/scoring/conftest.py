@@ -1,0 +1,142 @@
+"""One replayed log of opportunity events, scored by two scoring workers in two fresh
+namespaces; the tests of this folder read what they wrote to the real topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from services.scoring.config import load_config
+from shared import topics
+from shared.codec import encode, scoring_messages
+from shared.settings import kafka_settings
+from shared.topics import ensure_topics
+from tests.support.kafka import collect, produce
+from tests.support.processes import ServiceProcess
+from tests.unit.scoring.stories import (
+    Story,
+    argotrubosbyt,
+    day,
+    gazmyasneft,
+    krasnaya_romashka,
+    replay,
+    severny_veter,
+)
+
+BAD_MESSAGE = b'{"type": "member_added", "version": 0}'
+
+
+@contextmanager
+def namespace(name: str) -> Iterator[None]:
+    """BG_TOPIC_NAMESPACE for the code in this process (topic names), restored afterwards."""
+    previous = os.environ.get("BG_TOPIC_NAMESPACE")
+    os.environ["BG_TOPIC_NAMESPACE"] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("BG_TOPIC_NAMESPACE", None)
+        else:
+            os.environ["BG_TOPIC_NAMESPACE"] = previous
+
+
+def partition_of(key: str) -> int:
+    """The partition Kafka's default partitioner (murmur2, as aiokafka's) gives a key."""
+    partitions = list(range(kafka_settings().topic_partitions))
+    return DefaultPartitioner()(key.encode(), partitions, partitions)
+
+
+@dataclass
+class Run:
+    namespace: str
+    signals: list  # raw bytes, in the order read
+    scores: list
+    dead_letters: list
+    worker: ServiceProcess
+
+
+@dataclass
+class Replayed:
+    story: Story
+    events: list
+    opportunities: dict[str, str]
+    expected: list  # what the worker's processor gives in-process for the same log
+    runs: list[Run]
+
+
+def build_story(token: str) -> tuple[Story, dict[str, str]]:
+    story = Story(token)
+    opportunities = {
+        "gaz": gazmyasneft(story),
+        "argo": argotrubosbyt(story),
+        "romashka": krasnaya_romashka(story),
+        "veter": severny_veter(story, start=1),
+    }
+    # The log ends two months in, on every partition, so that every due timer fires.
+    partitions = set(range(kafka_settings().topic_partitions))
+    n = 0
+    while partitions:
+        account = f"tick{n}{token}.example"
+        if (p := partition_of(account)) in partitions:
+            partitions.discard(p)
+            story.account_touch(account, day(60))
+        n += 1
+    return story, opportunities
+
+
+def topic_in(name: str, topic: topics.Topic) -> str:
+    return f"{name}{topic.base_name}"
+
+
+async def create_namespace(name: str) -> None:
+    with namespace(name):
+        await ensure_topics(wait_seconds=30)
+
+
+async def run_worker(name: str, log: list[tuple[str, bytes]], expected_signals: int,
+                     expected_scores: int, tmp_path) -> Run:
+    worker = ServiceProcess(f"scoring-{name.rstrip('.')}", ["-m", "services.scoring"], env={
+        "BG_TOPIC_NAMESPACE": name, "BG_STATE_DIR": str(tmp_path / name), "LOG_LEVEL": "warn"})
+    worker.start()
+    await produce(topic_in(name, topics.OPPORTUNITY_EVENTS), log)
+    try:
+        signals = await collect(topic_in(name, topics.SIGNALS), until=lambda k: len(k) >= expected_signals,
+                                timeout=90, settle=2)
+        scores = await collect(topic_in(name, topics.SCORES), until=lambda k: len(k) >= expected_scores,
+                               timeout=30, settle=1)
+        dead = await collect(topic_in(name, topics.SCORING_DLQ), until=lambda k: len(k) >= 1, timeout=30)
+    except AssertionError as exc:
+        worker.stop()
+        raise AssertionError(f"{exc}\nworker log:\n{worker.tail()}") from None
+    return Run(name, signals, scores, dead, worker)
+
+
+@pytest.fixture(scope="session")
+async def replayed(servers, tmp_path_factory) -> Replayed:
+    token = f"-{uuid.uuid4().hex[:6]}"
+    story, opportunities = build_story(token)
+    events = story.in_time_order()
+    expected = replay(events, load_config(), partition_of)
+    log = [(e.key(), encode(e)) for e in events] + [(opportunities["gaz"], BAD_MESSAGE)]
+    n_signals = sum(o.type == "signal" for o in expected)
+    n_scores = len(expected) - n_signals
+    tmp = tmp_path_factory.mktemp("scoring")
+    names = [f"t{uuid.uuid4().hex[:8]}.", f"t{uuid.uuid4().hex[:8]}."]
+    # Two fresh namespaces, one worker each, the same log: the replay-twice check.
+    for name in names:
+        await create_namespace(name)
+    runs = await asyncio.gather(*(run_worker(n, log, n_signals, n_scores, tmp) for n in names))
+    yield Replayed(story, events, opportunities, expected, list(runs))
+    for run in runs:
+        run.worker.stop()
+
+
+def decoded(raw: list[bytes]) -> list:
+    return [scoring_messages.decode(r) for r in raw]
