@@ -6,8 +6,6 @@ only moves data between Kafka and the processor (services.scoring.processor).
 
 from __future__ import annotations
 
-import logging
-
 import faust
 from faust.types import TP
 
@@ -18,8 +16,6 @@ from shared import topics
 from shared.codec import DecodeError, encode, opportunity_events
 from shared.schemas.scoring import Signal
 from shared.streaming import DeadLetterSink, make_app, raw_topic
-
-log = logging.getLogger(__name__)
 
 SERVICE = "scoring"
 

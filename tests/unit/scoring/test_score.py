@@ -25,7 +25,8 @@ def test_decay_halves_every_half_life_of_event_time() -> None:
     assert decay(4.0, day(1), day(0), hl) == 4.0
 
 
-def _state(touches: list[tuple[str, str, float]], members: dict[str, tuple[Department, BuyingRole]]) -> OpportunityState:
+def _state(touches: list[tuple[str, str, float]],
+           members: dict[str, tuple[Department, BuyingRole]]) -> OpportunityState:
     return OpportunityState(
         opportunity_id="x.ru:hr", account_id="x.ru", solution="hr", partition=0,
         expected_roles=CONFIG.default_profile.expected_roles,
@@ -41,7 +42,8 @@ def test_score_is_the_sum_of_its_breakdown_and_decays_with_the_watermark() -> No
                    {"a": (Department.hr, BuyingRole.initiator), "b": (Department.it, BuyingRole.technical_validator)})
     fresh = score_opportunity(state, day(1), CONFIG)
     b = fresh.breakdown
-    assert fresh.score == pytest.approx(b.engagement + b.breadth + b.role_coverage + b.departments + b.recency, abs=1e-3)
+    parts = b.engagement + b.breadth + b.role_coverage + b.departments + b.recency
+    assert fresh.score == pytest.approx(parts, abs=1e-3)
     assert b.engaged_members == 2 and set(b.engaged_departments) == {Department.hr, Department.it}
     assert b.covered_roles == (BuyingRole.initiator, BuyingRole.technical_validator)
     assert b.missing_roles == (BuyingRole.budget_holder, BuyingRole.decision_maker)
