@@ -1,0 +1,5 @@
+import sys
+
+from services.projection.main import main
+
+sys.exit(main())

@@ -1,0 +1,446 @@
+"""SQL of the projection: the unit of work that applies a batch (rows and consumer offsets in
+one transaction), and the queries of the read API.
+
+Every write is an upsert guarded so that a replay, a duplicate or an older message never
+changes or regresses a row: by the entity's version, by event time and event id, or, for
+immutable facts (touches, signals, score history, stage changes), by their id. Only rows an
+upsert really changed mark their opportunity as changed; only those get a new change_seq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.projection import schema as s
+from services.projection.domain import Kind
+
+# ---------------------------------------------------------------- upserts
+
+
+def _newer(table_cols: tuple[ColumnElement, ...], excluded_cols: tuple[ColumnElement, ...]) -> ColumnElement[bool]:
+    return or_(table_cols[0].is_(None), tuple_(*table_cols) < tuple_(*excluded_cols))
+
+
+def _update(stmt: Insert, keys: list[str], columns: Iterable[str], where: Any) -> Insert:
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}, where=where,
+    )
+
+
+def _account_ref() -> Insert:
+    t, stmt = s.accounts.c, insert(s.accounts)
+    return _update(stmt, ["account_id"], ("name", "domains", "owner", "ref_at", "ref_event_id"),
+                   _newer((t.ref_at, t.ref_event_id), (stmt.excluded.ref_at, stmt.excluded.ref_event_id)))
+
+
+def _seen(table: Any, key: str, with_account: bool) -> Insert:
+    t, stmt = table.c, insert(table)
+    ex = stmt.excluded
+    set_: dict[str, Any] = {
+        "first_seen_at": func.least(t.first_seen_at, ex.first_seen_at),
+        "last_activity_at": func.greatest(t.last_activity_at, ex.last_activity_at),
+    }
+    where = or_(t.first_seen_at.is_(None), t.first_seen_at > ex.first_seen_at,
+                t.last_activity_at < ex.last_activity_at)
+    if with_account:
+        # The account of the latest activity, as domain._contact_seen_merge decides.
+        later = or_(t.account_id.is_(None), t.last_activity_at.is_(None),
+                    tuple_(t.last_activity_at, t.account_id) < tuple_(ex.last_activity_at, ex.account_id))
+        set_["account_id"] = case((later, ex.account_id), else_=t.account_id)
+        where = or_(where, later)
+    return stmt.on_conflict_do_update(index_elements=[key], set_=set_, where=where)
+
+
+def _contact_ref() -> Insert:
+    t, stmt = s.contacts.c, insert(s.contacts)
+    return _update(stmt, ["person_id"],
+                   ("email", "name", "job_title", "department", "role", "role_source", "ref_at", "ref_event_id"),
+                   _newer((t.ref_at, t.ref_event_id), (stmt.excluded.ref_at, stmt.excluded.ref_event_id)))
+
+
+def _opportunity(columns: tuple[str, ...], where: Any) -> Insert:
+    stmt = insert(s.opportunities)
+    return _update(stmt, ["opportunity_id"], columns, where(s.opportunities.c, stmt.excluded)).returning(
+        s.opportunities.c.opportunity_id)
+
+
+def _member() -> Insert:
+    t, stmt = s.opportunity_members.c, insert(s.opportunity_members)
+    ex = stmt.excluded
+    set_ = {c: ex[c] for c in ("account_id", "email", "name", "job_title", "department", "role", "role_source",
+                                "version")}
+    set_["joined_at"] = func.least(t.joined_at, ex.joined_at)
+    return stmt.on_conflict_do_update(
+        index_elements=["opportunity_id", "person_id"], set_=set_, where=t.version < ex.version,
+    ).returning(t.opportunity_id)
+
+
+def _immutable(table: Any, returning: ColumnElement | None = None) -> Insert:
+    stmt = insert(table).on_conflict_do_nothing()
+    return stmt.returning(returning) if returning is not None else stmt
+
+
+# In this order: parents first is not required (no foreign keys), but a fixed order of tables
+# with rows sorted by key means concurrent consumers lock rows in the same order.
+UPSERTS: dict[Kind, Insert] = {
+    "account_ref": _account_ref(),
+    "account_seen": _seen(s.accounts, "account_id", with_account=False),
+    "contact_ref": _contact_ref(),
+    "contact_seen": _seen(s.contacts, "person_id", with_account=True),
+    "opportunity_stub": _immutable(s.opportunities, s.opportunities.c.opportunity_id),
+    "opportunity_event": _opportunity(
+        ("account_id", "solution", "version", "last_event_id"), lambda t, ex: t.version < ex.version),
+    "opportunity_created": _opportunity(
+        ("origin", "expected_roles", "required_roles", "created_at"), lambda t, ex: t.created_at.is_(None)),
+    "opportunity_score": _opportunity(
+        ("score", "tier", "breakdown", "score_version", "score_as_of"),
+        lambda t, ex: _newer((t.score_version, t.score_as_of), (ex.score_version, ex.score_as_of))),
+    "opportunity_stage": _opportunity(
+        ("stage", "outcome", "amount", "currency", "stage_changed_at", "stage_event_id"),
+        lambda t, ex: _newer((t.stage_changed_at, t.stage_event_id), (ex.stage_changed_at, ex.stage_event_id))),
+    "member": _member(),
+    "touch": _immutable(s.touches, s.touches.c.opportunity_id),
+    "signal": _immutable(s.signals, s.signals.c.opportunity_id),
+    "score_history": _immutable(s.score_history),
+    "stage_change": _immutable(s.stage_changes),
+}
+
+REFRESH_MEMBERS = text("""
+UPDATE opportunity_members m SET
+  (touches_count, first_touch_at, last_touch_at) = (
+    SELECT count(*), min(t.occurred_at), max(t.occurred_at) FROM touches t
+    WHERE t.opportunity_id = m.opportunity_id AND t.person_id = m.person_id),
+  engagement = (
+    SELECT (c->>'engagement')::float8
+    FROM opportunities o CROSS JOIN LATERAL jsonb_array_elements(coalesce(o.breakdown->'members', '[]')) c
+    WHERE o.opportunity_id = m.opportunity_id AND c->>'person_id' = m.person_id LIMIT 1)
+WHERE m.opportunity_id = ANY(CAST(:ids AS text[]))
+""")
+
+# Derived columns, recomputed from the other tables: a function of their content only, so
+# the final rows do not depend on how messages of different topics interleaved. Missing roles
+# are the roles the group should have (the profile of the opportunity, else the scoring's)
+# that no member covers. The lifecycle follows the latest formation signal; a CRM's won or
+# lost outcome overrides it.
+REFRESH_OPPORTUNITIES = text("""
+WITH ids AS (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS id),
+mem AS (
+  SELECT m.opportunity_id AS id, count(*) AS members_count,
+         count(*) FILTER (WHERE m.touches_count > 0) AS engaged,
+         array_agg(DISTINCT m.department ORDER BY m.department) AS departments,
+         array_agg(DISTINCT m.role ORDER BY m.role) AS covered
+  FROM opportunity_members m JOIN ids ON m.opportunity_id = ids.id GROUP BY 1),
+tt AS (
+  SELECT t.opportunity_id AS id, count(*) AS n, min(t.occurred_at) AS first_at, max(t.occurred_at) AS last_at
+  FROM touches t JOIN ids ON t.opportunity_id = ids.id GROUP BY 1),
+life AS (
+  SELECT DISTINCT ON (sg.opportunity_id) sg.opportunity_id AS id,
+         CASE sg.signal WHEN 'stalled' THEN 'stalled' ELSE 'formed' END AS lifecycle
+  FROM signals sg JOIN ids ON sg.opportunity_id = ids.id
+  WHERE sg.signal IN ('group_formed', 'stalled', 'reactivated')
+  ORDER BY sg.opportunity_id, sg.occurred_at DESC, sg.signal_id DESC),
+formed AS (
+  SELECT sg.opportunity_id AS id, min(sg.occurred_at) AS formed_at
+  FROM signals sg JOIN ids ON sg.opportunity_id = ids.id WHERE sg.signal = 'group_formed' GROUP BY 1)
+UPDATE opportunities o SET
+  members_count = coalesce(mem.members_count, 0),
+  engaged_members = coalesce(mem.engaged, 0),
+  departments = coalesce(mem.departments, '{}'),
+  covered_roles = coalesce(mem.covered, '{}'),
+  missing_roles = ARRAY(
+    SELECT DISTINCT r FROM unnest(o.expected_roles || o.required_roles || ARRAY(
+      SELECT jsonb_array_elements_text(coalesce(o.breakdown->'missing_roles', '[]')))) AS r
+    WHERE NOT r = ANY(coalesce(mem.covered, '{}')) ORDER BY r),
+  touches_count = coalesce(tt.n, 0),
+  first_touch_at = tt.first_at,
+  last_activity_at = coalesce(tt.last_at, o.created_at),
+  formed_at = formed.formed_at,
+  status = CASE WHEN o.outcome IN ('won', 'lost') THEN o.outcome ELSE coalesce(life.lifecycle, 'forming') END,
+  change_seq = nextval('opportunity_change_seq')
+FROM ids
+  LEFT JOIN mem ON mem.id = ids.id
+  LEFT JOIN tt ON tt.id = ids.id
+  LEFT JOIN life ON life.id = ids.id
+  LEFT JOIN formed ON formed.id = ids.id
+WHERE o.opportunity_id = ids.id
+""")
+
+# change_seq must grow in commit order, or a reader could move its cursor past a change that
+# commits later with a smaller number. Writers hold this lock from taking their numbers until
+# they commit; it is taken at the end of the transaction, so the upserts still run in parallel.
+CHANGE_FEED_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('bg-change-feed:' || current_schema()))")
+
+
+def _offsets_upsert() -> Insert:
+    t, stmt = s.consumer_offsets.c, insert(s.consumer_offsets)
+    # Only forward: a consumer that lost its partitions mid-batch must not move a new owner back.
+    return stmt.on_conflict_do_update(
+        index_elements=["consumer", "topic", "partition"], set_={"next_offset": stmt.excluded.next_offset},
+        where=t.next_offset < stmt.excluded.next_offset,
+    )
+
+
+OFFSETS_UPSERT = _offsets_upsert()
+
+TopicPartition = tuple[str, int]
+
+
+async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> set[str]:
+    """Upsert the rows of one batch; the ids of the opportunities they changed."""
+    changed: set[str] = set()
+    for kind, stmt in UPSERTS.items():
+        batch = rows.get(kind)
+        if not batch:
+            continue
+        result = await conn.execute(stmt, batch)
+        if result.returns_rows:
+            changed.update(oid for (oid,) in result.all() if oid is not None)
+    return changed
+
+
+async def refresh(conn: AsyncConnection, opportunity_ids: set[str]) -> None:
+    await conn.execute(CHANGE_FEED_LOCK)
+    if not opportunity_ids:
+        return
+    ids = sorted(opportunity_ids)
+    await conn.execute(REFRESH_MEMBERS, {"ids": ids})
+    await conn.execute(REFRESH_OPPORTUNITIES, {"ids": ids})
+
+
+class UnitOfWork:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def apply(self, consumer: str, rows: Mapping[Kind, list[dict]],
+                    offsets: Mapping[TopicPartition, int]) -> int:
+        """Rows and the consumer's next offsets in one transaction; the number of changed opportunities."""
+        async with self.engine.begin() as conn:
+            changed = await write_rows(conn, rows)
+            await refresh(conn, changed)
+            if offsets:
+                await conn.execute(OFFSETS_UPSERT, [
+                    {"consumer": consumer, "topic": topic, "partition": partition, "next_offset": offset}
+                    for (topic, partition), offset in sorted(offsets.items())
+                ])
+        return len(changed)
+
+    async def stored_offsets(self, consumer: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        c = s.consumer_offsets.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(c.topic, c.partition, c.next_offset).where(c.consumer == consumer, c.topic.in_(list(topics))))
+            return {(topic, partition): offset for topic, partition, offset in result}
+
+
+# ---------------------------------------------------------------- reads
+
+o, m, t_, sig = s.opportunities.c, s.opportunity_members.c, s.touches.c, s.signals.c
+
+TIER_RANK = case((o.tier == "A", 0), (o.tier == "B", 1), (o.tier == "C", 2), else_=3)
+# Open opportunities first, then tier, score and recent activity; the id keeps pages stable.
+PRIORITY = (case((o.outcome == "open", 0), else_=1), TIER_RANK, o.score.desc().nulls_last(),
+            o.last_activity_at.desc().nulls_last(), o.opportunity_id)
+
+SUMMARY_COLUMNS = (
+    o.opportunity_id, o.account_id, s.accounts.c.name.label("account_name"), o.solution, o.stage, o.outcome,
+    o.status, o.score, o.tier, o.origin, o.created_at, o.formed_at, o.first_touch_at, o.last_activity_at,
+    o.members_count, o.engaged_members, o.touches_count, o.departments, o.covered_roles, o.missing_roles,
+    o.amount, o.currency, o.stage_changed_at, o.version, o.change_seq,
+)
+
+
+def _summary() -> Select:
+    return select(*SUMMARY_COLUMNS).select_from(
+        s.opportunities.outerjoin(s.accounts, s.accounts.c.account_id == o.account_id))
+
+
+@dataclass(frozen=True)
+class OpportunityFilter:
+    status: str | None = None
+    tier: str | None = None
+    solution: str | None = None
+    account: str | None = None
+    stage: str | None = None
+    min_score: float | None = None
+    formed_since: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for column, value in ((o.status, self.status), (o.tier, self.tier), (o.solution, self.solution),
+                              (o.account_id, self.account), (o.stage, self.stage)):
+            if value is not None:
+                out.append(column == value)
+        if self.min_score is not None:
+            out.append(o.score >= self.min_score)
+        if self.formed_since is not None:
+            out.append(o.formed_at >= self.formed_since)
+        return out
+
+
+def _dicts(result: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in result.mappings()]
+
+
+class Reader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1 FROM opportunities LIMIT 1"))
+
+    async def list_opportunities(self, where: OpportunityFilter, limit: int, offset: int
+                                 ) -> tuple[int, list[dict[str, Any]]]:
+        conditions = where.conditions()
+        async with self.engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(s.opportunities).where(*conditions))
+            rows = await conn.execute(_summary().where(*conditions).order_by(*PRIORITY).limit(limit).offset(offset))
+            return int(total or 0), _dicts(rows)
+
+    async def opportunity(self, opportunity_id: str, timeline_limit: int) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            head = (await conn.execute(
+                select(*SUMMARY_COLUMNS, o.expected_roles, o.required_roles, o.breakdown, o.score_as_of,
+                       o.score_version, s.accounts.c.owner.label("account_owner"))
+                .select_from(s.opportunities.outerjoin(s.accounts, s.accounts.c.account_id == o.account_id))
+                .where(o.opportunity_id == opportunity_id))).mappings().first()
+            if head is None:
+                return None
+            members = _dicts(await conn.execute(
+                select(s.opportunity_members).where(m.opportunity_id == opportunity_id)
+                .order_by(m.engagement.desc().nulls_last(), m.joined_at, m.person_id)))
+            recent = (select(s.touches).where(t_.opportunity_id == opportunity_id)
+                      .order_by(t_.occurred_at.desc(), t_.touch_id.desc()).limit(timeline_limit).subquery())
+            timeline = _dicts(await conn.execute(select(recent).order_by(recent.c.occurred_at, recent.c.touch_id)))
+            signals = _dicts(await conn.execute(
+                select(sig.signal_id, sig.signal, sig.occurred_at, sig.score, sig.tier, sig.covered_roles,
+                       sig.missing_roles, sig.trigger_event_ids, sig.members, sig.detail)
+                .where(sig.opportunity_id == opportunity_id).order_by(sig.occurred_at, sig.signal_id)))
+            stages = _dicts(await conn.execute(
+                select(s.stage_changes).where(s.stage_changes.c.opportunity_id == opportunity_id)
+                .order_by(s.stage_changes.c.changed_at, s.stage_changes.c.event_id)))
+            return {**head, "members": members, "timeline": timeline, "signals": signals, "stage_history": stages}
+
+    async def opportunity_ident(self, opportunity_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = await conn.execute(select(o.opportunity_id, o.account_id, o.solution)
+                                     .where(o.opportunity_id == opportunity_id))
+            found = row.mappings().first()
+            return dict(found) if found else None
+
+    async def stage_applied(self, event_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            return bool(await conn.scalar(
+                select(func.count()).select_from(s.stage_changes).where(s.stage_changes.c.event_id == event_id)))
+
+    async def account(self, domain: str) -> dict[str, Any] | None:
+        a = s.accounts.c
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(
+                select(s.accounts).where(or_(a.account_id == domain, a.domains.any(domain)))
+                .order_by((a.account_id != domain), a.account_id).limit(1))).mappings().first()
+            if found is None:
+                return None
+            aid = found["account_id"]
+            opportunities = _dicts(await conn.execute(_summary().where(o.account_id == aid).order_by(*PRIORITY)))
+            c = s.contacts.c
+            contacts = _dicts(await conn.execute(
+                select(c.person_id, c.email, c.name, c.job_title, c.department, c.role, c.role_source,
+                       c.first_seen_at, c.last_activity_at)
+                .where(c.account_id == aid).order_by(c.last_activity_at.desc().nulls_last(), c.person_id)))
+            account_touches = await conn.scalar(
+                select(func.count()).select_from(s.touches).where(t_.account_id == aid, t_.opportunity_id.is_(None)))
+            return {**found, "opportunities": opportunities, "contacts": contacts,
+                    "account_touches": int(account_touches or 0)}
+
+    async def changes(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                _summary().where(o.change_seq > cursor).order_by(o.change_seq).limit(limit)))
+
+    async def credit_touches(self, opportunity_ids: list[str]) -> list[dict[str, Any]]:
+        """Touches of these opportunities with the role and department of the member who made them."""
+        join = s.touches.outerjoin(s.opportunity_members, and_(m.opportunity_id == t_.opportunity_id,
+                                                               m.person_id == t_.person_id))
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                select(t_.opportunity_id, t_.touch_id, t_.person_id, t_.occurred_at, t_.source, t_.kind, t_.url,
+                       t_.title, t_.asset_id, t_.topic, m.name, m.role, m.department)
+                .select_from(join).where(t_.opportunity_id.in_(opportunity_ids))
+                .order_by(t_.opportunity_id, t_.occurred_at, t_.touch_id)))
+
+    async def won(self, since: datetime | None, until: datetime | None, limit: int) -> list[dict[str, Any]]:
+        conditions = [o.outcome == "won"]
+        if since is not None:
+            conditions.append(o.stage_changed_at >= since)
+        if until is not None:
+            conditions.append(o.stage_changed_at < until)
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                select(o.opportunity_id, o.solution, o.amount, o.currency, o.stage_changed_at).where(*conditions)
+                .order_by(o.stage_changed_at.desc(), o.opportunity_id).limit(limit)))
+
+    async def metrics(self, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        params = {"since": since, "until": until}
+        async with self.engine.connect() as conn:
+            head = (await conn.execute(METRICS_HEAD, params)).mappings().one()
+            per_stage = _dicts(await conn.execute(METRICS_PER_STAGE, params))
+            per_role = _dicts(await conn.execute(METRICS_PER_ROLE, params))
+            per_status = _dicts(await conn.execute(METRICS_PER_STATUS, params))
+        return {**head, "per_stage": per_stage, "per_role": per_role, "per_status": per_status}
+
+
+# Opportunities count in the period they were identified (created); contacts ("leads") in the
+# period they touched; formation in the period it happened. Stubs (scored, not yet created)
+# are not identified opportunities.
+_IN_PERIOD = """o.created_at IS NOT NULL
+  AND (CAST(:since AS timestamptz) IS NULL OR o.created_at >= :since)
+  AND (CAST(:until AS timestamptz) IS NULL OR o.created_at < :until)"""
+
+METRICS_HEAD = text(f"""
+SELECT
+  (SELECT count(*) FROM opportunities o WHERE {_IN_PERIOD}) AS opportunities_identified,
+  (SELECT count(DISTINCT t.person_id) FROM touches t
+     WHERE (CAST(:since AS timestamptz) IS NULL OR t.occurred_at >= :since)
+       AND (CAST(:until AS timestamptz) IS NULL OR t.occurred_at < :until)) AS raw_contacts,
+  (SELECT avg(o.engaged_members)::float8 FROM opportunities o WHERE {_IN_PERIOD})
+    AS engaged_members_per_opportunity,
+  (SELECT avg(cardinality(o.covered_roles)::float8 / (cardinality(o.covered_roles) + cardinality(o.missing_roles)))
+     FROM opportunities o
+     WHERE {_IN_PERIOD} AND cardinality(o.covered_roles) + cardinality(o.missing_roles) > 0) AS role_coverage,
+  (SELECT avg(extract(epoch FROM o.formed_at - o.first_touch_at) / 86400)::float8 FROM opportunities o
+     WHERE o.formed_at IS NOT NULL AND o.first_touch_at IS NOT NULL
+       AND (CAST(:since AS timestamptz) IS NULL OR o.formed_at >= :since)
+       AND (CAST(:until AS timestamptz) IS NULL OR o.formed_at < :until)) AS days_first_touch_to_formation,
+  (SELECT (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM o.formed_at - o.first_touch_at)))::float8
+          / 86400 FROM opportunities o
+     WHERE o.formed_at IS NOT NULL AND o.first_touch_at IS NOT NULL
+       AND (CAST(:since AS timestamptz) IS NULL OR o.formed_at >= :since)
+       AND (CAST(:until AS timestamptz) IS NULL OR o.formed_at < :until)) AS median_days_first_touch_to_formation,
+  (SELECT count(*) FILTER (WHERE o.status = 'stalled')::float8 / nullif(count(*), 0) FROM opportunities o
+     WHERE {_IN_PERIOD} AND o.status IN ('formed', 'stalled')) AS stalled_share
+""")
+
+METRICS_PER_STAGE = text(f"""
+SELECT o.stage, count(*) AS opportunities, avg(o.engaged_members)::float8 AS engaged_members
+FROM opportunities o WHERE {_IN_PERIOD} GROUP BY o.stage ORDER BY o.stage
+""")
+
+METRICS_PER_ROLE = text(f"""
+SELECT r.role, count(*) FILTER (WHERE r.role = ANY(o.covered_roles)) AS covered,
+       count(*) FILTER (WHERE r.role = ANY(o.missing_roles)) AS missing
+FROM opportunities o
+CROSS JOIN LATERAL (SELECT DISTINCT x AS role FROM unnest(o.covered_roles || o.missing_roles) x) r
+WHERE {_IN_PERIOD} GROUP BY r.role ORDER BY r.role
+""")
+
+METRICS_PER_STATUS = text(f"""
+SELECT o.status, count(*) AS opportunities FROM opportunities o WHERE {_IN_PERIOD} GROUP BY o.status ORDER BY o.status
+""")

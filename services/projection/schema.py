@@ -1,0 +1,207 @@
+"""The projection's tables (SQLAlchemy Core). The migrations create exactly these; a component
+test compares the migrated database with this metadata so that the two cannot drift apart.
+
+No foreign keys: the topics arrive in any interleaving (a score before the opportunity it
+scores), and every writer upserts a stub row instead of depending on another topic's order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+EMPTY_ARRAY = text("'{}'::text[]")
+
+# Every change of an opportunity row takes the next value, under a transaction-level lock,
+# so that the order of change_seq is the commit order the change feed promises.
+change_seq = Sequence("opportunity_change_seq", metadata=metadata)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("name", Text),
+    Column("domains", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("owner", Text),
+    # The account reference of the latest event (event time, then event id) wins.
+    Column("ref_at", TS),
+    Column("ref_event_id", Text),
+    Column("first_seen_at", TS),
+    Column("last_activity_at", TS),
+)
+Index("ix_accounts_domains", accounts.c.domains, postgresql_using="gin")
+
+contacts = Table(
+    "contacts", metadata,
+    Column("person_id", Text, primary_key=True),
+    Column("account_id", Text),
+    Column("email", Text),
+    Column("name", Text),
+    Column("job_title", Text),
+    Column("department", Text),
+    Column("role", Text),
+    Column("role_source", Text),
+    Column("ref_at", TS),
+    Column("ref_event_id", Text),
+    Column("first_seen_at", TS),
+    Column("last_activity_at", TS),
+)
+Index("ix_contacts_account", contacts.c.account_id)
+Index("ix_contacts_first_seen", contacts.c.first_seen_at)
+
+opportunities = Table(
+    "opportunities", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("solution", Text, nullable=False),
+    # From the opportunity events: the highest version applied (0 for a stub row).
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    Column("last_event_id", Text),
+    Column("origin", Text),
+    Column("expected_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("required_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("created_at", TS),
+    # From the scores: the latest (version, as_of) wins.
+    Column("score", Float),
+    Column("tier", Text),
+    Column("score_version", Integer),
+    Column("score_as_of", TS),
+    Column("breakdown", JSONB),
+    # From the CRM: the latest (changed_at, event id) wins.
+    Column("stage", Text, nullable=False, server_default=text("'identified'")),
+    Column("outcome", Text, nullable=False, server_default=text("'open'")),
+    Column("amount", Float),
+    Column("currency", Text),
+    Column("stage_changed_at", TS),
+    Column("stage_event_id", Text),
+    # Derived from the rows above and the member, touch and signal tables after each batch.
+    Column("status", Text, nullable=False, server_default=text("'forming'")),
+    Column("formed_at", TS),
+    Column("first_touch_at", TS),
+    Column("last_activity_at", TS),
+    Column("members_count", Integer, nullable=False, server_default=text("0")),
+    Column("engaged_members", Integer, nullable=False, server_default=text("0")),
+    Column("touches_count", Integer, nullable=False, server_default=text("0")),
+    Column("departments", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("covered_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("missing_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("change_seq", BigInteger, nullable=False, server_default=change_seq.next_value()),
+)
+Index("ix_opportunities_account", opportunities.c.account_id)
+Index("ix_opportunities_change_seq", opportunities.c.change_seq, unique=True)
+Index("ix_opportunities_score", opportunities.c.score.desc().nulls_last())
+Index("ix_opportunities_created", opportunities.c.created_at)
+
+opportunity_members = Table(
+    "opportunity_members", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("person_id", Text, primary_key=True),
+    Column("account_id", Text, nullable=False),
+    Column("email", Text),
+    Column("name", Text),
+    Column("job_title", Text),
+    Column("department", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("role_source", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("joined_at", TS, nullable=False),
+    Column("touches_count", Integer, nullable=False, server_default=text("0")),
+    Column("first_touch_at", TS),
+    Column("last_touch_at", TS),
+    Column("engagement", Float),
+)
+Index("ix_members_person", opportunity_members.c.person_id)
+
+touches = Table(
+    "touches", metadata,
+    # The opportunity id, or "account:<account_id>" for a touch that shows no solution: one
+    # touch may count for several opportunities, but only once for each.
+    Column("scope", Text, primary_key=True),
+    Column("touch_id", Text, primary_key=True),
+    Column("opportunity_id", Text),
+    Column("account_id", Text, nullable=False),
+    Column("person_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("url", Text),
+    Column("title", Text),
+    Column("asset_id", Text),
+    Column("topic", Text),
+)
+Index("ix_touches_opportunity", touches.c.opportunity_id, touches.c.occurred_at)
+Index("ix_touches_account", touches.c.account_id, touches.c.occurred_at)
+Index("ix_touches_person", touches.c.person_id)
+Index("ix_touches_occurred", touches.c.occurred_at)
+
+signals = Table(
+    "signals", metadata,
+    Column("signal_id", Text, primary_key=True),
+    Column("opportunity_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("solution", Text, nullable=False),
+    Column("signal", Text, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("tier", Text, nullable=False),
+    Column("members", JSONB, nullable=False),
+    Column("covered_roles", ARRAY(Text), nullable=False),
+    Column("missing_roles", ARRAY(Text), nullable=False),
+    Column("trigger_event_ids", ARRAY(Text), nullable=False),
+    Column("breakdown", JSONB),
+    Column("detail", JSONB, nullable=False),
+)
+Index("ix_signals_opportunity", signals.c.opportunity_id, signals.c.occurred_at)
+
+score_history = Table(
+    "score_history", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("as_of", TS, primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("tier", Text, nullable=False),
+    Column("breakdown", JSONB, nullable=False),
+)
+
+stage_changes = Table(
+    "stage_changes", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("opportunity_id", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("amount", Float),
+    Column("currency", Text),
+    Column("changed_at", TS, nullable=False),
+    Column("source", Text, nullable=False),
+)
+Index("ix_stage_changes_opportunity", stage_changes.c.opportunity_id, stage_changes.c.changed_at)
+
+# The consumer's position, written in the same transaction as the rows it produced: after a
+# crash the consumer seeks here, so every message is applied exactly once to the database.
+consumer_offsets = Table(
+    "consumer_offsets", metadata,
+    Column("consumer", Text, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# Tables whose content is a function of the topics; a rebuild reproduces them row for row.
+PROJECTED = (accounts, contacts, opportunities, opportunity_members, touches, signals, score_history,
+             stage_changes, consumer_offsets)
