@@ -11,7 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from demo.payloads import (
-    Request, segment_identify, segment_page, segment_track, sendgrid, zoom_joined, zoom_registration,
+    Request,
+    segment_identify,
+    segment_page,
+    segment_track,
+    sendgrid,
+    zoom_joined,
+    zoom_registration,
 )
 
 SITE = "https://vendor.example"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, EmailStr, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
-from shared.schemas.base import Message, NonEmptyStr, ShortStr, UtcDatetime
+from shared.schemas.base import Email, Message, NonEmptyStr, ShortStr, UtcDatetime
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +43,7 @@ class TouchKind(StrEnum):
 class Person(Message):
     """Who made the touch. At least one identifier: email, user_id or anonymous_id."""
 
-    email: EmailStr | None = None
+    email: Email | None = None
     anonymous_id: ShortStr | None = None
     user_id: ShortStr | None = None
     name: NonEmptyStr | None = None
@@ -51,11 +51,6 @@ class Person(Message):
     company: NonEmptyStr | None = None
     # A role the person stated themselves (Zoom's role_in_purchase_process, a form field).
     stated_role: NonEmptyStr | None = None
-
-    @field_validator("email", mode="after")
-    @classmethod
-    def _lower(cls, value: str | None) -> str | None:
-        return value.lower() if value else value
 
     @model_validator(mode="after")
     def _identified(self) -> Person:
