@@ -4,6 +4,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/deploy/stack.sh" up
+# The browser test drives Debian's Chromium (no browser download is possible here).
+if ! command -v chromium >/dev/null; then
+  echo "[test] installing Debian's chromium for the browser test" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 cd "$ROOT"
 rm -rf tests/artifacts
 set +e
