@@ -44,11 +44,26 @@ class NotApplicable(ValueError):
         self.detail = detail
 
 
+# The primary key of each kind's table: one row per key survives reduce_rows.
+KEYS: dict[Kind, tuple[str, ...]] = {
+    "account_ref": ("account_id",), "account_seen": ("account_id",),
+    "contact_ref": ("person_id",), "contact_seen": ("person_id",),
+    "opportunity_stub": ("opportunity_id",), "opportunity_event": ("opportunity_id",),
+    "opportunity_created": ("opportunity_id",), "opportunity_score": ("opportunity_id",),
+    "opportunity_stage": ("opportunity_id",), "member": ("opportunity_id", "person_id"),
+    "touch": ("scope", "touch_id"), "signal": ("signal_id",),
+    "score_history": ("opportunity_id", "version", "as_of"), "stage_change": ("event_id",),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     kind: Kind
-    key: tuple
     values: dict[str, Any]
+
+    @property
+    def key(self) -> tuple:
+        return tuple(self.values[f] for f in KEYS[self.kind])
 
 
 def account_scope(account_id: str) -> str:
@@ -62,22 +77,22 @@ def account_scope(account_id: str) -> str:
 def _account_rows(account: AccountRef, at: datetime, event_id: str) -> list[Row]:
     aid = account.account_id
     return [
-        Row("account_ref", (aid,), {
+        Row("account_ref", {
             "account_id": aid, "name": account.name, "domains": list(account.domains), "owner": account.owner,
             "ref_at": at, "ref_event_id": event_id,
         }),
-        Row("account_seen", (aid,), {"account_id": aid, "first_seen_at": at, "last_activity_at": at}),
+        Row("account_seen", {"account_id": aid, "first_seen_at": at, "last_activity_at": at}),
     ]
 
 
 def _contact_seen(person_id: str, account_id: str, at: datetime) -> Row:
-    return Row("contact_seen", (person_id,), {
+    return Row("contact_seen", {
         "person_id": person_id, "account_id": account_id, "first_seen_at": at, "last_activity_at": at,
     })
 
 
 def _contact_ref(member: MemberRef, at: datetime, event_id: str) -> Row:
-    return Row("contact_ref", (member.person_id,), {
+    return Row("contact_ref", {
         "person_id": member.person_id, "email": member.email, "name": member.name, "job_title": member.job_title,
         "department": member.department.value, "role": member.role.value, "role_source": member.role_source.value,
         "ref_at": at, "ref_event_id": event_id,
@@ -86,7 +101,7 @@ def _contact_ref(member: MemberRef, at: datetime, event_id: str) -> Row:
 
 def _touch(scope: str, opportunity_id: str | None, account_id: str, event_id: str, version: int,
            touch: TouchRef) -> Row:
-    return Row("touch", (scope, touch.event_id), {
+    return Row("touch", {
         "scope": scope, "touch_id": touch.event_id, "opportunity_id": opportunity_id, "account_id": account_id,
         "person_id": touch.person_id, "event_id": event_id, "version": version, "occurred_at": touch.occurred_at,
         "source": touch.source.value, "kind": touch.kind.value, "url": touch.url, "title": touch.title,
@@ -115,16 +130,16 @@ def map_opportunity_event(event: OpportunityEvent) -> list[Row]:
     if oid is None:
         raise NotApplicable("no_opportunity", f"{event.type} {event.event_id}: opportunity_id is null")
     ident = {"opportunity_id": oid, "account_id": aid, "solution": _solution_of(event, oid)}
-    rows.append(Row("opportunity_event", (oid,), {**ident, "version": event.version, "last_event_id": event.event_id}))
+    rows.append(Row("opportunity_event", {**ident, "version": event.version, "last_event_id": event.event_id}))
     if isinstance(event, OpportunityCreated):
-        rows.append(Row("opportunity_created", (oid,), {
+        rows.append(Row("opportunity_created", {
             **ident, "origin": event.origin, "expected_roles": [r.value for r in event.expected_roles],
             "required_roles": [r.value for r in event.required_roles], "created_at": event.occurred_at,
         }))
     elif isinstance(event, MemberAdded | MemberRoleChanged):
         m = event.member
         rows += [
-            Row("member", (oid, m.person_id), {
+            Row("member", {
                 "opportunity_id": oid, "person_id": m.person_id, "account_id": aid, "email": m.email,
                 "name": m.name, "job_title": m.job_title, "department": m.department.value, "role": m.role.value,
                 "role_source": m.role_source.value, "version": event.version, "joined_at": event.occurred_at,
@@ -153,11 +168,11 @@ def map_scoring_message(message: ScoringMessage) -> list[Row]:
             _finite(f"engagement of {m.person_id}", m.engagement, mid)
         breakdown = message.breakdown.model_dump(mode="json")
         return [
-            Row("opportunity_score", (message.opportunity_id,), {
+            Row("opportunity_score", {
                 **ident, "score": message.score, "tier": message.tier, "breakdown": breakdown,
                 "score_version": message.version, "score_as_of": message.as_of,
             }),
-            Row("score_history", (message.opportunity_id, message.version, message.as_of), {
+            Row("score_history", {
                 "opportunity_id": message.opportunity_id, "version": message.version, "as_of": message.as_of,
                 "score": message.score, "tier": message.tier, "breakdown": breakdown,
             }),
@@ -165,8 +180,8 @@ def map_scoring_message(message: ScoringMessage) -> list[Row]:
     assert isinstance(message, Signal)
     _finite("score", message.score, f"signal {message.signal_id}")
     return [
-        Row("opportunity_stub", (message.opportunity_id,), ident),
-        Row("signal", (message.signal_id,), {
+        Row("opportunity_stub", ident),
+        Row("signal", {
             **ident, "signal_id": message.signal_id, "signal": message.signal, "occurred_at": message.occurred_at,
             "score": message.score, "tier": message.tier,
             "members": [m.model_dump(mode="json") for m in message.members],
@@ -183,11 +198,11 @@ def map_stage_change(message: StageChanged) -> list[Row]:
     oid = message.opportunity_id
     ident = {"opportunity_id": oid, "account_id": message.account_id, "solution": message.solution}
     return [
-        Row("opportunity_stage", (oid,), {
+        Row("opportunity_stage", {
             **ident, "stage": message.stage, "outcome": message.outcome, "amount": message.amount,
             "currency": message.currency, "stage_changed_at": message.changed_at, "stage_event_id": message.event_id,
         }),
-        Row("stage_change", (message.event_id,), {
+        Row("stage_change", {
             "event_id": message.event_id, "opportunity_id": oid, "stage": message.stage, "outcome": message.outcome,
             "amount": message.amount, "currency": message.currency, "changed_at": message.changed_at,
             "source": message.source,
