@@ -1,0 +1,1 @@
+"""Grouping: person events -> accounts -> opportunities with buying groups (issue 4)."""

@@ -1,0 +1,191 @@
+"""Account resolution: which company a person belongs to.
+
+- A corporate email's registrable domain (Public Suffix List) is the account, so
+  hr.romashka.ru and romashka.ru are one company.
+- Free and disposable mail domains never make an account: such a person is matched by the
+  normalised company name, first against the ABM account list (its domains and aliases take
+  precedence over everything learned), then against the directory of names learned from
+  corporate people (domain/directory.py), or stays unresolved until a later event tells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from rapidfuzz import fuzz, process
+
+from shared.schemas.opportunity import AccountRef
+
+NAME_ACCOUNT_PREFIX = "name:"
+
+
+class SuffixList(Protocol):
+    def privatesuffix(self, domain: str) -> str | None: ...
+
+
+def _unicode_domain(domain: str) -> str:
+    domain = domain.strip().strip(".").lower()
+    if "xn--" in domain:
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("ascii").decode("idna")
+    return domain
+
+
+def email_domain(email: str) -> str:
+    return _unicode_domain(email.rpartition("@")[2])
+
+
+_GMAIL = {"gmail.com", "googlemail.com"}
+
+
+def person_id(email: str) -> str:
+    """One id per mailbox: lower case, no +tag, Gmail's dots ignored, IDN domains in Unicode."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    domain = _unicode_domain(domain)
+    local = local.split("+", 1)[0] or local
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+@dataclass(frozen=True)
+class CompanyNames:
+    """Normalises company names so that «ООО "Красная Ромашка"» == 'красная ромашка'."""
+
+    legal_forms: tuple[str, ...] = ()  # regex fragments, removed as whole words
+    generic_words: tuple[str, ...] = ()  # "группа компаний", "group", ...
+    threshold: float = 90.0  # rapidfuzz token_sort_ratio needed for a fuzzy match
+    _strip: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        words = [*self.legal_forms, *self.generic_words]
+        if words:
+            pattern = r"(?<!\w)(?:" + "|".join(f"(?:{w})" for w in words) + r")(?!\w)"
+            object.__setattr__(self, "_strip", re.compile(pattern, re.IGNORECASE))
+
+    def normalise(self, name: str) -> str:
+        text = name.lower().replace("ё", "е")
+        text = re.sub(r"[«»\"“”„‟'’`]", " ", text)
+        if self._strip is not None:
+            text = self._strip.sub(" ", text)
+        text = re.sub(r"[^\w&+]+", " ", text)
+        return " ".join(text.split())
+
+    def best_match(self, name: str, candidates: Iterable[str]) -> str | None:
+        found = process.extractOne(name, candidates, scorer=fuzz.token_sort_ratio, score_cutoff=self.threshold)
+        return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class AbmAccount:
+    """A target account from the ABM list: its domains and aliases win over learned matches."""
+
+    account_id: str  # its first registrable domain, else "name:<normalised name>"
+    name: str
+    domains: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    owner: str | None = None
+    precreate: tuple[str, ...] = ()  # solutions whose opportunities exist before any touch
+
+    def ref(self) -> AccountRef:
+        return AccountRef(account_id=self.account_id, name=self.name, domains=self.domains, owner=self.owner)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    account: AccountRef
+    by_domain: bool  # the account comes from a corporate domain (so its names can be learned)
+
+
+@dataclass(frozen=True)
+class NeedsLookup:
+    name: str  # normalised company name to ask the directory about
+    display_name: str
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    reason: str
+
+
+Resolution = Resolved | NeedsLookup | Unresolved
+
+
+@dataclass(frozen=True)
+class AccountRules:
+    psl: SuffixList
+    free_domains: frozenset[str]
+    names: CompanyNames
+    abm: tuple[AbmAccount, ...] = ()
+    abm_as_of: datetime | None = None  # event time given to the pre-created opportunities
+    _abm_domains: Mapping[str, AbmAccount] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _abm_names: Mapping[str, AbmAccount] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_domain: dict[str, AbmAccount] = {}
+        by_name: dict[str, AbmAccount] = {}
+        for account in self.abm:
+            for domain in account.domains:
+                by_domain.setdefault(self.registrable(domain) or domain, account)
+            for alias in (account.name, *account.aliases):
+                if key := self.names.normalise(alias):
+                    by_name.setdefault(key, account)
+        object.__setattr__(self, "_abm_domains", by_domain)
+        object.__setattr__(self, "_abm_names", by_name)
+
+    def registrable(self, domain: str) -> str | None:
+        domain = _unicode_domain(domain)
+        return self.psl.privatesuffix(domain) if domain else None
+
+    def is_free(self, domain: str) -> bool:
+        domain = _unicode_domain(domain)
+        return domain in self.free_domains or (self.registrable(domain) or domain) in self.free_domains
+
+    def abm_by_name(self, normalised: str) -> AbmAccount | None:
+        if not normalised:
+            return None
+        if normalised in self._abm_names:
+            return self._abm_names[normalised]
+        match = self.names.best_match(normalised, self._abm_names.keys())
+        return self._abm_names[match] if match else None
+
+    def _domain_account(self, domain: str, company: str | None) -> Resolved | None:
+        if self.is_free(domain):
+            return None
+        registrable = self.registrable(domain)
+        if not registrable:
+            return None
+        if abm := self._abm_domains.get(registrable):
+            return Resolved(abm.ref(), by_domain=True)
+        return Resolved(AccountRef(account_id=registrable, name=company, domains=(registrable,)), by_domain=True)
+
+    def resolve(self, email: str, company: str | None = None, company_domain: str | None = None) -> Resolution:
+        if found := self._domain_account(email_domain(email), company):
+            return found
+        if company_domain and (found := self._domain_account(company_domain, company)):
+            return found
+        if not company:
+            return Unresolved("free mail domain and no company name yet")
+        normalised = self.names.normalise(company)
+        if not normalised:
+            return Unresolved(f"company name {company!r} is only a legal form")
+        if abm := self.abm_by_name(normalised):
+            return Resolved(abm.ref(), by_domain=False)
+        return NeedsLookup(normalised, company)
+
+
+def abm_account(psl: SuffixList, names: CompanyNames, name: str, domains: Iterable[str] = (),
+                aliases: Iterable[str] = (), owner: str | None = None,
+                precreate: Iterable[str] = ()) -> AbmAccount:
+    """An ABM list entry with its domains reduced to registrable ones and its id derived."""
+    registrable = tuple(dict.fromkeys(
+        psl.privatesuffix(_unicode_domain(d)) or _unicode_domain(d) for d in domains
+    ))
+    account_id = registrable[0] if registrable else NAME_ACCOUNT_PREFIX + names.normalise(name)
+    return AbmAccount(account_id=account_id, name=name, domains=registrable, aliases=tuple(aliases),
+                      owner=owner, precreate=tuple(precreate))

@@ -1,0 +1,53 @@
+"""The company-name directory: normalised company name -> account (the `names` stage).
+
+Corporate people register the names they give with their domain account; a free-mail person
+looks their company name up. The directory lives on ONE partition so that every name can be
+compared with every other (fuzzy matching) whatever the number of workers; its traffic is one
+lookup per free-mail person and one registration per new (person, company name).
+
+Answers are sticky: a looked-up name is stored with its answer, so the same name always gets
+the same account, also when a lookup is replayed after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from services.grouping.domain.accounts import NAME_ACCOUNT_PREFIX, CompanyNames
+from services.grouping.domain.messages import AccountAssigned, NameLookup, NameRegistration, Outbound
+from shared.schemas.base import Message
+from shared.schemas.opportunity import AccountRef
+
+
+class DirectoryEntry(Message):
+    account: AccountRef
+    origin: Literal["domain", "name"]  # a corporate domain's account, or one made from the name alone
+
+
+def lookup(directory: Mapping[str, DirectoryEntry], msg: NameLookup,
+           names: CompanyNames) -> tuple[dict[str, DirectoryEntry], list[Outbound]]:
+    """Answer a lookup; returns the entries to write and the reply to the person."""
+    updates: dict[str, DirectoryEntry] = {}
+    entry = directory.get(msg.name)
+    if entry is None:
+        match = names.best_match(msg.name, directory.keys())
+        if match is not None:
+            entry = directory[match]
+        else:
+            entry = DirectoryEntry(
+                account=AccountRef(account_id=NAME_ACCOUNT_PREFIX + msg.name, name=msg.display_name),
+                origin="name",
+            )
+        updates[msg.name] = entry
+    reply = AccountAssigned(lookup_id=msg.lookup_id, occurred_at=msg.occurred_at,
+                            person_id=msg.person_id, name=msg.name, account=entry.account)
+    return updates, [Outbound(to="people", key=msg.person_id, message=reply)]
+
+
+def register(directory: Mapping[str, DirectoryEntry], msg: NameRegistration) -> dict[str, DirectoryEntry]:
+    """A corporate domain's account takes a name over from an account made from the name alone."""
+    current = directory.get(msg.name)
+    if current is None or current.origin == "name":
+        return {msg.name: DirectoryEntry(account=msg.account, origin="domain")}
+    return {}

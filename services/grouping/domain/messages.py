@@ -1,0 +1,129 @@
+"""Messages between the grouping stages (internal topics), and what a stage asks to send.
+
+    bg.person-events.v1 --route--> identity (by anon/user id) --stitch--> people (by person)
+    people <-> names (one partition: the company-name directory) ; people --> accounts (by account)
+    accounts --reduce--> bg.opportunity.v1
+
+Internal messages reuse the contract's models where they can (a person event released by
+identity stitching is the original TouchEvent/IdentityEvent with the email filled in).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.codec import Codec
+from shared.schemas.base import Message, UtcDatetime
+from shared.schemas.opportunity import (
+    AccountRef,
+    AccountTouch,
+    MemberAdded,
+    MemberRef,
+    MemberRoleChanged,
+    OpportunityCreated,
+    TouchAttributed,
+    TouchRef,
+)
+from shared.schemas.touch import IdentityEvent, TouchEvent
+
+
+class IdentityLink(Message):
+    """Tells the node of one identifier (anon:/user:) about an email and/or other identifiers."""
+
+    type: Literal["identity_link"] = "identity_link"
+    link_id: str  # deterministic, so a replayed link is recognised
+    occurred_at: UtcDatetime
+    identifier: str
+    email: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+class NameLookup(Message):
+    """A person without a corporate domain asks the directory which account a company name is."""
+
+    type: Literal["name_lookup"] = "name_lookup"
+    lookup_id: str
+    occurred_at: UtcDatetime
+    person_id: str
+    name: str  # normalised company name
+    display_name: str
+
+
+class NameRegistration(Message):
+    """A company name seen with a corporate domain: later lookups of that name find this account."""
+
+    type: Literal["name_registration"] = "name_registration"
+    occurred_at: UtcDatetime
+    name: str
+    account: AccountRef
+
+
+class AccountAssigned(Message):
+    type: Literal["account_assigned"] = "account_assigned"
+    lookup_id: str
+    occurred_at: UtcDatetime
+    person_id: str
+    name: str
+    account: AccountRef
+
+
+class AccountActivity(Message):
+    """A touch of an identified person of a known account, tagged with solutions."""
+
+    type: Literal["account_activity"] = "account_activity"
+    input_id: str  # the touch's event id
+    occurred_at: UtcDatetime
+    account: AccountRef
+    member: MemberRef  # the person as the people stage knows them now
+    touch: TouchRef
+    solutions: tuple[str, ...] = ()
+
+
+class MemberUpdate(Message):
+    """What is known about a person changed without a touch (identify call, form traits)."""
+
+    type: Literal["member_update"] = "member_update"
+    input_id: str
+    occurred_at: UtcDatetime
+    account: AccountRef
+    member: MemberRef
+
+
+class Precreate(Message):
+    """Wakes a target account of the ABM list so its pre-created opportunities exist at once."""
+
+    type: Literal["precreate"] = "precreate"
+    input_id: str
+    occurred_at: UtcDatetime
+    account: AccountRef
+
+
+IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink, Field(discriminator="type")]
+PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned, Field(discriminator="type")]
+NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
+AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate, Field(discriminator="type")]
+
+AnyMessage = Annotated[
+    TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned
+    | AccountActivity | MemberUpdate | Precreate
+    | OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch,
+    Field(discriminator="type"),
+]
+
+Destination = Literal["identity", "people", "names", "accounts", "opportunities"]
+
+
+class Outbound(Message):
+    """One message a reducer asks its agent to send: destination topic, key and value."""
+
+    to: Destination
+    key: str
+    message: AnyMessage
+
+
+identity_inputs: Codec[IdentityInput] = Codec(IdentityInput)
+people_inputs: Codec[PeopleInput] = Codec(PeopleInput)
+names_inputs: Codec[NamesInput] = Codec(NamesInput)
+account_inputs: Codec[AccountInput] = Codec(AccountInput)

@@ -1,0 +1,208 @@
+"""The people stage: one profile per person (keyed by normalised email).
+
+A profile gathers what the person's events say about them, each trait kept with the event
+time it was stated at so that the newest statement wins whatever the arrival order: name, job
+title, company, stated role, the company domain of identify traits, and counts of content
+signals (behaviour). From it come the person's account (domain/accounts.py) and their member
+card (department, role, role source); each touch leaves for the account stage tagged with
+its solutions. Touches wait in the profile (bounded, TTL in event time) while the account is
+unknown: a free-mail person without a company name, or one whose name is being looked up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from services.grouping.domain.accounts import AccountRules, NeedsLookup, Resolved
+from services.grouping.domain.memo import Memo, MemoLimits
+from services.grouping.domain.messages import (
+    AccountActivity,
+    AccountAssigned,
+    MemberUpdate,
+    NameLookup,
+    NameRegistration,
+    Outbound,
+    PeopleInput,
+)
+from services.grouping.domain.roles import RoleRules
+from services.grouping.domain.solutions import Catalog
+from shared.schemas.opportunity import AccountRef, MemberRef, TouchRef
+from shared.schemas.touch import IdentityEvent, TouchEvent
+
+NAMES_KEY = "directory"  # the names stage has one partition; one key keeps that explicit
+
+
+@dataclass(frozen=True)
+class PeopleLimits:
+    ttl: timedelta = timedelta(days=30)  # touches waiting for an account longer than this are let go
+    max_held: int = 200
+    max_registered: int = 10
+    memo: MemoLimits = MemoLimits(applied=1000, outputs=32)
+
+
+@dataclass(frozen=True)
+class PeopleRules:
+    accounts: AccountRules
+    roles: RoleRules
+    catalog: Catalog
+    limits: PeopleLimits = PeopleLimits()
+
+
+class Trait(BaseModel):
+    value: str
+    at: datetime
+
+
+class Profile(BaseModel):
+    person_id: str
+    email: Trait | None = None  # as last written (case and +tags as the person typed them)
+    name: Trait | None = None
+    job_title: Trait | None = None
+    company: Trait | None = None
+    company_domain: Trait | None = None
+    stated_role: Trait | None = None
+    signals: dict[str, int] = Field(default_factory=dict)
+    account: AccountRef | None = None
+    account_by_domain: bool = False
+    lookup: str | None = None  # the company name asked of the directory, answer pending
+    registered: list[str] = Field(default_factory=list)  # names told to the directory
+    held: list[TouchEvent] = Field(default_factory=list)  # touches waiting for an account
+    watermark: datetime | None = None
+    last_member: MemberRef | None = None  # the member card the account stage last got
+    memo: Memo[Outbound] = Field(default_factory=Memo)
+
+
+def _newer(current: Trait | None, value: str | None, at: datetime) -> Trait | None:
+    if not value:
+        return current
+    if current is None or at >= current.at:
+        return Trait(value=value, at=at)
+    return current
+
+
+def _absorb(profile: Profile, event: TouchEvent | IdentityEvent) -> None:
+    at, person = event.occurred_at, event.person
+    profile.email = _newer(profile.email, person.email, at)
+    profile.name = _newer(profile.name, person.name, at)
+    profile.job_title = _newer(profile.job_title, person.job_title, at)
+    profile.company = _newer(profile.company, person.company, at)
+    profile.stated_role = _newer(profile.stated_role, person.stated_role, at)
+    if isinstance(event, IdentityEvent) and event.company is not None:
+        profile.company = _newer(profile.company, event.company.name, at)
+        profile.company_domain = _newer(profile.company_domain, event.company.domain, at)
+    if profile.watermark is None or at > profile.watermark:
+        profile.watermark = at
+
+
+def member_card(profile: Profile, roles: RoleRules) -> MemberRef:
+    title = profile.job_title.value if profile.job_title else None
+    stated = profile.stated_role.value if profile.stated_role else None
+    found = roles.classify(title, stated, profile.signals)
+    return MemberRef(
+        person_id=profile.person_id, email=profile.email.value if profile.email else None,
+        name=profile.name.value if profile.name else None, job_title=title,
+        department=found.department, role=found.role, role_source=found.source,
+    )
+
+
+def _touch_ref(event: TouchEvent, pid: str) -> TouchRef:
+    return TouchRef(
+        event_id=event.event_id, occurred_at=event.occurred_at, source=event.source, kind=event.kind,
+        person_id=pid, url=event.content.url, title=event.content.title,
+        asset_id=event.content.asset_id, topic=event.content.topic,
+    )
+
+
+def _resolve(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outbound]:
+    """Find the account if it is still unknown; may ask the directory (names stage)."""
+    if profile.account is not None or profile.email is None:
+        return []
+    company = profile.company.value if profile.company else None
+    domain = profile.company_domain.value if profile.company_domain else None
+    found = rules.accounts.resolve(profile.email.value, company, domain)
+    if isinstance(found, Resolved):
+        profile.account, profile.account_by_domain, profile.lookup = found.account, found.by_domain, None
+        return []
+    if isinstance(found, NeedsLookup) and found.name != profile.lookup:
+        profile.lookup = found.name
+        return [Outbound(to="names", key=NAMES_KEY, message=NameLookup(
+            lookup_id=f"{profile.person_id}|{found.name}", occurred_at=at, person_id=profile.person_id,
+            name=found.name, display_name=found.display_name,
+        ))]
+    return []
+
+
+def _register(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outbound]:
+    """Teach the directory the company name of a person whose domain names the account."""
+    if profile.account is None or not profile.account_by_domain or profile.company is None:
+        return []
+    name = rules.accounts.names.normalise(profile.company.value)
+    if not name or name in profile.registered:
+        return []
+    profile.registered = (profile.registered + [name])[-rules.limits.max_registered:]
+    return [Outbound(to="names", key=NAMES_KEY,
+                     message=NameRegistration(occurred_at=at, name=name, account=profile.account))]
+
+
+def _deliver(profile: Profile, rules: PeopleRules, touches: list[TouchEvent]) -> list[Outbound]:
+    if profile.account is None:
+        return []
+    card = member_card(profile, rules.roles)
+    profile.last_member = card
+    account = profile.account
+    return [
+        Outbound(to="accounts", key=account.account_id, message=AccountActivity(
+            input_id=t.event_id, occurred_at=t.occurred_at, account=account, member=card,
+            touch=_touch_ref(t, profile.person_id), solutions=rules.catalog.tag(t.content).solutions,
+        ))
+        for t in touches
+    ]
+
+
+def step(profile: Profile | None, pid: str, message: PeopleInput,
+         rules: PeopleRules) -> tuple[Profile, list[Outbound]]:
+    """Apply one person event (or a directory answer) to the profile of `pid`. Updates in place."""
+    profile = profile or Profile(person_id=pid)
+    input_id = (f"{message.lookup_id}>{message.account.account_id}" if isinstance(message, AccountAssigned)
+                else message.event_id)
+    if (replay := profile.memo.recall(input_id)) is not None:
+        return profile, replay
+
+    outputs: list[Outbound] = []
+    touches: list[TouchEvent] = []
+    if isinstance(message, AccountAssigned):
+        if profile.account is None and profile.lookup == message.name:
+            profile.account, profile.account_by_domain, profile.lookup = message.account, False, None
+    else:
+        _absorb(profile, message)
+        if isinstance(message, TouchEvent):
+            for signal in rules.catalog.tag(message.content).signals:
+                profile.signals[signal] = profile.signals.get(signal, 0) + 1
+            touches.append(message)
+        outputs += _resolve(profile, rules, message.occurred_at)
+
+    if profile.account is None:
+        profile.held += touches
+        if profile.watermark is not None:
+            profile.held = [t for t in profile.held if profile.watermark - t.occurred_at <= rules.limits.ttl]
+        profile.held.sort(key=lambda t: (t.occurred_at, t.event_id))
+        del profile.held[: max(0, len(profile.held) - rules.limits.max_held)]
+    else:
+        waiting = sorted(profile.held + touches, key=lambda t: (t.occurred_at, t.event_id))
+        profile.held = []
+        before = profile.last_member
+        outputs += _deliver(profile, rules, waiting)
+        card = member_card(profile, rules.roles)
+        if not waiting and card != before:
+            profile.last_member = card
+            outputs.append(Outbound(to="accounts", key=profile.account.account_id, message=MemberUpdate(
+                input_id=input_id, occurred_at=message.occurred_at, account=profile.account, member=card,
+            )))
+        if not isinstance(message, AccountAssigned):
+            outputs += _register(profile, rules, message.occurred_at)
+
+    profile.memo.remember(input_id, outputs, rules.limits.memo)
+    return profile, outputs
