@@ -1,0 +1,44 @@
+"""A deterministic load of canonical touch events for the performance benchmark.
+
+Not the quality benchmark's market (demo/market.py, with ground truth and noise of every
+kind): here every account grows a buying group on one solution, so that the pipeline does
+its full work (identity, account, roles, opportunity, score, signals) for most events.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+SOLUTIONS = ("hr", "wms", "crm", "bi")
+TITLES = ("HR-менеджер", "IT-директор", "Финансовый директор", "Генеральный директор", "CIO", "CFO",
+          "Head of People", "Руководитель отдела закупок", "Юрист", "Системный администратор",
+          "Директор по персоналу", "Главный бухгалтер")
+KINDS = (("page_view", "web"), ("page_view", "web"), ("page_view", "web"), ("download", "web"),
+         ("email_open", "email"), ("email_click", "email"), ("webinar_registered", "webinar"))
+START = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+def canonical_market(accounts: int, seed: int = 11, tag: str = "") -> list[dict]:
+    """Touch events of `accounts` companies, each with 4-8 people on one solution, in event-time order."""
+    rng = random.Random(seed)
+    events: list[dict] = []
+    for a in range(accounts):
+        domain = f"company{a}{tag}.ru"
+        solution = SOLUTIONS[a % len(SOLUTIONS)]
+        begins = START + timedelta(days=rng.uniform(0, 60))
+        for p in range(rng.randint(4, 8)):
+            email = f"person{p}@{domain}"
+            title = TITLES[rng.randrange(len(TITLES))]
+            for t in range(rng.randint(3, 10)):
+                kind, source = KINDS[rng.randrange(len(KINDS))]
+                at = begins + timedelta(days=rng.uniform(0, 20), seconds=t)
+                events.append({
+                    "event_id": f"load-{tag}-{a}-{p}-{t}", "occurred_at": at.isoformat().replace("+00:00", "Z"),
+                    "source": source, "kind": kind, "platform": "bench",
+                    "person": {"email": email, "job_title": title, "company": f"Компания {a}"},
+                    "content": {"url": f"https://vendor.example/solutions/{solution}/page-{t}",
+                                "asset_id": f"{solution}-asset-{t}" if kind == "download" else None},
+                })
+    events.sort(key=lambda e: e["occurred_at"])
+    return events

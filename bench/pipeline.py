@@ -1,0 +1,269 @@
+"""End-to-end performance: ingest -> grouping -> scoring -> projection, with a pass-through ceiling.
+
+    .venv/bin/python -m bench.pipeline [--accounts 400] [--workers 1 2] [--latency-rate 200]
+
+Needs the local stack (bash deploy/stack.sh up). For each worker count it starts its own
+services in a fresh topic namespace and PostgreSQL schema (ingest and projection: one
+process; grouping and scoring: that many processes each, partitions split between them),
+then measures:
+- sustained throughput: canonical events POSTed as fast as ingest takes them (batches of
+  500), until every event's touch row is in PostgreSQL: events / elapsed seconds;
+- latency from touch to group_formed: a second run paced at --latency-rate events/s; for each
+  group_formed signal, the time Kafka stamped on the signal minus the time ingest
+  acknowledged the touch that completed the group (p50/p95/p99);
+- peak resident memory of every service process (VmHWM);
+- the final projection's fingerprint (opportunities, members, roles, scores), which must be
+  the same for every worker count.
+The ceiling is a bare aiokafka produce-then-consume pass of as many messages on the same broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import func, select
+
+from bench.common import fresh_namespace, peak_rss_mib, run, save
+from bench.load import canonical_market
+from services.projection import db
+from services.projection import schema as tables
+from shared import topics
+from shared.codec import DecodeError, scoring_messages
+from shared.settings import DatabaseSettings, kafka_settings
+from tests.support.processes import ServiceProcess, free_port
+
+console = Console()
+BATCH = 500
+
+
+@dataclass
+class Run:
+    workers: int
+    events: int
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
+
+
+async def passthrough(n: int) -> float:
+    """Ceiling: produce n messages of a touch's size with acks=all, then consume them all."""
+    await fresh_namespace("bench-ceiling-")
+    topic = topics.PERSON_EVENTS.name
+    settings = kafka_settings()
+    value = orjson.dumps(canonical_market(1)[0]) * 2
+    producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", enable_idempotence=True, linger_ms=2)
+    consumer = AIOKafkaConsumer(topic, **settings.aiokafka_kwargs(), group_id=f"ceiling-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    try:
+        started = time.perf_counter()
+        sends = [await producer.send(topic, key=f"k{i % 997}".encode(), value=value) for i in range(n)]
+        await asyncio.gather(*sends)
+        seen = 0
+        while seen < n:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for record in records:
+                    orjson.loads(record.value)
+                    seen += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+class Services:
+    def __init__(self, workers: int, schema: str) -> None:
+        self.ingest_port, self.api_port = free_port(), free_port()
+        env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
+               "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "warn"}
+        # (service, process) pairs
+        self.procs = [
+            ("ingest", ServiceProcess("bench-ingest", ["-m", "services.ingest"], env,
+                                      health_url=f"http://127.0.0.1:{self.ingest_port}/readyz")),
+            ("projection", ServiceProcess("bench-projection", ["-m", "services.projection"], env,
+                                          health_url=f"http://127.0.0.1:{self.api_port}/readyz")),
+        ]
+        for service in ("grouping", "scoring"):
+            for w in range(workers):
+                # A state directory of its own: two workers of one service on one host.
+                self.procs.append((service, ServiceProcess(f"bench-{service}-{w}", ["-m", f"services.{service}"],
+                                                           {**env, "BG_STATE_DIR": f".stack/state/bench-w{w}"})))
+
+    def __enter__(self) -> Services:
+        for _, p in self.procs:
+            p.start(timeout=120)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _, p in self.procs:
+            p.stop()
+
+    def memory(self) -> dict[str, float]:
+        """Peak RSS per service; with several workers, the largest of them."""
+        out: dict[str, float] = {}
+        for service, p in self.procs:
+            out[service] = max(out.get(service, 0.0), peak_rss_mib(p.proc.pid))
+        return out
+
+
+async def post_all(url: str, events: list[dict], rate: float, acked_at: dict[str, float], progress) -> None:
+    """POST in batches of BATCH (4 in flight), paced to `rate` events/s when rate > 0."""
+    limit = asyncio.Semaphore(4)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(url, headers={"X-API-Key": "dev-api-key",
+                                                   "content-type": "application/json"}) as client:
+        async def post(i: int, chunk: list[dict]) -> None:
+            if rate > 0:
+                await asyncio.sleep(max(0.0, started + i * BATCH / rate - time.perf_counter()))
+            async with limit, client.post("/v1/events", data=orjson.dumps({"events": chunk})) as r:
+                answer = await r.json()
+                assert r.status == 202, answer
+            now = time.time()
+            for e in chunk:
+                acked_at[e["event_id"]] = now
+            progress()
+
+        chunks = [events[i:i + BATCH] for i in range(0, len(events), BATCH)]
+        await asyncio.gather(*(post(i, c) for i, c in enumerate(chunks)))
+
+
+async def touches_in_db(engine, n: int, timeout: float) -> float:
+    """Wall time at which the projection holds a touch row for all n events."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            count = await conn.scalar(select(func.count(func.distinct(tables.touches.c.event_id))))
+        if count >= n:
+            return time.time()
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"the projection has {count} of {n} events after {timeout}s")
+
+
+async def fingerprint(engine) -> str:
+    async with engine.connect() as conn:
+        members = (await conn.execute(select(
+            tables.opportunity_members.c.opportunity_id, tables.opportunity_members.c.person_id,
+            tables.opportunity_members.c.department, tables.opportunity_members.c.role,
+        ).order_by(tables.opportunity_members.c.opportunity_id, tables.opportunity_members.c.person_id))).all()
+        opportunities = (await conn.execute(select(
+            tables.opportunities.c.opportunity_id, tables.opportunities.c.score, tables.opportunities.c.tier,
+            tables.opportunities.c.formed_at, tables.opportunities.c.members_count,
+        ).order_by(tables.opportunities.c.opportunity_id))).all()
+    blob = json.dumps([[list(map(str, r)) for r in members], [list(map(str, r)) for r in opportunities]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+async def watch_formed(stop: asyncio.Event, out: list[tuple[float, tuple[str, ...]]]) -> None:
+    consumer = AIOKafkaConsumer(topics.SIGNALS.name, **kafka_settings().aiokafka_kwargs(),
+                                group_id=f"bench-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    try:
+                        signal = scoring_messages.decode(record.value)
+                    except DecodeError:
+                        continue
+                    if signal.signal == "group_formed":
+                        out.append((record.timestamp / 1000, signal.trigger_event_ids))
+    finally:
+        await consumer.stop()
+
+
+async def one_run(workers: int, accounts: int, rate: float) -> Run:
+    await fresh_namespace(f"bench-w{workers}-")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    events = canonical_market(accounts, tag=uuid.uuid4().hex[:4])
+    result = Run(workers, len(events))
+    engine = db.create_engine(DatabaseSettings().database_url, schema)
+    formed: list[tuple[float, tuple[str, ...]]] = []
+    acked_at: dict[str, float] = {}
+    with Services(workers, schema) as services:
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_formed(stop, formed))
+        label = f"{workers} worker(s), " + (f"paced at {rate:.0f} events/s" if rate else "full speed")
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(label, total=len(events) // BATCH + 1)
+            started = time.time()
+            await post_all(f"http://127.0.0.1:{services.ingest_port}", events, rate, acked_at,
+                           lambda: bar.advance(task))
+        done = await touches_in_db(engine, len(events), timeout=900)
+        await asyncio.sleep(2)  # the last signals
+        stop.set()
+        await watcher
+        result.seconds = done - started
+        result.peak_rss_mib = services.memory()
+        result.fingerprint = await fingerprint(engine)
+    await engine.dispose()
+    result.latencies_ms = [(ts - max(acked_at[t] for t in triggers if t in acked_at)) * 1000
+                           for ts, triggers in formed if any(t in acked_at for t in triggers)]
+    return result
+
+
+async def main(accounts: int, workers: list[int], latency_rate: float) -> None:
+    events = len(canonical_market(accounts))
+    ceiling = await passthrough(events)
+    console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s")
+    runs = [await one_run(w, accounts, 0) for w in workers]
+    paced = await one_run(workers[0], accounts, latency_rate)
+
+    table = Table(title=f"Pipeline: {events} touch events of {accounts} accounts, ingest -> PostgreSQL row")
+    for col in ("workers", "events/s", "vs ceiling", "ingest MiB", "grouping MiB", "scoring MiB",
+                "projection MiB", "projection fingerprint"):
+        table.add_column(col)
+    for r in runs:
+        m = r.peak_rss_mib
+        table.add_row(str(r.workers), f"{r.rate:,.0f}", f"{r.rate / ceiling:.1%}", f"{m['ingest']:.0f}",
+                      f"{m['grouping']:.0f}", f"{m['scoring']:.0f}", f"{m['projection']:.0f}", r.fingerprint)
+    console.print(table)
+    lat = paced.latencies_ms
+    console.print(f"latency touch -> group_formed at {latency_rate:.0f} events/s ({len(lat)} groups, "
+                  f"{paced.workers} worker(s)): p50 {quantile(lat, .5):,.0f} ms, p95 {quantile(lat, .95):,.0f} ms, "
+                  f"p99 {quantile(lat, .99):,.0f} ms")
+    same = len({r.fingerprint for r in [*runs, paced]}) == 1
+    console.print(f"final projection identical across runs: {same}")
+    path = save("pipeline", {
+        "events": events, "accounts": accounts, "ceiling_msgs_per_s": round(ceiling),
+        "runs": [{"workers": r.workers, "events_per_s": round(r.rate), "vs_ceiling": round(r.rate / ceiling, 4),
+                  "peak_rss_mib": {k: round(v) for k, v in r.peak_rss_mib.items()},
+                  "fingerprint": r.fingerprint} for r in runs],
+        "latency": {"rate": latency_rate, "workers": paced.workers, "groups": len(lat),
+                    "p50_ms": round(quantile(lat, .5)), "p95_ms": round(quantile(lat, .95)),
+                    "p99_ms": round(quantile(lat, .99))},
+        "identical_projection": same,
+    })
+    console.print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=400)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--latency-rate", type=float, default=200)
+    args = parser.parse_args()
+    run(main(args.accounts, args.workers, args.latency_rate))
