@@ -22,11 +22,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.projection import domain
-from services.projection.consumer import Health
+from services.projection.consumer import Health, refused, sqlstate
 from services.projection.models import (
     NO_CONTROL,
     Account,
@@ -160,18 +160,23 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
         return JSONResponse({"error": error, "message": str(exc.detail), "errors": []},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
-        return JSONResponse({"error": "validation_error", "message": f"a value is not acceptable: {exc.orig}",
-                             "errors": []}, status_code=422)
-
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    def _unavailable(exc: Exception) -> JSONResponse:
         log.warning("database unavailable", extra={"error": repr(exc)})
         return JSONResponse({"error": "unavailable", "message": "the database is unavailable; retry shortly",
                              "errors": []}, status_code=503, headers={"Retry-After": "5"})
 
-    for exc_type in (OperationalError, InterfaceError, OSError):
-        app.add_exception_handler(exc_type, _unavailable)
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if refused(exc):
+            return JSONResponse({"error": "validation_error", "message": f"a value is not acceptable: {exc.orig}",
+                                 "errors": []}, status_code=422)
+        if isinstance(exc, OperationalError | InterfaceError) or sqlstate(exc)[:2] in ("08", "53", "57"):
+            return _unavailable(exc)
+        raise exc
+
+    @app.exception_handler(OSError)
+    async def _connection(_: Request, exc: OSError) -> JSONResponse:
+        return _unavailable(exc)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

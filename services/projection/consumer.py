@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Histogram
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from services.projection.domain import NotApplicable, Row, map_message, reduce_rows
 from services.projection.repository import UnitOfWork
@@ -98,11 +98,23 @@ def prepare(records: Iterable[Any], decoders: Mapping[str, Callable[[bytes], Any
     return out
 
 
+def sqlstate(exc: BaseException) -> str:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+
+
+def refused(exc: BaseException) -> bool:
+    """The database refuses the data itself (class 22 data exception, 23 integrity): retrying
+    the same rows cannot help."""
+    return isinstance(exc, DBAPIError) and sqlstate(exc)[:2] in ("22", "23")
+
+
 def _transient(exc: BaseException) -> bool:
-    """Worth retrying the same batch: the database is away, or two writers collided."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | asyncio.TimeoutError):
+    """Worth retrying the same batch: the database or Kafka is away, or two writers collided."""
+    if refused(exc):
+        return False
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | KafkaError):
         return True
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in ("40001", "40P01")
+    return sqlstate(exc) in ("40001", "40P01") or sqlstate(exc)[:2] in ("08", "53", "57")
 
 
 class DeadLetters:
@@ -158,7 +170,9 @@ class Projector:
                                                     "topic": dl.source_topic, "offset": dl.source_offset})
         try:
             await self._apply(prepared.rows(), prepared.offsets)
-        except (DataError, IntegrityError):
+        except DBAPIError as exc:
+            if not refused(exc):
+                raise
             # One message the database refuses (say, a NUL character in a text) would stop the
             # whole batch forever: apply them one by one and dead-letter the refused ones.
             await self._one_by_one(prepared, {(r.topic, r.partition, r.offset): r for r in records})
@@ -171,7 +185,9 @@ class Projector:
             offset = {(item.topic, item.partition): item.offset + 1}
             try:
                 await self._apply(item.rows, offset)
-            except (DataError, IntegrityError) as exc:
+            except DBAPIError as exc:
+                if not refused(exc):
+                    raise
                 letter = dead_letter(records[(item.topic, item.partition, item.offset)], "unapplicable",
                                      f"the database refused the message: {exc.orig}")
                 prepared.dead.append(letter)
@@ -191,7 +207,7 @@ class Projector:
             try:
                 result = await action()
             except Exception as exc:
-                if not _transient(exc) and not isinstance(exc, KafkaError):
+                if not _transient(exc):
                     raise
                 self.health.failing = repr(exc)
                 log.warning("retrying after a transient error", extra={"error": repr(exc), "delay": delay})

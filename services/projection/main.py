@@ -4,6 +4,7 @@
     python -m services.projection consume   migrate, then consume only
     python -m services.projection api       migrate, then serve the API only
     python -m services.projection migrate   upgrade the schema to the latest migration
+    python -m services.projection openapi   print the OpenAPI spec of the read API (JSON)
     python -m services.projection rebuild [--reset] [--no-progress] [--publish-dead-letters]
                                             replay the topics into an empty schema, then exit
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -110,6 +112,17 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
         await engine.dispose()
 
 
+def openapi_spec(settings: ProjectionSettings | None = None) -> dict:
+    """The read API's spec, without connecting to anything (the engine connects lazily)."""
+    settings = settings or ProjectionSettings()
+    engine = db.create_engine(DatabaseSettings().database_url, settings.db_schema)
+
+    async def _no_publisher(event: StageChanged) -> None:
+        raise RuntimeError("the spec-only app does not publish")
+
+    return create_app(settings, Reader(engine), _no_publisher).openapi()
+
+
 async def migrate_command(settings: ProjectionSettings, database_url: str) -> int:
     engine = db.create_engine(database_url, settings.db_schema)
     try:
@@ -151,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.projection", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    for name in ("run", "consume", "api", "migrate"):
+    for name in ("run", "consume", "api", "migrate", "openapi"):
         sub.add_parser(name)
     rb = sub.add_parser("rebuild", help="replay the topics into an empty schema")
     rb.add_argument("--reset", action="store_true", help="drop the schema first if it holds rows")
@@ -161,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "run"
 
+    if command == "openapi":
+        print(json.dumps(openapi_spec(), ensure_ascii=False, indent=2))
+        return 0
     configure_logging("projection")
     settings = ProjectionSettings()
     database_url = DatabaseSettings().database_url

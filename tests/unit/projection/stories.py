@@ -158,10 +158,10 @@ class Log:
             event_id=f"stage:{opp}:{stage}", opportunity_id=opp, account_id=account.account_id,
             solution=opp.rsplit(":", 1)[1], stage=stage, outcome=outcome, amount=amount, changed_at=at))
 
-    def encoded(self) -> dict[str, list[tuple[str, bytes]]]:
-        """Per topic (base name), (key, value) pairs in production order."""
+    def encoded(self, start: int = 0) -> dict[str, list[tuple[str, bytes]]]:
+        """Per topic (base name), (key, value) pairs in production order, from message `start` on."""
         out: dict[str, list[tuple[str, bytes]]] = {}
-        for topic, key, message in self.messages:
+        for topic, key, message in self.messages[start:]:
             out.setdefault(topic, []).append((key, encode(message)))
         return out
 

@@ -1,0 +1,118 @@
+"""Live signals for the pages: ONE background Kafka consumer per process, fanning out to every
+open page through in-memory queues.
+
+Why the signals topic and not Redis pub/sub: the projection does not publish to Redis, and
+scoring already writes every signal to bg.signal.v1; reading it needs no new moving part.
+Why one shared consumer and not one per page: a page connection then costs a queue, not a
+Kafka connection, a consumer-group join (seconds of rebalance before the first event) and an
+orphaned group on the broker once the tab closes. The consumer has no group and commits
+nothing: a page wants what happens from now on, so it starts at the end of every partition.
+What happens while a page is disconnected is in the database; the page shows it on reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from shared.codec import DecodeError, scoring_messages
+from shared.schemas.scoring import Signal
+from shared.settings import KafkaSettings
+
+log = logging.getLogger("projection.web.live")
+
+QUEUE_SIZE = 100  # a page that stops reading loses its oldest signals, never the hub's memory
+
+
+class SignalHub:
+    def __init__(self, kafka: KafkaSettings, topic: str, retry_seconds: float = 2.0) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.retry_seconds = retry_seconds
+        self.ready = asyncio.Event()
+        self._subscribers: set[asyncio.Queue[Signal]] = set()
+        self._task: asyncio.Task | None = None
+
+    def _ensure_running(self) -> None:
+        # Started by the first page rather than with the app: an API that only CRMs call never
+        # opens this connection.
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="web-signal-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, ready_timeout: float = 15.0) -> AsyncIterator[asyncio.Queue[Signal]]:
+        """A queue of the signals written from now on. Entered only once the consumer holds its
+        position at the end of every partition, so a signal produced after that is never missed."""
+        self._ensure_running()
+        await asyncio.wait_for(self.ready.wait(), ready_timeout)
+        queue: asyncio.Queue[Signal] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    def _publish(self, signal: Signal) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(signal)
+
+    async def _run(self) -> None:
+        while True:
+            consumer = AIOKafkaConsumer(**self.kafka.aiokafka_kwargs(), group_id=None, enable_auto_commit=False,
+                                        auto_offset_reset="latest")
+            try:
+                await consumer.start()
+                partitions = await self._partitions(consumer)
+                consumer.assign(partitions)
+                await consumer.seek_to_end(*partitions)
+                for tp in partitions:
+                    await consumer.position(tp)  # resolve "the end" now, not at the first fetch
+                self.ready.set()
+                log.info("live signals: following %s (%d partitions)", self.topic, len(partitions))
+                while True:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+                    for records in batches.values():
+                        for record in records:
+                            self._decode_and_publish(record.value)
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                log.warning("live signals: Kafka unavailable, retrying", extra={"error": repr(exc)})
+            finally:
+                self.ready.clear()
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            await asyncio.sleep(self.retry_seconds)
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            await consumer.topics()  # refreshes the metadata
+            found = consumer.partitions_for_topic(self.topic)
+            if found:
+                return [TopicPartition(self.topic, p) for p in sorted(found)]
+            log.warning("live signals: topic %s not found yet", self.topic)
+            await asyncio.sleep(self.retry_seconds)
+
+    def _decode_and_publish(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            message = scoring_messages.decode(value)
+        except DecodeError:
+            return  # the projection dead-letters it; a page has nothing to show
+        if isinstance(message, Signal):
+            self._publish(message)
