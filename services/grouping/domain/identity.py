@@ -127,7 +127,8 @@ def step(node: IdentityNode | None, identifier: str, message: IdentityInput,
     if node.email is not None and node.email_at is not None:
         outputs.extend(_release(e, node.email) for e in node.held)
         node.held = []
-        told = node.aliases if email_changed else new_aliases
+        # The identifiers a link names got the same link (router) or sent it (propagation).
+        told = [a for a in node.aliases if a not in seen] if email_changed else new_aliases
         outputs.extend(_tell(node, node.email, node.email_at, alias, input_id) for alias in told)
 
     node.memo.remember(input_id, outputs, limits.memo)

@@ -36,6 +36,7 @@ class TitleRule:
     department: Department
     patterns: tuple[re.Pattern[str], ...]
     role: BuyingRole | None = None  # None: the department's role (by seniority)
+    weak: bool = False  # a generic title ("специалист", "engineer"): behaviour tells more
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class RoleRules:
                     department=Department(rule["department"]),
                     patterns=_compile(rule["match"]),
                     role=BuyingRole(rule["role"]) if rule.get("role") else None,
+                    weak=bool(rule.get("weak", False)),
                 )
                 for rule in data["titles"]
             ),
@@ -98,19 +100,22 @@ class RoleRules:
             ),
         )
 
-    def classify_title(self, title: str | None) -> tuple[Department, BuyingRole] | None:
-        """None when no rule recognises the title (then behaviour may tell)."""
+    def title_rule(self, title: str | None) -> TitleRule | None:
+        """The first rule recognising the title; None when none does (then behaviour may tell)."""
         if not title:
             return None
         text = normalise_title(title)
-        for rule in self.titles:
-            if _any(rule.patterns, text):
-                if rule.role is not None:
-                    return rule.department, rule.role
-                if rule.department in self.senior_roles and _any(self.seniority, text):
-                    return rule.department, self.senior_roles[rule.department]
-                return rule.department, self.department_roles.get(rule.department, self.default_role)
-        return None
+        return next((rule for rule in self.titles if _any(rule.patterns, text)), None)
+
+    def classify_title(self, title: str | None) -> tuple[Department, BuyingRole] | None:
+        rule = self.title_rule(title)
+        if rule is None or title is None:
+            return None
+        if rule.role is not None:
+            return rule.department, rule.role
+        if rule.department in self.senior_roles and _any(self.seniority, normalise_title(title)):
+            return rule.department, self.senior_roles[rule.department]
+        return rule.department, self.department_roles.get(rule.department, self.default_role)
 
     def stated_role(self, statement: str | None) -> BuyingRole | None:
         if not statement:
@@ -131,6 +136,9 @@ class RoleRules:
                  signals: Mapping[str, int] | None = None) -> Classification:
         by_title = self.classify_title(title)
         by_behaviour = self.from_behaviour(signals or {})
+        rule = self.title_rule(title)
+        if by_behaviour and rule is not None and rule.weak:
+            by_title = None
         department = (by_title or by_behaviour or (self.default_department,))[0]
         if (role := self.stated_role(stated)) is not None:
             return Classification(department, role, RoleSource.stated)

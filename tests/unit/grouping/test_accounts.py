@@ -1,0 +1,101 @@
+"""Account resolution: registrable domains, free mail, company names, the ABM list."""
+
+from __future__ import annotations
+
+import pytest
+from publicsuffixlist import PublicSuffixList
+
+from services.grouping.domain.accounts import (
+    AccountRules,
+    CompanyNames,
+    NeedsLookup,
+    Resolved,
+    Unresolved,
+    abm_account,
+    person_id,
+)
+
+
+def test_person_id_is_one_per_mailbox() -> None:
+    assert person_id("Elena.Sokolova+webinar@Romashka.RU") == "elena.sokolova@romashka.ru"
+    assert person_id("i.van.ov@googlemail.com") == "ivanov@gmail.com"
+    assert person_id("ivan@xn--80aa3agjl3d.xn--p1ai") == person_id("ivan@ромашка.рф")
+
+
+def test_subdomains_are_one_company(config) -> None:
+    rules = config.people.accounts
+    ids = {rules.resolve(e).account.account_id for e in ("a@hr.romashka.ru", "b@romashka.ru", "c@mail.it.romashka.ru")}
+    assert ids == {"romashka.ru"}
+    assert rules.resolve("d@romashka.com.ru").account.account_id == "romashka.com.ru"
+    assert rules.resolve("e@hr.ромашка.рф").account.account_id == "ромашка.рф"
+
+
+@pytest.mark.parametrize("domain", ["gmail.com", "mail.ru", "yandex.ru", "bk.ru", "list.ru", "inbox.ru",
+                                    "rambler.ru", "outlook.com", "mailinator.com", "guerrillamail.com"])
+def test_free_and_disposable_mail_never_makes_an_account(config, domain) -> None:
+    rules = config.people.accounts
+    assert rules.is_free(domain)
+    assert isinstance(rules.resolve(f"someone@{domain}"), Unresolved)
+    assert rules.resolve(f"someone@{domain}", "ООО «Красная ромашка»") == NeedsLookup(
+        "красная ромашка", "ООО «Красная ромашка»")
+
+
+def test_a_company_domain_trait_names_the_account_of_a_free_mail_person(config) -> None:
+    found = config.people.accounts.resolve("ivan@gmail.com", "Ромашка", company_domain="www.romashka.ru")
+    assert isinstance(found, Resolved) and found.account.account_id == "romashka.ru"
+    assert isinstance(config.people.accounts.resolve("ivan@gmail.com", None, company_domain="yandex.ru"),
+                      Unresolved)
+
+
+@pytest.mark.parametrize("raw", [
+    "ООО «Красная ромашка»", 'ООО "Красная Ромашка"', "Красная ромашка, ООО", "АО Красная ромашка",
+    "Общество с ограниченной ответственностью «Красная ромашка»", "  красная   РОМАШКА ", "ГК Красная ромашка",
+])
+def test_company_names_lose_legal_forms_quotes_and_case(config, raw) -> None:
+    assert config.people.accounts.names.normalise(raw) == "красная ромашка"
+
+
+def test_yo_and_foreign_legal_forms(config) -> None:
+    names = config.people.accounts.names
+    assert names.normalise("ЗАО «Ёлка»") == names.normalise("Елка") == "елка"
+    for raw in ("Acme LLC", "Acme Ltd.", "ACME GmbH", "Acme, Inc.", "Acme L.L.C.", "ПАО Acme", "ИП Acme"):
+        assert names.normalise(raw) == "acme", raw
+
+
+def test_fuzzy_match_has_a_threshold(config) -> None:
+    names = config.people.accounts.names
+    assert names.best_match("красная ромашко", ["красная ромашка", "синяя ромашка"]) == "красная ромашка"
+    assert names.best_match("ромашка строй", ["ромашка"]) is None
+    assert names.best_match("газпром", []) is None
+
+
+@pytest.fixture(scope="module")
+def abm_rules(config) -> AccountRules:
+    psl = PublicSuffixList()
+    names = CompanyNames(legal_forms=("ооо", "ао"), threshold=90)
+    target = abm_account(psl, names, "Красная ромашка", domains=["romashka.ru", "www.krasnaya-romashka.com"],
+                         aliases=["KR Group", "Ромашка-Холдинг"], owner="Анна", precreate=["hr"])
+    named_only = abm_account(psl, names, "Синяя Лилия")
+    return AccountRules(psl=psl, free_domains=config.people.accounts.free_domains, names=names,
+                        abm=(target, named_only))
+
+
+def test_abm_domains_take_precedence_and_join_domains(abm_rules) -> None:
+    found = abm_rules.resolve("cfo@krasnaya-romashka.com")
+    assert isinstance(found, Resolved) and found.by_domain
+    assert found.account.account_id == "romashka.ru"
+    assert found.account.domains == ("romashka.ru", "krasnaya-romashka.com")
+    assert (found.account.name, found.account.owner) == ("Красная ромашка", "Анна")
+
+
+def test_abm_names_and_aliases_match_free_mail_people(abm_rules) -> None:
+    for company in ("ООО KR Group", "ромашка-холдинг", "Красная Ромашка", "Красная ромашко"):
+        found = abm_rules.resolve("someone@mail.ru", company)
+        assert isinstance(found, Resolved) and not found.by_domain, company
+        assert found.account.account_id == "romashka.ru"
+    lily = abm_rules.resolve("someone@mail.ru", "АО «Синяя лилия»")
+    assert isinstance(lily, Resolved) and lily.account.account_id == "name:синяя лилия"
+
+
+def test_a_name_that_is_only_a_legal_form_does_not_match(abm_rules) -> None:
+    assert isinstance(abm_rules.resolve("someone@mail.ru", "ООО"), Unresolved)

@@ -1,0 +1,50 @@
+"""The company-name directory (names stage): lookups, registrations, precedence."""
+
+from __future__ import annotations
+
+from services.grouping.domain.directory import DirectoryEntry, lookup, register
+from services.grouping.domain.messages import AccountAssigned, NameLookup, NameRegistration
+from shared.schemas.opportunity import AccountRef
+from tests.unit.grouping.harness import at
+
+ROMASHKA = AccountRef(account_id="romashka.ru", name="Красная ромашка", domains=("romashka.ru",))
+
+
+def ask(name: str, person: str = "p@gmail.com") -> NameLookup:
+    return NameLookup(lookup_id=f"{person}|{name}", occurred_at=at(0), person_id=person, name=name,
+                      display_name=name.title())
+
+
+def test_registered_names_answer_exact_and_fuzzy_lookups(config) -> None:
+    names = config.people.accounts.names
+    directory: dict[str, DirectoryEntry] = {}
+    directory.update(register(directory, NameRegistration(occurred_at=at(0), name="красная ромашка",
+                                                          account=ROMASHKA)))
+    updates, [reply] = lookup(directory, ask("красная ромашка"), names)
+    assert updates == {} and reply.to == "people" and reply.key == "p@gmail.com"
+    assert isinstance(reply.message, AccountAssigned) and reply.message.account == ROMASHKA
+    updates, [reply] = lookup(directory, ask("красная ромашко"), names)
+    assert reply.message.account == ROMASHKA
+    assert updates["красная ромашко"].account == ROMASHKA  # the same misspelling answers the same way later
+
+
+def test_an_unknown_name_becomes_a_name_account_and_stays_one(config) -> None:
+    names = config.people.accounts.names
+    directory: dict[str, DirectoryEntry] = {}
+    updates, [reply] = lookup(directory, ask("синяя лилия"), names)
+    assert reply.message.account.account_id == "name:синяя лилия"
+    assert updates["синяя лилия"].origin == "name"
+    directory.update(updates)
+    _, [again] = lookup(directory, ask("синяя лилия", "q@mail.ru"), names)
+    assert again.message.account.account_id == "name:синяя лилия"
+
+
+def test_a_domain_account_takes_a_name_over_but_never_the_other_way(config) -> None:
+    names = config.people.accounts.names
+    directory: dict[str, DirectoryEntry] = {}
+    directory.update(lookup(directory, ask("красная ромашка"), names)[0])
+    directory.update(register(directory, NameRegistration(occurred_at=at(1), name="красная ромашка",
+                                                          account=ROMASHKA)))
+    assert directory["красная ромашка"] == DirectoryEntry(account=ROMASHKA, origin="domain")
+    other = AccountRef(account_id="romashka.com", domains=("romashka.com",))
+    assert register(directory, NameRegistration(occurred_at=at(2), name="красная ромашка", account=other)) == {}

@@ -1,0 +1,98 @@
+"""The people stage: profiles, account resolution, member cards, held touches."""
+
+from __future__ import annotations
+
+from services.grouping.domain import people
+from services.grouping.domain.messages import (
+    AccountActivity,
+    AccountAssigned,
+    MemberUpdate,
+    NameLookup,
+    NameRegistration,
+)
+from shared.schemas.opportunity import AccountRef
+from shared.schemas.roles import BuyingRole, Department, RoleSource
+from tests.unit.grouping.harness import at, identify, touch
+
+
+def run(config, pid, *messages):
+    profile, outputs = None, []
+    for message in messages:
+        profile, out = people.step(profile, pid, message, config.people)
+        outputs += out
+    return profile, outputs
+
+
+def test_a_corporate_touch_leaves_for_its_account_tagged_and_carded(config) -> None:
+    profile, outputs = run(config, "elena@romashka.ru", touch(
+        "t1", 0, email="elena@hr.romashka.ru", name="Елена", job_title="HR-менеджер", company="ООО «Красная ромашка»",
+        url="https://vendor.example/solutions/hr/"))
+    activity = next(o for o in outputs if o.to == "accounts")
+    assert activity.key == "romashka.ru"
+    msg = activity.message
+    assert isinstance(msg, AccountActivity) and msg.solutions == ("hr",) and msg.input_id == "t1"
+    assert (msg.member.department, msg.member.role, msg.member.role_source) == (
+        Department.hr, BuyingRole.initiator, RoleSource.title)
+    assert msg.member.person_id == "elena@romashka.ru" and msg.account.name == "ООО «Красная ромашка»"
+    [registration] = [o.message for o in outputs if o.to == "names"]
+    assert registration == NameRegistration(occurred_at=at(0), name="красная ромашка", account=msg.account)
+    _, again = people.step(profile, "elena@romashka.ru", touch("t2", 5, email="elena@hr.romashka.ru",
+                                                               company="Красная ромашка"), config.people)
+    assert [o.to for o in again] == ["accounts"]  # the name is registered once
+
+
+def test_a_free_mail_person_waits_for_the_directory_then_everything_flows(config) -> None:
+    pid = "petr@gmail.com"
+    profile, outputs = run(config, pid,
+                           touch("t1", 0, email=pid, url="/solutions/wms/"),
+                           identify("i1", 1, email=pid, job_title="Начальник склада", company="ООО Ромашка Логистик"))
+    [lookup] = [o.message for o in outputs]
+    assert isinstance(lookup, NameLookup) and lookup.name == "ромашка логистик"
+    assert [t.event_id for t in profile.held] == ["t1"]
+    account = AccountRef(account_id="romashka.ru", domains=("romashka.ru",))
+    answer = AccountAssigned(lookup_id=lookup.lookup_id, occurred_at=at(2), person_id=pid, name=lookup.name,
+                             account=account)
+    profile, released = people.step(profile, pid, answer, config.people)
+    [activity] = [o.message for o in released]
+    assert isinstance(activity, AccountActivity) and activity.account == account
+    assert activity.member.role is BuyingRole.initiator and activity.member.department is Department.operations
+    assert profile.held == [] and profile.account == account
+    _, replay = people.step(profile, pid, answer, config.people)
+    assert replay == released
+
+
+def test_free_mail_without_a_company_stays_unmatched_until_a_later_event_tells(config) -> None:
+    pid = "anna@yandex.ru"
+    profile, outputs = run(config, pid, touch("t1", 0, email=pid, url="/solutions/crm/"))
+    assert outputs == [] and profile.account is None and len(profile.held) == 1
+    profile, outputs = people.step(profile, pid, identify("i1", 5, email=pid, company_domain="romashka.ru"),
+                                   config.people)
+    assert [o.message.input_id for o in outputs if o.to == "accounts"] == ["t1"]
+
+
+def test_traits_follow_event_time_not_arrival_order(config) -> None:
+    pid = "o@romashka.ru"
+    newer = identify("i2", 10, email=pid, job_title="Финансовый директор")
+    older = identify("i1", 5, email=pid, job_title="Бухгалтер")
+    for order in ((older, newer), (newer, older)):
+        profile, _ = run(config, pid, *order)
+        assert profile.job_title.value == "Финансовый директор"
+
+
+def test_a_changed_card_without_a_touch_is_a_member_update(config) -> None:
+    pid = "s@romashka.ru"
+    profile, _ = run(config, pid, touch("t1", 0, email=pid, url="/solutions/hr/integrations/api"))
+    assert profile.last_member.role_source is RoleSource.behaviour
+    profile, outputs = people.step(profile, pid, identify("i1", 5, email=pid, job_title="CIO"), config.people)
+    [update] = [o.message for o in outputs if o.to == "accounts"]
+    assert isinstance(update, MemberUpdate) and update.member.role_source is RoleSource.title
+    _, nothing = people.step(profile, pid, identify("i2", 6, email=pid, job_title="CIO"), config.people)
+    assert [o for o in nothing if o.to == "accounts"] == []
+
+
+def test_a_replayed_touch_re_emits_and_counts_behaviour_once(config) -> None:
+    pid = "dev@romashka.ru"
+    api = touch("t1", 0, email=pid, url="/docs/api")
+    profile, first = run(config, pid, api)
+    profile, again = people.step(profile, pid, api, config.people)
+    assert again == first and profile.signals == {"technical": 1}
