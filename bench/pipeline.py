@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import statistics
 import time
 import uuid
@@ -41,7 +42,8 @@ from bench.load import canonical_market
 from services.projection import db
 from services.projection import schema as tables
 from shared import topics
-from shared.codec import DecodeError, scoring_messages
+from shared.codec import DecodeError, encode, scoring_messages
+from shared.schemas.touch import TouchEvent
 from shared.settings import DatabaseSettings, kafka_settings
 from tests.support.processes import ServiceProcess, free_port
 
@@ -72,7 +74,7 @@ async def passthrough(n: int) -> float:
     await fresh_namespace("bench-ceiling-")
     topic = topics.PERSON_EVENTS.name
     settings = kafka_settings()
-    value = orjson.dumps(canonical_market(1)[0]) * 2
+    value = encode(TouchEvent.model_validate(canonical_market(1)[0]))  # a real message's bytes
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", enable_idempotence=True, linger_ms=2)
     consumer = AIOKafkaConsumer(topic, **settings.aiokafka_kwargs(), group_id=f"ceiling-{uuid.uuid4().hex[:6]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
@@ -176,6 +178,19 @@ async def fingerprint(engine) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+async def settled_fingerprint(engine, quiet: float = 4.0, timeout: float = 300.0) -> str:
+    """The fingerprint once scores and signals stopped changing: they trail the touch rows."""
+    deadline = time.monotonic() + timeout
+    last = await fingerprint(engine)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet)
+        now = await fingerprint(engine)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the projection still changed after {timeout}s")
+
+
 async def watch_formed(stop: asyncio.Event, out: list[tuple[float, tuple[str, ...]]]) -> None:
     consumer = AIOKafkaConsumer(topics.SIGNALS.name, **kafka_settings().aiokafka_kwargs(),
                                 group_id=f"bench-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
@@ -198,7 +213,7 @@ async def watch_formed(stop: asyncio.Event, out: list[tuple[float, tuple[str, ..
 async def one_run(workers: int, accounts: int, rate: float) -> Run:
     await fresh_namespace(f"bench-w{workers}-")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    events = canonical_market(accounts, tag=uuid.uuid4().hex[:4])
+    events = canonical_market(accounts)  # the same ids every run: the fingerprints must match
     result = Run(workers, len(events))
     engine = db.create_engine(DatabaseSettings().database_url, schema)
     formed: list[tuple[float, tuple[str, ...]]] = []
@@ -213,12 +228,11 @@ async def one_run(workers: int, accounts: int, rate: float) -> Run:
             await post_all(f"http://127.0.0.1:{services.ingest_port}", events, rate, acked_at,
                            lambda: bar.advance(task))
         done = await touches_in_db(engine, len(events), timeout=900)
-        await asyncio.sleep(2)  # the last signals
+        result.fingerprint = await settled_fingerprint(engine)
         stop.set()
         await watcher
         result.seconds = done - started
         result.peak_rss_mib = services.memory()
-        result.fingerprint = await fingerprint(engine)
     await engine.dispose()
     result.latencies_ms = [(ts - max(acked_at[t] for t in triggers if t in acked_at)) * 1000
                            for ts, triggers in formed if any(t in acked_at for t in triggers)]
@@ -226,6 +240,8 @@ async def one_run(workers: int, accounts: int, rate: float) -> Run:
 
 
 async def main(accounts: int, workers: list[int], latency_rate: float) -> None:
+    # Leadership settles on freshly created topics; aiokafka retries and would log each retry.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     events = len(canonical_market(accounts))
     ceiling = await passthrough(events)
     console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s")
