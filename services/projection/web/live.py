@@ -76,9 +76,8 @@ class SignalHub:
                                         auto_offset_reset="latest")
             try:
                 await consumer.start()
-                partitions = await self._partitions(consumer)
-                consumer.assign(partitions)
-                await consumer.seek_to_end(*partitions)
+                consumer.subscribe([self.topic])
+                partitions = await self._assigned(consumer)
                 for tp in partitions:
                     await consumer.position(tp)  # resolve "the end" now, not at the first fetch
                 self.ready.set()
@@ -98,14 +97,16 @@ class SignalHub:
                     await consumer.stop()
             await asyncio.sleep(self.retry_seconds)
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
-            await consumer.topics()  # refreshes the metadata
-            found = consumer.partitions_for_topic(self.topic)
-            if found:
-                return [TopicPartition(self.topic, p) for p in sorted(found)]
-            log.warning("live signals: topic %s not found yet", self.topic)
-            await asyncio.sleep(self.retry_seconds)
+    async def _assigned(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+        """Without a group, a subscription is assigned every partition once the metadata is in."""
+        waited = 0.0
+        while not (partitions := consumer.assignment()):
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if waited >= 10:
+                log.warning("live signals: no partitions of %s yet (does the topic exist?)", self.topic)
+                waited = 0.0
+        return partitions
 
     def _decode_and_publish(self, value: bytes | None) -> None:
         if value is None:

@@ -89,7 +89,7 @@ def _day_ticks(start: datetime, end: datetime, count: int = 6) -> list[datetime]
 def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mark], label: str,
              date: Callable[[datetime], str]) -> Markup:
     """One lane per member, a dot per touch (class = its kind), dashed lines where signals fired."""
-    width, left, right, top, lane_h, bottom = 960, 210, 24, 34, 40, 30
+    width, left, right, top, lane_h, bottom = 960, 270, 24, 34, 40, 30
     height = top + lane_h * max(len(lanes), 1) + bottom
     times = [p.at for p in points] + [m.at for m in marks]
     start, end = (min(times), max(times)) if times else (datetime.now(), datetime.now())
@@ -114,8 +114,10 @@ def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mar
         body.append(_text(x(tick), axis_y + 16, date(tick), "tick", "middle"))
     for mark in marks:
         mx = x(mark.at)
+        # A label near the right edge goes left of its line so that it stays inside the plot.
+        label_at = (mx - 4, "end") if mx > left + plot_w * 0.75 else (mx + 4, "start")
         body.append(f'<g class="mark"><line x1="{_num(mx)}" x2="{_num(mx)}" y1="{top - 14}" y2="{_num(axis_y)}"/>'
-                    f'{_text(mx + 4, top - 18, mark.label, "mark-label")}<title>{escape(mark.label)} · '
+                    f'{_text(label_at[0], top - 18, mark.label, "mark-label", label_at[1])}<title>{escape(mark.label)} · '
                     f'{escape(date(mark.at))}</title></g>')
     for p in points:
         if p.lane not in row_of:
@@ -158,11 +160,12 @@ def hbars(bars: Sequence[Bar], label: str, fmt: Fmt, benchmarks: Sequence[tuple[
     return _svg(width, height, label, body, "hbars")
 
 
-def stacked_hbars(rows: Sequence[tuple[str, Sequence[Bar]]], label: str, fmt: Fmt) -> Markup:
+def stacked_hbars(rows: Sequence[tuple[str, Sequence[Bar]]], label: str, fmt: Fmt,
+                  top_value: float | None = None) -> Markup:
     """One bar per row made of segments (e.g. opportunities covering a role vs missing it)."""
     width, left, right, top, bar_h, gap = 640, 170, 40, 8, 22, 12
     height = top + (bar_h + gap) * max(len(rows), 1)
-    top_value = nice_ceiling(max([sum(s.value for s in segs) for _, segs in rows] + [0]))
+    top_value = top_value or nice_ceiling(max([sum(s.value for s in segs) for _, segs in rows] + [0]))
     plot_w = width - left - right
     body: list[str] = []
     for i, (name, segments) in enumerate(rows):

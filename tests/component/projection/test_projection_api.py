@@ -10,8 +10,17 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.projection.main import openapi_spec
 from shared import topics
 from shared.codec import dead_letters, encode
 from shared.schemas.touch import TouchKind
@@ -249,3 +258,17 @@ def test_errors_are_json_with_a_clear_message(projection):
     spec = httpx.get(f"{projection}/openapi.json").json()
     assert "/v1/changes" in spec["paths"] and httpx.get(f"{projection}/docs").status_code == 200
     assert json.loads(httpx.get(f"{projection}/readyz").text)["status"] == "ready"
+
+
+# The spec the service publishes (test_errors_are_json_with_a_clear_message reads it from the
+# process); building it reads no servers.
+fuzzed = schemathesis.openapi.from_dict(openapi_spec())
+
+
+@fuzzed.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_request_the_spec_allows_makes_a_500(case, projection, story):
+    # The story gives the fuzzer real rows to hit; the CRM token may read and write, so every
+    # operation is reached past authentication.
+    case.call_and_validate(base_url=projection, headers=CRM, checks=[
+        not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])

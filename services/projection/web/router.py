@@ -1,0 +1,223 @@
+"""The web pages for sales and marketing, served by the read API's process.
+
+    /web/                      priorities: opportunities by priority, filters, search, live signals
+    /web/opportunities/{id}    one opportunity: the buying group, touches, score breakdown, signals
+    /web/metrics               opportunity-centric measures as plots
+    /web/live                  server-sent events: signals as scoring writes them
+    /web/login                 the token form (see access.py for who may see what)
+    /web/static/...            the stylesheet and the script (nothing comes from a CDN)
+
+Reads go through the same Reader as /v1, so a page never shows what the API would not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, get_args
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import ColumnElement, func, or_, select
+from sse_starlette import EventSourceResponse
+
+from services.projection import schema as s
+from services.projection.models import NO_CONTROL, Status, Tier
+from services.projection.repository import OpportunityFilter, Reader
+from services.projection.settings import ProjectionSettings
+from services.projection.web import views
+from services.projection.web.access import COOKIE_SECONDS, LANG_COOKIE, Access, safe_next
+from services.projection.web.i18n import LANGS, TEXT, Translator, pick
+from services.projection.web.live import SignalHub
+from shared import topics
+from shared.settings import kafka_settings
+
+log = logging.getLogger("projection.web")
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+SOLUTIONS = sorted(k.split(".", 1)[1] for k in TEXT if k.startswith("solution."))
+SearchText = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL)]
+
+
+@dataclass(frozen=True)
+class SearchFilter(OpportunityFilter):
+    """The API's filter plus a search over account names and domains. The condition only
+    touches the opportunities' own column, so the Reader's count and page queries take it as is."""
+
+    search: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        out = super().conditions()
+        if self.search:
+            pattern = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            a, o = s.accounts.c, s.opportunities.c
+            out.append(or_(o.account_id.ilike(pattern),
+                           o.account_id.in_(select(a.account_id).where(a.name.ilike(pattern)))))
+        return out
+
+
+async def data_span(reader: Reader) -> tuple[datetime | None, datetime | None]:
+    """First and last touch: the time axis of the metrics page (the Reader has no such query)."""
+    t = s.touches.c
+    async with reader.engine.connect() as conn:
+        row = (await conn.execute(select(func.min(t.occurred_at), func.max(t.occurred_at)))).one()
+    return row[0], row[1]
+
+
+def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalHub | None = None) -> APIRouter:
+    hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name)
+    access = Access(settings)
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)),
+                      trim_blocks=True, lstrip_blocks=True)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if access.open:
+            log.warning("web pages are open without a token: the development API tokens are in use")
+        yield
+        await hub.stop()
+
+    router = APIRouter(include_in_schema=False, lifespan=lifespan)
+    router.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
+
+    def language(request: Request) -> str:
+        return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
+
+    def lang_links(request: Request) -> dict[str, str]:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        return {code: request.url.path + "?" + urlencode([*query, ("lang", code)]) for code in LANGS}
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        t = Translator(language(request))
+        html = env.get_template(template).render(
+            t=t, lang=t.lang, dev=access.open, path=request.url.path, lang_links=lang_links(request), **context)
+        response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        if "lang" in request.query_params:
+            response.set_cookie(LANG_COOKIE, t.lang, max_age=COOKIE_SECONDS * 50, path="/", samesite="lax")
+        return response
+
+    def gate(request: Request) -> Response | None:
+        """None when the request may see data; else the answer to give instead."""
+        if (moved := access.from_link(request)) is not None:
+            return moved
+        if access.allowed(request):
+            return None
+        invalid = "token" in request.query_params or access.presented(request) is not None
+        return page(request, "login.html", status=401, invalid=invalid,
+                    next=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+
+    @router.get("/")
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/web/", status_code=307)
+
+    @router.get("/web/", response_model=None)
+    async def priorities(
+        request: Request,
+        status: Annotated[str | None, Query()] = None,
+        tier: Annotated[str | None, Query()] = None,
+        solution: SearchText = None,
+        q: SearchText = None,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> Response:
+        if (denied := gate(request)) is not None:
+            return denied
+        # A filter value the select box does not offer is ignored rather than an error page.
+        where = SearchFilter(status=status if status in get_args(Status) else None,
+                             tier=tier if tier in get_args(Tier) else None,
+                             solution=solution or None, search=(q or "").strip() or None)
+        total, rows = await reader.list_opportunities(where, PAGE_SIZE, offset)
+        t = Translator(language(request))
+        ranked = [{**r, "rank": offset + i + 1} for i, r in enumerate(rows)]
+        current = {"status": where.status or "", "tier": where.tier or "", "solution": where.solution or "",
+                   "q": where.search or ""}
+        base = {k: v for k, v in current.items() if v}
+        return page(
+            request, "priorities.html", rows=views.priority_rows(ranked, t, datetime.now(UTC)), total=total,
+            current=current, statuses=get_args(Status), tiers=get_args(Tier),
+            solutions=sorted({*SOLUTIONS, *([where.solution] if where.solution else [])}),
+            prev_url=f"?{urlencode({**base, 'offset': max(offset - PAGE_SIZE, 0)})}" if offset else None,
+            next_url=f"?{urlencode({**base, 'offset': offset + PAGE_SIZE})}" if offset + PAGE_SIZE < total else None,
+        )
+
+    @router.get("/web/opportunities/{opportunity_id:path}", response_model=None)
+    async def opportunity(request: Request, opportunity_id: str) -> Response:
+        if (denied := gate(request)) is not None:
+            return denied
+        detail = await reader.opportunity(opportunity_id, 500)
+        if detail is None:
+            return page(request, "missing.html", status=404)
+        t = Translator(language(request))
+        plot, legend = views.timeline_plot(detail, t)
+        account = detail["account_name"] or detail["account_id"]
+        cards = [views.signal_card(x, t, account, detail["solution"], opportunity_id)
+                 for x in reversed(detail["signals"])]
+        summary = views.priority_rows([{**detail, "rank": 0}], t, datetime.now(UTC))[0]
+        return page(request, "opportunity.html", o=detail, row=summary, picture=views.group_picture(detail, t),
+                    timeline=plot, legend=legend, breakdown=views.score_breakdown(detail, t), signals=cards,
+                    live_filter=opportunity_id)
+
+    @router.get("/web/metrics", response_model=None)
+    async def metrics(request: Request) -> Response:
+        if (denied := gate(request)) is not None:
+            return denied
+        t = Translator(language(request))
+        first, last = await data_span(reader)
+        if first is None or last is None:
+            return page(request, "metrics.html", view=None)
+        step, periods = views.buckets(first, last)
+        # The whole span in one call, then one call per period: the same Reader.metrics that
+        # serves GET /v1/metrics, so the plots and the API always agree.
+        total = await reader.metrics(None, None)
+        series = [await reader.metrics(since, until) for since, until in periods]
+        return page(request, "metrics.html", view=views.metrics_view(total, step, periods, series, t))
+
+    @router.get("/web/live")
+    async def live(request: Request, opportunity: SearchText = None) -> Response:
+        if not access.allowed(request):
+            return Response('{"error": "unauthorized", "message": "a read token is required"}', status_code=401,
+                            media_type="application/json")
+        t = Translator(language(request))
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            try:
+                async with hub.subscribe() as queue:
+                    # Tells the page it will see every signal written from now on.
+                    yield {"event": "ready", "data": "{}"}
+                    while True:
+                        signal = await queue.get()
+                        if opportunity is None or signal.opportunity_id == opportunity:
+                            card = views.signal_card(signal, t)
+                            yield {"event": "signal", "id": card.signal_id,
+                                   "data": json.dumps(card.as_json(), ensure_ascii=False)}
+            except TimeoutError:
+                # Kafka is away: end the stream; the browser's EventSource comes back after `retry`.
+                yield {"event": "unavailable", "data": "{}", "retry": 5000}
+
+        return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})
+
+    @router.get("/web/login", response_model=None)
+    async def login_form(request: Request, next: SearchText = None) -> Response:
+        return page(request, "login.html", invalid=False, next=safe_next(next))
+
+    @router.post("/web/login", response_model=None)
+    async def login(request: Request) -> Response:
+        # A plain urlencoded form, parsed here: python-multipart is not a dependency.
+        form = parse_qs((await request.body())[:4096].decode("utf-8", errors="replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = safe_next((form.get("next") or [None])[0])
+        if not access.valid(token):
+            return page(request, "login.html", status=401, invalid=True, next=target)
+        response = RedirectResponse(target, status_code=303)
+        access.remember(response, request, token)
+        return response
+
+    return router
