@@ -803,7 +803,8 @@ class Market:
             joins.append(joins[-1] + max(0.2, self.rng.expovariate(1 / pace)))
         ends = self.days
         if outcome == "stalled":
-            ends = joins[self.rng.randint(2, min(len(slots), 5)) - 1] + self.rng.uniform(3, 12)
+            engaged = min(len(slots), self.rng.choices([2, 3, 4, 5], weights=[40, 25, 20, 15])[0])
+            ends = joins[engaged - 1] + self.rng.uniform(3, 12)
         elif outcome == "bought":
             ends = started + self.rng.uniform(40, 75)
             for i, slot in enumerate(slots):
@@ -828,7 +829,9 @@ class Market:
             person.solutions.append(solution)
             person.quiet_after[solution] = group.ends
             known = self._enter(person, solution, join)
-            self._active(person, solution, known, ends, per_week=1.8 if initiator else 0.8)
+            # Stakeholders differ: the initiator drives; many others look once or twice and go quiet.
+            per_week = 1.8 if initiator else self.rng.choices([0.1, 0.4, 1.0], weights=[35, 35, 30])[0]
+            self._active(person, solution, known, ends, per_week=per_week)
             if initiator and outcome != "stalled" and self.rng.random() < 0.6:
                 demo = join + self.rng.uniform(18, 35)
                 if demo < ends:
@@ -982,6 +985,7 @@ class Market:
                 "title": p.title, "company_as_given": p.company_as_given, "free_mail": p.free_mail,
                 "anonymous_first": p.anonymous_id is not None,
                 "identified_at": iso(p.identified_at), "touches": len(mine),
+                "engaged_solutions": sorted({t.solution for t in mine if t.solution and t.engaged}),
             })
         groups = []
         for g in self.groups:
