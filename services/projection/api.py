@@ -236,7 +236,7 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
     @app.get("/v1/accounts/{domain}", response_model=Account, responses=NOT_FOUND, dependencies=v1,
              summary="An account (by id or any of its domains) with its opportunities and contacts")
     async def get_account(domain: Id) -> Account:
-        found = await reader.account(domain.strip().lower() if "." in domain else domain)
+        found = await reader.account(domain)
         if found is None:
             raise ApiError(404, "not_found", f"no account {domain!r}", field="path.domain")
         return Account.model_validate(found)

@@ -192,12 +192,30 @@ OFFSETS_UPSERT = _offsets_upsert()
 TopicPartition = tuple[str, int]
 
 
+async def _account_view(conn: AsyncConnection, account_ids: list[str]) -> dict[str, tuple]:
+    a = s.accounts.c
+    result = await conn.execute(select(a.account_id, a.name, a.domains, a.owner).where(a.account_id.in_(account_ids)))
+    return {row[0]: tuple(row[1:]) for row in result}
+
+
 async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> set[str]:
     """Upsert the rows of one batch; the ids of the opportunities they changed."""
     changed: set[str] = set()
     for kind, stmt in UPSERTS.items():
         batch = rows.get(kind)
         if not batch:
+            continue
+        if kind == "account_ref":
+            # Every event carries its account, so the reference moves on almost every batch;
+            # only a change a reader can see (name, domains, owner) puts the account's
+            # opportunities, which show it, into the change feed.
+            ids = [r["account_id"] for r in batch]
+            before = await _account_view(conn, ids)
+            await conn.execute(stmt, batch)
+            after = await _account_view(conn, ids)
+            renamed = [a for a in ids if before.get(a) != after.get(a)]
+            if renamed:
+                changed.update(await conn.scalars(select(o.opportunity_id).where(o.account_id.in_(renamed))))
             continue
         result = await conn.execute(stmt, batch)
         if result.returns_rows:
@@ -341,11 +359,14 @@ class Reader:
                 select(func.count()).select_from(s.stage_changes).where(s.stage_changes.c.event_id == event_id)))
 
     async def account(self, domain: str) -> dict[str, Any] | None:
+        """By account id or any of its domains; as given first, then in lower case."""
         a = s.accounts.c
+        names = list(dict.fromkeys([domain, domain.lower()]))
         async with self.engine.connect() as conn:
             found = (await conn.execute(
-                select(s.accounts).where(or_(a.account_id == domain, a.domains.any(domain)))
-                .order_by((a.account_id != domain), a.account_id).limit(1))).mappings().first()
+                select(s.accounts).where(or_(a.account_id.in_(names), a.domains.overlap(names)))
+                .order_by(a.account_id.notin_(names), a.account_id != domain, a.account_id).limit(1))
+            ).mappings().first()
             if found is None:
                 return None
             aid = found["account_id"]

@@ -158,6 +158,26 @@ async def test_change_feed_resumes_from_a_cursor(env, engine, projection, story)
     assert page["items"][0]["touches_count"] == 8 and int(page["next_cursor"]) > int(cursor)
 
 
+async def test_a_renamed_account_puts_its_opportunities_into_the_feed(env, engine, projection):
+    log = Log(uuid.uuid4().hex[:6])
+    opp = log.opportunity("rename.ru", "ООО Старое имя")
+    await env.produce(log)
+    await wait_caught_up(env, engine)
+    cursor = get(projection, "/v1/changes", cursor=0, limit=1000)["next_cursor"]
+    mark = len(log.messages)
+    log.account_touch(opp, "visitor", day(1))  # same name: the account's reference moves, nothing shows
+    await env.produce(log, start=mark)
+    await wait_caught_up(env, engine)
+    assert get(projection, "/v1/changes", cursor=cursor)["items"] == []
+    mark = len(log.messages)
+    log.accounts[opp] = log.accounts[opp].model_copy(update={"name": "ООО Новое имя"})
+    log.account_touch(opp, "visitor", day(2))
+    await env.produce(log, start=mark)
+    await wait_caught_up(env, engine)
+    items = get(projection, "/v1/changes", cursor=cursor)["items"]
+    assert [(i["opportunity_id"], i["account_name"]) for i in items] == [(opp, "ООО Новое имя")]
+
+
 async def test_duplicates_and_replays_change_no_row(env, engine, projection, story):
     before = await snapshot(engine, env.schema, skip_tables=("consumer_offsets",))
     cursor = get(projection, "/v1/changes", cursor=0, limit=1000)["next_cursor"]
