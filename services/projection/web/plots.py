@@ -41,7 +41,9 @@ def _text(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -
     return f'<text x="{_num(x)}" y="{_num(y)}" class="{cls}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def _y_axis(x0: float, x1: float, y0: float, height: float, top: float, fmt: Fmt, ticks: int = 4) -> list[str]:
+def _y_axis(x0: float, x1: float, y0: float, height: float, top: float, fmt: Fmt) -> list[str]:
+    # top is 1, 2 or 5 x 10^k (nice_ceiling): steps of 0.2, 0.5 or 1 x 10^k keep the ticks round.
+    ticks = 4 if f"{top:e}".startswith("2") else 5
     out = []
     for i in range(ticks + 1):
         value = top * i / ticks
@@ -115,9 +117,9 @@ def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mar
     for mark in marks:
         mx = x(mark.at)
         # A label near the right edge goes left of its line so that it stays inside the plot.
-        label_at = (mx - 4, "end") if mx > left + plot_w * 0.75 else (mx + 4, "start")
+        lx, anchor = (mx - 4, "end") if mx > left + plot_w * 0.75 else (mx + 4, "start")
         body.append(f'<g class="mark"><line x1="{_num(mx)}" x2="{_num(mx)}" y1="{top - 14}" y2="{_num(axis_y)}"/>'
-                    f'{_text(label_at[0], top - 18, mark.label, "mark-label", label_at[1])}<title>{escape(mark.label)} · '
+                    f'{_text(lx, top - 18, mark.label, "mark-label", anchor)}<title>{escape(mark.label)} · '
                     f'{escape(date(mark.at))}</title></g>')
     for p in points:
         if p.lane not in row_of:

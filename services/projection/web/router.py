@@ -174,11 +174,12 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         if first is None or last is None:
             return page(request, "metrics.html", view=None)
         step, periods = views.buckets(first, last)
-        # The whole span in one call, then one call per period: the same Reader.metrics that
-        # serves GET /v1/metrics, so the plots and the API always agree.
+        # Only Reader.metrics, the query behind GET /v1/metrics, so the plots and the API agree:
+        # once for all time, then per period and up to each period's end.
         total = await reader.metrics(None, None)
         series = [await reader.metrics(since, until) for since, until in periods]
-        return page(request, "metrics.html", view=views.metrics_view(total, step, periods, series, t))
+        cumulative = [await reader.metrics(None, until) for _, until in periods]
+        return page(request, "metrics.html", view=views.metrics_view(total, step, periods, series, cumulative, t))
 
     @router.get("/web/live")
     async def live(request: Request, opportunity: SearchText = None) -> Response:

@@ -279,10 +279,12 @@ class MetricsView:
 
 
 def metrics_view(total: Mapping[str, Any], step: str, periods: Sequence[tuple[datetime, datetime]],
-                 series: Sequence[Mapping[str, Any]], t: Translator) -> MetricsView:
-    """`total`: the Reader's metrics of the whole span; `series`: its metrics per period."""
+                 series: Sequence[Mapping[str, Any]], cumulative: Sequence[Mapping[str, Any]],
+                 t: Translator) -> MetricsView:
+    """The Reader's metrics: `total` of all time, `series` of each period, `cumulative` up to the
+    end of each period. Distinct contacts do not add up over periods, hence the last."""
     labels = [t.date(a) for a, _ in periods]
-    count = lambda v: t.number(v, 0)  # noqa: E731
+    count = lambda v: t.number(v, 0 if float(v).is_integer() else 1)  # noqa: E731
     decimal = lambda v: t.number(v, 1)  # noqa: E731
     identified = total["opportunities_identified"]
     totals = {
@@ -297,8 +299,8 @@ def metrics_view(total: Mapping[str, Any], step: str, periods: Sequence[tuple[da
     period = t("metrics.period", since=t.date(periods[0][0]), until=t.date(periods[-1][1] - timedelta(seconds=1)),
                step=t(f"metrics.step.{step}")) if periods else t("metrics.no_data")
     over_time = plots.columns(labels, [
-        plots.Series(t("metrics.opportunities"), "s1", [m["opportunities_identified"] for m in series]),
-        plots.Series(t("metrics.raw_contacts"), "s2", [m["raw_contacts"] for m in series]),
+        plots.Series(t("metrics.opportunities"), "s1", [m["opportunities_identified"] for m in cumulative]),
+        plots.Series(t("metrics.raw_contacts"), "s2", [m["raw_contacts"] for m in cumulative]),
     ], t("metrics.over_time"), count)
     stages = [plots.Bar(t.value("stage", s["stage"]), s["engaged_members"] or 0, "s1",
                         f"{t.value('stage', s['stage'])}: {decimal(s['engaged_members'])} "
@@ -309,7 +311,7 @@ def metrics_view(total: Mapping[str, Any], step: str, periods: Sequence[tuple[da
                                         (6.3, "6,3" if t.lang == "ru" else "6.3")]) if stages else None
     roles = [(t.value("role", r["role"]), [
         plots.Bar(t("roles.covered"), r["covered"], "s1"), plots.Bar(t("roles.missing"), r["missing"], "s-missing"),
-    ]) for r in total["per_role"]]
+    ]) for r in sorted(total["per_role"], key=lambda r: ROLE_ORDER.get(r["role"], len(ROLE_ORDER)))]
     per_role = plots.stacked_hbars(roles, t("metrics.per_role"), count) if roles else None
     formation = plots.lines(labels, [plots.Series(t("metrics.mean"), "s1",
                                                   [m["days_first_touch_to_formation"] for m in series])],
