@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -136,9 +136,12 @@ class DeadLetters:
             await future
 
 
+class DeadLetterSink(Protocol):
+    async def send(self, letters: Sequence[DeadLetter]) -> None: ...
+
+
 @dataclass
 class Health:
-    started_at: float = field(default_factory=time.monotonic)
     batches: int = 0
     messages: int = 0
     dead_lettered: int = 0
@@ -151,7 +154,7 @@ class Health:
 class Projector:
     """Applies batches of records; shared by the live consumer and the rebuild."""
 
-    def __init__(self, uow: UnitOfWork, dead_letters: DeadLetters, consumer_name: str,
+    def __init__(self, uow: UnitOfWork, dead_letters: DeadLetterSink, consumer_name: str,
                  health: Health | None = None, max_backoff: float = 10.0) -> None:
         self.uow = uow
         self.dead_letters = dead_letters
