@@ -47,6 +47,7 @@ from services.projection.models import (
 )
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
+from services.projection.web import create_web_router
 from shared.schemas.crm import StageChanged
 
 log = logging.getLogger("projection.api")
@@ -347,5 +348,7 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
                                  won_opportunities=len(won),
                                  groups=domain.credit_groups(selected, group_keys[group_by]))
 
+    # The pages for people (/web/, their static files and live signals); not part of the API spec.
+    app.include_router(create_web_router(reader, settings))
     return app
 
