@@ -182,7 +182,9 @@ def main(args: argparse.Namespace) -> None:
     existing = api.total()
     if existing and not args.allow_existing:
         sys.exit(f"the read API already holds {existing} opportunities; run on a system that has seen nothing "
-                 "else (a fresh BG_TOPIC_NAMESPACE and database), or pass --allow-existing")
+                 "else (a fresh BG_TOPIC_NAMESPACE and PROJECTION_DB_SCHEMA), or pass --allow-existing: harmless "
+                 "after the DOMAIN.md stories alone, whose companies are not in the market, but not after "
+                 "another market (other seeds reuse company names)")
     cursor, _ = api.drain_changes("0")
 
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
