@@ -537,6 +537,7 @@ class Market:
 
     def _company_name(self, english: bool) -> tuple[str, str, str]:
         """(name, legal form, domain), all unique within the market."""
+        attempt = 0
         while True:
             if english:
                 name = f"{self.rng.choice(_EN_A)} {self.rng.choice(_EN_B)}"
@@ -552,10 +553,14 @@ class Market:
                 name = f"{self.rng.choice(_ADJ[gender])} {self.rng.choice(_NOUNS[gender])}"
                 legal = self.rng.choices([f for f, _ in _LEGAL], weights=[w for _, w in _LEGAL])[0]
                 domain = translit(name).lower().replace(" ", "-") + ".ru"
+            if attempt >= 50:  # a large market has used the plain names up: regional branches
+                number = attempt // 50 + 1
+                name, domain = f"{name}-{number}", domain.replace(".", f"{number}.", 1)
             if name.lower() not in self._names and domain not in self._domains:
                 self._names.add(name.lower())
                 self._domains.add(domain)
                 return name, legal, domain
+            attempt += 1
 
     def _company(self, kind: str) -> Company:
         english = kind != "competitor" and self.rng.random() < 0.15
