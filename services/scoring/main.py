@@ -1,4 +1,4 @@
-"""Composition root of the scoring worker: faust tables keyed by opportunity and an agent that
+"""Composition root of the scoring worker: a faust table keyed by opportunity and an agent that
 only moves data between Kafka and the processor (services.scoring.processor).
 
     python -m services.scoring            (env: KAFKA_*, BG_TOPIC_NAMESPACE, BG_SCORING_CONFIG)
@@ -6,12 +6,10 @@ only moves data between Kafka and the processor (services.scoring.processor).
 
 from __future__ import annotations
 
-import faust
 from faust.types import TP
 
 from services.scoring.config import load_config
 from services.scoring.processor import Processor
-from services.scoring.timers import TimerIndex
 from shared import topics
 from shared.codec import DecodeError, encode, opportunity_events
 from shared.schemas.scoring import Signal
@@ -26,15 +24,13 @@ scores_topic = raw_topic(app, topics.SCORES)
 signals_topic = raw_topic(app, topics.SIGNALS)
 dead_letters = DeadLetterSink(app, SERVICE, topics.SCORING_DLQ)
 
-_raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-# Both tables are written while handling a message of input partition P, so faust writes
-# their changelog to partition P and restores each entry with the partition it belongs to.
-opportunities = app.Table("scoring-opportunities", schema=_raw)
-# Keyed by input partition: the watermark is per partition, so a replay (same keys, same
-# partitions, same order within each) reaches the same watermark at the same message.
-clocks = app.Table("scoring-clocks", schema=_raw)
-timers = TimerIndex()
-processor = Processor(config, opportunities, clocks, timers)
+# Opportunities and partition clocks (services.scoring.processor). Written while handling a
+# message of input partition P, so faust writes the changelog to partition P and restores
+# each entry with the partition it belongs to; one table, so that a crash keeps a prefix of
+# a message's writes. bytes types, not only a raw schema: faust picks the changelog's
+# serializers from the types, and JSON could not restore the raw entries after a restart.
+state = app.Table("scoring-state", key_type=bytes, value_type=bytes)
+processor = Processor(config, state)
 
 
 @app.agent(source, concurrency=1)
@@ -42,12 +38,12 @@ async def score_opportunities(stream):
     async for event in stream.events():
         try:
             message = opportunity_events.decode(event.value)
-            for output in processor.process(event.message.partition, message):
+            for output in processor.process(event.message.partition, event.message.offset, message):
                 target = signals_topic if isinstance(output, Signal) else scores_topic
                 await target.send(key=output.key().encode(), value=encode(output))
         except DecodeError as exc:
             await dead_letters.send(event, exc.reason, exc.detail)
-        except Exception as exc:  # noqa: BLE001 - faust would ack it silently; keep it instead
+        except Exception as exc:  # faust would ack it silently; keep it instead
             await dead_letters.crashed(event, exc)
 
 
@@ -57,11 +53,12 @@ def _input_partitions(tps: set[TP]) -> list[int]:
 
 @app.on_partitions_revoked.connect
 async def _forget_revoked(sender, revoked: set[TP], **kwargs) -> None:
-    timers.forget(_input_partitions(revoked))
+    processor.forget(_input_partitions(revoked))
 
 
 @app.on_partitions_assigned.connect
 async def _forget_assigned(sender, assigned: set[TP], **kwargs) -> None:
-    # Another worker may have changed these opportunities while this one did not own them;
-    # the index is rebuilt from the recovered table at the partition's next message.
-    timers.forget(_input_partitions(assigned))
+    # Another worker may have changed these opportunities while this one did not own them,
+    # and the partition's uncommitted tail comes again: the processor rebuilds its indexes
+    # from the recovered table at the partition's next message, the first one redelivered.
+    processor.forget(_input_partitions(assigned))

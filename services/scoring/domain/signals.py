@@ -60,19 +60,28 @@ def step(state: OpportunityState | None, event: ScoredEvent, watermark: datetime
     signals += _apply(state, event, watermark, config)
     signals += _fire_timers(state, watermark, event.event_id, config)
 
-    current = score_opportunity(state, watermark, config)
-    if state.tier is not None and current.tier != state.tier:
-        signals.append(_signal(state, "priority_changed", event.occurred_at, watermark, config,
-                               (event.event_id,), {"from": state.tier, "to": current.tier}))
-    state.tier = current.tier
-    score = OpportunityScore(
-        opportunity_id=state.opportunity_id, account_id=state.account_id, solution=state.solution,
-        version=state.version, as_of=watermark, score=current.score, tier=current.tier,
-        breakdown=current.breakdown,
-    )
+    # Folded before scoring, so that the score is a function of the state as stored: a
+    # redelivered event re-sends it byte for byte (current_score), folding being exact only
+    # up to float rounding.
     _fold_old_touches(state, watermark, config)
+    state.scored_at = watermark
+    score = current_score(state, config)
+    if state.tier is not None and score.tier != state.tier:
+        signals.append(_signal(state, "priority_changed", event.occurred_at, watermark, config,
+                               (event.event_id,), {"from": state.tier, "to": score.tier}))
+    state.tier = score.tier
     _plan(state, config)
     return Step(state, (score,), tuple(signals))
+
+
+def current_score(state: OpportunityState, config: ScoringConfig) -> OpportunityScore:
+    """The score step emitted for the state's version; timers firing since do not change it."""
+    current = score_opportunity(state, state.scored_at, config)
+    return OpportunityScore(
+        opportunity_id=state.opportunity_id, account_id=state.account_id, solution=state.solution,
+        version=state.version, as_of=state.scored_at, score=current.score, tier=current.tier,
+        breakdown=current.breakdown,
+    )
 
 
 def advance(state: OpportunityState, watermark: datetime, trigger_event_id: str,

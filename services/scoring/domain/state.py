@@ -34,6 +34,15 @@ class MemberState(_State):
     folded_touches: int = 0
 
 
+class EmittedSignal(_State):
+    """A signal as it was sent, kept so that a redelivered message can send it again."""
+
+    offset: int  # of the input message whose handling emitted it
+    # The encoded signal as a string: re-sent byte for byte, and loading a state does not
+    # validate every kept signal again on each of the opportunity's events.
+    signal: str
+
+
 class OpportunityState(_State):
     opportunity_id: str
     account_id: str
@@ -57,6 +66,11 @@ class OpportunityState(_State):
     role_gap_checked: bool = False
     stalled_since: datetime | None = None
     signal_counts: dict[SignalType, int] = Field(default_factory=dict)
+    # What a redelivery of the latest applied event needs (services.scoring.redelivery): its
+    # input offset, the watermark it was scored at, and the signals recent messages emitted.
+    applied_offset: int = -1
+    scored_at: datetime | None = None
+    emitted: list[EmittedSignal] = Field(default_factory=list)
 
 
 class PartitionClock(_State):

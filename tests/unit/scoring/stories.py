@@ -174,14 +174,25 @@ def severny_veter(story: Story, start: float = 0) -> str:
     return opp
 
 
+def positions(events: list, partition_of=lambda key: 0) -> list[tuple[int, int, object]]:
+    """(partition, offset, event): where each event lands when the log is produced in this order."""
+    offsets: dict[int, int] = {}
+    placed = []
+    for event in events:
+        partition = partition_of(event.key())
+        offsets[partition] = offsets.get(partition, -1) + 1
+        placed.append((partition, offsets[partition], event))
+    return placed
+
+
 def replay(events: list, config, partition_of=lambda key: 0) -> list:
-    """Run events through the worker's processor with dicts for tables: (scores + signals) in order."""
+    """Run events through the worker's processor with a dict for its table: (scores + signals) in order."""
     from services.scoring.processor import Processor
 
-    processor = Processor(config, {}, {})
+    processor = Processor(config, {})
     outputs: list = []
-    for event in events:
-        outputs += processor.process(partition_of(event.key()), event)
+    for partition, offset, event in positions(events, partition_of):
+        outputs += processor.process(partition, offset, event)
     return outputs
 
 

@@ -157,9 +157,9 @@ def test_old_touches_fold_into_member_totals_without_changing_the_score_much() -
     opp = story.opportunity("x.ru", "X")
     for i in range(30):
         story.touch(opp, "a", "download", day(i * 3), department=Department.hr, role=BuyingRole.initiator)
-    processor = Processor(CONFIG, {}, {})
-    outputs = [o for e in story.in_time_order() for o in processor.process(0, e)]
-    state = OpportunityState.model_validate_json(processor.opportunities[opp.encode()])
+    processor = Processor(CONFIG, {})
+    outputs = [o for offset, e in enumerate(story.in_time_order()) for o in processor.process(0, offset, e)]
+    state = OpportunityState.model_validate_json(processor.table[opp.encode()])
     assert len(state.touches) < 30 and state.members["a@x.ru"].folded_touches > 0  # bounded
     score = [o for o in outputs if o.type == "score"][-1]
     member = score.breakdown.members[0]
