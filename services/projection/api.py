@@ -157,6 +157,11 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8, not JSON): invalid input.
+            message = f"the body is not valid JSON: {exc.detail}"
+            return JSONResponse({"error": "validation_error", "message": message,
+                                 "errors": [{"field": "body", "message": message}]}, status_code=422)
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse({"error": error, "message": str(exc.detail), "errors": []},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))

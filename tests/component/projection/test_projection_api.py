@@ -273,8 +273,11 @@ def test_errors_are_json_with_a_clear_message(projection):
     missing = httpx.get(f"{projection}/v1/opportunities/none.ru:hr", headers=READ)
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "path.opportunity_id"
     assert httpx.get(f"{projection}/v1/nothing", headers=READ).json()["error"] == "not_found"
-    bad_body = httpx.post(f"{projection}/v1/opportunities/x/stage", content=b"{", headers=CRM)
-    assert bad_body.status_code == 422 and bad_body.json()["error"] == "validation_error"
+    for body in (b"{", b"N\xc0\xff"):
+        bad_body = httpx.post(f"{projection}/v1/opportunities/x/stage", content=body,
+                              headers={**CRM, "Content-Type": "application/json"})
+        assert bad_body.status_code == 422 and bad_body.json()["error"] == "validation_error", bad_body.text
+        assert bad_body.json()["errors"][0]["field"].startswith("body")
     spec = httpx.get(f"{projection}/openapi.json").json()
     assert "/v1/changes" in spec["paths"] and httpx.get(f"{projection}/docs").status_code == 200
     assert json.loads(httpx.get(f"{projection}/readyz").text)["status"] == "ready"
