@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import faust
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import EventT, StreamT, TableT, TopicT
 
 from services.grouping.config import GroupingConfig, load
@@ -55,12 +57,24 @@ def _no_identifier(raw: bytes) -> bool:
     return isinstance(person, dict) and not any(person.get(k) for k in ("email", "anonymous_id", "user_id"))
 
 
+def _failover_options() -> dict[str, float]:
+    """BG_GROUPING_SESSION_TIMEOUT (seconds): how soon a crashed worker's partitions move.
+
+    faust waits 60 s by default; the broker accepts down to group.min.session.timeout.ms (6 s).
+    """
+    timeout = os.environ.get("BG_GROUPING_SESSION_TIMEOUT")
+    if not timeout:
+        return {}
+    seconds = float(timeout)
+    return {"broker_session_timeout": seconds, "broker_heartbeat_interval": min(3.0, seconds / 4)}
+
+
 class Grouping:
     """The worker's wiring; one instance per process, built at import for faust's CLI."""
 
     def __init__(self, config: GroupingConfig) -> None:
         self.config = config
-        self.app = make_app(SERVICE)
+        self.app = make_app(SERVICE, **_failover_options())
         namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
         partitions = kafka_settings().topic_partitions
 
@@ -99,6 +113,9 @@ class Grouping:
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
         self.app.task(self._precreate)
         self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.on_rebalance_complete.connect(self._reseek_uncommitted)
+        self._inputs = {self.person_events.get_topic_name(),
+                        *(t.get_topic_name() for name, t in self.topics.items() if name != "opportunities")}
 
     async def _send(self, outputs: list[Outbound]) -> None:
         for out in outputs:
@@ -187,6 +204,30 @@ class Grouping:
         await self._send(seeds)
         if seeds:
             log.info("pre-created opportunities requested", extra={"accounts": len(seeds)})
+
+    async def _reseek_uncommitted(self, app: faust.App, **_: Any) -> None:
+        """Re-read from the start the input partitions this group never committed.
+
+        faust drops records fetched around a rebalance and relies on seeking back to the
+        committed offsets afterwards, but aiokafka's seek_to_committed skips a partition whose
+        committed offset is missing or 0: the first records of such a partition, arriving
+        during a rebalance, were never processed (seen with two workers starting together).
+        This runs before the partitions resume; the replay is harmless, reducers are idempotent.
+        """
+        assigned = sorted(tp for tp in app.consumer.assignment() if tp.topic in self._inputs)
+        if not assigned:
+            return
+        admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(
+                app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in assigned])
+        finally:
+            await admin.close()
+        for tp in assigned:
+            found = committed.get(TopicPartition(tp.topic, tp.partition))
+            if found is None or found.offset <= 0:
+                await app.consumer.seek(tp, 0)
 
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
