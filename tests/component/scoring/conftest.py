@@ -66,6 +66,7 @@ class Run:
 class Replayed:
     story: Story
     events: list
+    log: list[tuple[str, bytes]]  # what was produced: the events, then a message scoring cannot use
     opportunities: dict[str, str]
     expected: list  # what the worker's processor gives in-process for the same log
     runs: list[Run]
@@ -133,7 +134,7 @@ async def replayed(servers, tmp_path_factory) -> Replayed:
     for name in names:
         await create_namespace(name)
     runs = await asyncio.gather(*(run_worker(n, log, n_signals, n_scores, tmp) for n in names))
-    yield Replayed(story, events, opportunities, expected, list(runs))
+    yield Replayed(story, events, log, opportunities, expected, list(runs))
     for run in runs:
         run.worker.stop()
 

@@ -46,7 +46,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:  # the stdlib's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with lock:
                     status = 503 if len(receiver.calls) < fail_first else 200
