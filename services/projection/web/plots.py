@@ -41,6 +41,11 @@ def _text(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -
     return f'<text x="{_num(x)}" y="{_num(y)}" class="{cls}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
+def _clip(text: str, chars: int = 22) -> str:
+    """A bar's label fits the 170px left of the bars; the full text stays in the tooltip."""
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
 def _y_axis(x0: float, x1: float, y0: float, height: float, top: float, fmt: Fmt) -> list[str]:
     # top is 1, 2 or 5 x 10^k (nice_ceiling): steps of 0.2, 0.5 or 1 x 10^k keep the ticks round.
     ticks = 4 if f"{top:e}".startswith("2") else 5
@@ -88,11 +93,37 @@ def _day_ticks(start: datetime, end: datetime, count: int = 6) -> list[datetime]
     return out
 
 
+LABEL_ROWS = 3
+CHAR_PX = 6.6  # about the width of a character of an 11px label
+
+
+def _place_labels(xs: Sequence[float], labels: Sequence[str], left: float, right: float
+                  ) -> list[tuple[int, float, str] | None]:
+    """(row, x, anchor) of each mark's label, greedily in the first row where it overlaps no
+    other; None when every row is taken there (the line stays, its tooltip names it)."""
+    ends: list[float] = []
+    out: list[tuple[int, float, str] | None] = []
+    for mx, text in zip(xs, labels, strict=True):
+        w = CHAR_PX * len(text) + 6
+        # Near the right edge a label goes left of its line, so that it stays inside the plot.
+        lo, hi, lx, anchor = (mx - w, mx, mx - 4, "end") if mx + w > right else (mx, mx + w, mx + 4, "start")
+        lo = max(lo, left - 60)
+        row = next((i for i, end in enumerate(ends) if lo > end), None)
+        if row is None and len(ends) < LABEL_ROWS:
+            row = len(ends)
+            ends.append(float("-inf"))
+        if row is None:
+            out.append(None)
+        else:
+            ends[row] = hi
+            out.append((row, lx, anchor))
+    return out
+
+
 def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mark], label: str,
              date: Callable[[datetime], str]) -> Markup:
     """One lane per member, a dot per touch (class = its kind), dashed lines where signals fired."""
-    width, left, right, top, lane_h, bottom = 960, 270, 24, 34, 40, 30
-    height = top + lane_h * max(len(lanes), 1) + bottom
+    width, left, right, lane_h, bottom = 960, 270, 24, 40, 30
     times = [p.at for p in points] + [m.at for m in marks]
     start, end = (min(times), max(times)) if times else (datetime.now(), datetime.now())
     pad = max((end - start) * 0.04, timedelta(hours=6))
@@ -101,6 +132,17 @@ def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mar
 
     def x(at: datetime) -> float:
         return left + plot_w * (at - start).total_seconds() / (end - start).total_seconds()
+
+    # Signals at the same moment share one line: "Priority changed +1".
+    same: dict[datetime, list[Mark]] = {}
+    for mark in sorted(marks, key=lambda m: m.at):
+        same.setdefault(mark.at, []).append(mark)
+    groups = list(same.items())
+    texts = [g[0].label + (f" +{len(g) - 1}" if len(g) > 1 else "") for _, g in groups]
+    places = _place_labels([x(at) for at, _ in groups], texts, left, width - right)
+    rows = max([p[0] + 1 for p in places if p] + [1])
+    top = 20 + 14 * rows
+    height = top + lane_h * max(len(lanes), 1) + bottom
 
     body: list[str] = []
     row_of = {lane.key: i for i, lane in enumerate(lanes)}
@@ -114,13 +156,13 @@ def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mar
         body.append(f'<line class="grid" x1="{_num(x(tick))}" x2="{_num(x(tick))}" y1="{top - 6}" '
                     f'y2="{_num(axis_y)}"/>')
         body.append(_text(x(tick), axis_y + 16, date(tick), "tick", "middle"))
-    for mark in marks:
-        mx = x(mark.at)
-        # A label near the right edge goes left of its line so that it stays inside the plot.
-        lx, anchor = (mx - 4, "end") if mx > left + plot_w * 0.75 else (mx + 4, "start")
-        body.append(f'<g class="mark"><line x1="{_num(mx)}" x2="{_num(mx)}" y1="{top - 14}" y2="{_num(axis_y)}"/>'
-                    f'{_text(lx, top - 18, mark.label, "mark-label", anchor)}<title>{escape(mark.label)} · '
-                    f'{escape(date(mark.at))}</title></g>')
+    for (at, group), text, place in zip(groups, texts, places, strict=True):
+        mx = x(at)
+        tip = "; ".join(m.label for m in group) + f" · {date(at)}"
+        row_y = top - 8 - 14 * place[0] if place else top
+        label_svg = _text(place[1], row_y - 4, text, "mark-label", place[2]) if place else ""
+        body.append(f'<g class="mark"><line x1="{_num(mx)}" x2="{_num(mx)}" y1="{_num(row_y - 2)}" '
+                    f'y2="{_num(axis_y)}"/>{label_svg}<title>{escape(tip)}</title></g>')
     for p in points:
         if p.lane not in row_of:
             continue
@@ -155,7 +197,7 @@ def hbars(bars: Sequence[Bar], label: str, fmt: Fmt, benchmarks: Sequence[tuple[
     for i, bar in enumerate(bars):
         y = top + i * (bar_h + gap)
         w = plot_w * bar.value / top_value
-        body.append(_text(left - 8, y + bar_h * 0.7, bar.label, "bar-label", "end"))
+        body.append(_text(left - 8, y + bar_h * 0.7, _clip(bar.label), "bar-label", "end"))
         body.append(f'<rect class="bar {bar.cls}" x="{left}" y="{y}" width="{_num(max(w, 1))}" height="{bar_h}" '
                     f'rx="3"><title>{escape(bar.title or f"{bar.label}: {fmt(bar.value)}")}</title></rect>')
         body.append(_text(left + w + 6, y + bar_h * 0.7, fmt(bar.value), "bar-value"))
@@ -172,7 +214,7 @@ def stacked_hbars(rows: Sequence[tuple[str, Sequence[Bar]]], label: str, fmt: Fm
     body: list[str] = []
     for i, (name, segments) in enumerate(rows):
         y = top + i * (bar_h + gap)
-        body.append(_text(left - 8, y + bar_h * 0.7, name, "bar-label", "end"))
+        body.append(_text(left - 8, y + bar_h * 0.7, _clip(name), "bar-label", "end"))
         x = float(left)
         for seg in segments:
             w = plot_w * seg.value / top_value

@@ -2,7 +2,8 @@
 projection process, real Kafka and PostgreSQL, in production mode (tokens configured): the
 DOMAIN.md stories go onto the projection's topics as grouping and scoring write them; the
 browser finds Красная ромашка with its four members and roles, opens it, and sees signals
-produced after the page opened arrive without a reload. Screenshots go to docs/screenshots/.
+produced after the page opened arrive without a reload. Its screenshots go to
+tests/artifacts/screenshots/ (the committed ones come from the pipeline test in tests/e2e/).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from shared.codec import encode
 from shared.schemas.scoring import Signal
 from tests.component.projection.conftest import Env, wait_caught_up
 from tests.support.kafka import produce
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ARTIFACTS, free_port
 from tests.unit.projection.stories import Log, argotrubosbyt, day, gazmyasneft, krasnaya_romashka
 
 pytestmark = pytest.mark.component
 
 READ_TOKEN = f"web-read-{uuid.uuid4().hex}"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -47,9 +48,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 async def site(env: Env, engine: AsyncEngine) -> AsyncIterator[Site]:
-    # The namespace and schema are this module's own, so a fixed token is safe and keeps the
-    # domains in the screenshots the same from run to run.
-    log = Log("demo")
+    log = Log(uuid.uuid4().hex[:6])
     romashka, argo = krasnaya_romashka(log), argotrubosbyt(log)
     gazmyasneft(log)
     await env.produce(log)

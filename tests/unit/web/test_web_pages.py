@@ -71,7 +71,9 @@ def test_lines_break_where_a_period_has_no_value():
     assert svg.count("<polyline") == 1 and svg.count('class="dot s1"') == 3
 
 
-@pytest.mark.parametrize(("days", "step", "count"), [(9.5, "day", 10), (60, "week", 9), (400, "month", 14), (600, "month", 16)])
+@pytest.mark.parametrize(("days", "step", "count"), [
+    (9.5, "day", 10), (60, "week", 9), (400, "month", 14), (600, "month", 16),
+])
 def test_metric_periods(days, step, count):
     first = datetime(2026, 1, 1, 9, tzinfo=UTC)
     name, periods = views.buckets(first, first + timedelta(days=days))
@@ -160,3 +162,15 @@ def test_a_token_in_a_link_becomes_a_cookie_and_leaves_the_address():
 ])
 def test_login_only_returns_to_this_site(target, safe):
     assert safe_next(target) == safe
+
+
+def test_timeline_labels_of_close_signals_take_separate_rows_and_same_moments_one_line():
+    at = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    marks = [plots.Mark(at, "Группа формируется"), plots.Mark(at + timedelta(hours=6), "Приоритет изменился"),
+             plots.Mark(at + timedelta(hours=6), "Группа расширилась"), plots.Mark(at + timedelta(days=20), "Итог")]
+    svg = plots.timeline([plots.Lane("p", "Елена", "HR")], [plots.Point("p", at, "k-view", "просмотр")], marks,
+                         "Касания", lambda d: d.date().isoformat())
+    labels = dict((text, y) for y, text in re.findall(r'y="([\d.]+)" class="mark-label"[^>]*>([^<]+)<', svg))
+    assert set(labels) == {"Группа формируется", "Приоритет изменился +1", "Итог"}
+    assert labels["Группа формируется"] != labels["Приоритет изменился +1"]
+    assert svg.count('<g class="mark">') == 3 and "Приоритет изменился; Группа расширилась" in svg
