@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sse_starlette import EventSourceResponse
 
 from services.projection import schema as s
-from services.projection.models import NO_CONTROL, Status, Tier
+from services.projection.models import Status, Tier
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import views
@@ -45,7 +46,15 @@ log = logging.getLogger("projection.web")
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 SOLUTIONS = sorted(k.split(".", 1)[1] for k in TEXT if k.startswith("solution."))
-SearchText = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL)]
+# The filter form sends every field, empty ones too: an empty value means "any", not an error.
+SearchText = Annotated[str | None, Query(max_length=200)]
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def cleaned(value: str | None) -> str | None:
+    """What a text field of the form means: None when empty; no control characters, which
+    PostgreSQL cannot store in text and no name contains."""
+    return CONTROL.sub("", value or "").strip() or None
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,9 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         if access.allowed(request):
             return None
         invalid = "token" in request.query_params or access.presented(request) is not None
+        rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
         return page(request, "login.html", status=401, invalid=invalid,
-                    next=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+                    next=request.url.path + (f"?{rest}" if rest else ""))
 
     @router.get("/")
     async def root() -> RedirectResponse:
@@ -133,7 +143,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         # A filter value the select box does not offer is ignored rather than an error page.
         where = SearchFilter(status=status if status in get_args(Status) else None,
                              tier=tier if tier in get_args(Tier) else None,
-                             solution=solution or None, search=(q or "").strip() or None)
+                             solution=cleaned(solution), search=cleaned(q))
         total, rows = await reader.list_opportunities(where, PAGE_SIZE, offset)
         t = Translator(language(request))
         ranked = [{**r, "rank": offset + i + 1} for i, r in enumerate(rows)]
@@ -187,6 +197,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
             return Response('{"error": "unauthorized", "message": "a read token is required"}', status_code=401,
                             media_type="application/json")
         t = Translator(language(request))
+        only = cleaned(opportunity)
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             try:
@@ -195,7 +206,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
                     yield {"event": "ready", "data": "{}"}
                     while True:
                         signal = await queue.get()
-                        if opportunity is None or signal.opportunity_id == opportunity:
+                        if only is None or signal.opportunity_id == only:
                             card = views.signal_card(signal, t)
                             yield {"event": "signal", "id": card.signal_id,
                                    "data": json.dumps(card.as_json(), ensure_ascii=False)}

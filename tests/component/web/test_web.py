@@ -82,6 +82,8 @@ def test_no_page_shows_data_without_the_token(site: Site):
         signed_in = client.post("/web/login", data={"token": READ_TOKEN, "next": "https://evil.example/"})
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/web/"
         assert "httponly" in signed_in.headers["set-cookie"].lower()
+        everything = client.get("/web/", params={"status": "", "tier": "", "solution": "", "q": ""})
+        assert everything.status_code == 200 and everything.text.count("data-opportunity-id=") == 3
         # The search is case-insensitive over account names, Cyrillic included.
         found = client.get("/web/", params={"q": "РОМАШКА"})
         assert found.status_code == 200
@@ -126,6 +128,12 @@ async def test_browser_finds_the_buying_group_and_sees_live_signals(site: Site):
             await expect(card).to_contain_text("Арготрубосбыт")
             await expect(page.locator("tr", has_text="Арготрубосбыт").locator(".new-signal")).to_be_visible()
             await page.screenshot(path=SCREENSHOTS / "priorities.png")
+
+            # The filter form, as a person uses it: empty fields mean "any".
+            await page.locator("input[name=q]").fill("ромашка")
+            await page.get_by_role("button", name="Показать").click()
+            await expect(page.locator("tr[data-opportunity-id]")).to_have_count(1)
+            await expect(page.locator("p.total")).to_have_text("Всего: 1")
 
             # One opportunity: the group as a picture, the touches plot, the score, the signals.
             await row.get_by_role("link", name="Красная ромашка").click()
