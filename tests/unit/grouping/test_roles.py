@@ -54,7 +54,8 @@ def test_stated_role_wins_over_the_title_but_the_department_stays(config) -> Non
 
 def test_zoom_statements_map_to_roles(config) -> None:
     roles = config.people.roles
-    assert roles.stated_role("Evaluator/Recommender") is BuyingRole.influencer
+    assert roles.stated_role("Evaluator/Recommender") is BuyingRole.technical_validator
+    assert roles.stated_role("Influencer") is BuyingRole.influencer
     assert roles.stated_role("ЛПР") is BuyingRole.decision_maker
     assert roles.stated_role("Not involved") is None
     assert roles.classify("HR-менеджер", stated="Not involved").source is RoleSource.title

@@ -1,0 +1,48 @@
+"""The whole pipeline, each service its own process, against the real Kafka, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.support.processes import ServiceProcess, free_port
+
+TOKEN = {"Authorization": "Bearer dev-read-token"}
+
+
+@dataclass
+class Pipeline:
+    ingest_url: str
+    api_url: str
+    db_schema: str
+    services: dict[str, ServiceProcess]
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, headers=TOKEN, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def pipeline(topic_namespace: str) -> Iterator[Pipeline]:
+    ingest_port, api_port = free_port(), free_port()
+    schema = f"e2e_{uuid.uuid4().hex[:8]}"
+    env = {"BG_INGEST_PORT": str(ingest_port), "BG_API_PORT": str(api_port), "PROJECTION_DB_SCHEMA": schema,
+           "LOG_LEVEL": "info"}
+    services = {
+        "ingest": ServiceProcess("e2e-ingest", ["-m", "services.ingest"], env,
+                                 health_url=f"http://127.0.0.1:{ingest_port}/readyz"),
+        "grouping": ServiceProcess("e2e-grouping", ["-m", "services.grouping"], env),
+        "scoring": ServiceProcess("e2e-scoring", ["-m", "services.scoring"], env),
+        "projection": ServiceProcess("e2e-projection", ["-m", "services.projection"], env,
+                                     health_url=f"http://127.0.0.1:{api_port}/readyz"),
+    }
+    try:
+        for service in services.values():
+            service.start(timeout=90)
+        yield Pipeline(f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}", schema, services)
+    finally:
+        for service in services.values():
+            service.stop()
