@@ -55,10 +55,10 @@ def romashka(tag: str = "") -> list[Request]:
         zoom_registration(integrations, "Интеграция HR-системы с 1С и ИТ-ландшафтом", day(4), sergey,
                           "Сергей Волков", "IT-директор", org, "Evaluator/Recommender"),
         # Ольга, финансовый директор: opens the ROI email and downloads the case study.
-        sendgrid(f"rm{tag}-sg-1", day(7), olga, "open", job_title="Финансовый директор", company=org,
-                 subject="ROI HR-системы: кейс производственной компании", asset_id="hr-roi-case-study"),
+        sendgrid(f"rm{tag}-sg-1", day(7), olga, "open", name="Ольга Петрова", job_title="Финансовый директор",
+                 company=org, subject="ROI HR-системы: кейс производственной компании", asset_id="hr-roi-case-study"),
         sendgrid(f"rm{tag}-sg-2", day(7, 1), olga, "click", url=f"{SITE}/solutions/hr/roi-case-study",
-                 job_title="Финансовый директор", company=org, asset_id="hr-roi-case-study"),
+                 name="Ольга Петрова", job_title="Финансовый директор", company=org, asset_id="hr-roi-case-study"),
         # Иван, генеральный директор: registers for the conference.
         segment_identify(f"rm{tag}-7", day(8), ivan, "Иван Михайлов", "Генеральный директор", org),
         segment_track(f"rm{tag}-8", day(8, 1), "Conference Registered", user_id=ivan, email=ivan,
