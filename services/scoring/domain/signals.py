@@ -60,9 +60,9 @@ def step(state: OpportunityState | None, event: ScoredEvent, watermark: datetime
     signals += _apply(state, event, watermark, config)
     signals += _fire_timers(state, watermark, event.event_id, config)
 
-    # Folded before scoring, so that the score is a function of the state as stored: a
-    # redelivered event re-sends it byte for byte (current_score), folding being exact only
-    # up to float rounding.
+    # Folded before scoring, so that the score is a function of the state as stored and a
+    # redelivered event can send it again byte for byte (current_score): folded mass decays
+    # like the touches it replaced only up to float rounding.
     _fold_old_touches(state, watermark, config)
     state.scored_at = watermark
     score = current_score(state, config)
