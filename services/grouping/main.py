@@ -24,10 +24,9 @@ from typing import Any, TypeVar
 
 import faust
 import orjson
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import EventT, StreamT, TableT, TopicT
 
+from services.grouping import kafka_seek
 from services.grouping.config import GroupingConfig, load
 from services.grouping.domain import directory, identity, opportunities, people
 from services.grouping.domain.messages import (
@@ -113,9 +112,6 @@ class Grouping:
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
         self.app.task(self._precreate)
         self.app.on_partitions_assigned.connect(self._on_assigned)
-        self.app.on_rebalance_complete.connect(self._reseek_uncommitted)
-        self._inputs = {self.person_events.get_topic_name(),
-                        *(t.get_topic_name() for name, t in self.topics.items() if name != "opportunities")}
 
     async def _send(self, outputs: list[Outbound]) -> None:
         for out in outputs:
@@ -205,30 +201,6 @@ class Grouping:
         if seeds:
             log.info("pre-created opportunities requested", extra={"accounts": len(seeds)})
 
-    async def _reseek_uncommitted(self, app: faust.App, **_: Any) -> None:
-        """Re-read from the start the input partitions this group never committed.
-
-        faust drops records fetched around a rebalance and relies on seeking back to the
-        committed offsets afterwards, but aiokafka's seek_to_committed skips a partition whose
-        committed offset is missing or 0: the first records of such a partition, arriving
-        during a rebalance, were never processed (seen with two workers starting together).
-        This runs before the partitions resume; the replay is harmless, reducers are idempotent.
-        """
-        assigned = sorted(tp for tp in app.consumer.assignment() if tp.topic in self._inputs)
-        if not assigned:
-            return
-        admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(
-                app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in assigned])
-        finally:
-            await admin.close()
-        for tp in assigned:
-            found = committed.get(TopicPartition(tp.topic, tp.partition))
-            if found is None or found.offset <= 0:
-                await app.consumer.seek(tp, 0)
-
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
@@ -254,6 +226,7 @@ class _DirectoryView(Mapping[str, directory.DirectoryEntry]):
         return len(self._table)
 
 
+kafka_seek.install()
 config = load()
 grouping = Grouping(config)
 app = grouping.app
