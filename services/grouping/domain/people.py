@@ -147,10 +147,9 @@ def _register(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outbou
                      message=NameRegistration(occurred_at=at, name=name, account=profile.account))]
 
 
-def _deliver(profile: Profile, rules: PeopleRules, touches: list[TouchEvent]) -> list[Outbound]:
+def _deliver(profile: Profile, card: MemberRef, rules: PeopleRules, touches: list[TouchEvent]) -> list[Outbound]:
     if profile.account is None:
         return []
-    card = member_card(profile, rules.roles)
     profile.last_member = card
     account = profile.account
     return [
@@ -193,10 +192,10 @@ def step(profile: Profile | None, pid: str, message: PeopleInput,
     else:
         waiting = sorted(profile.held + touches, key=lambda t: (t.occurred_at, t.event_id))
         profile.held = []
-        before = profile.last_member
-        outputs += _deliver(profile, rules, waiting)
         card = member_card(profile, rules.roles)
-        if not waiting and card != before:
+        if waiting:
+            outputs += _deliver(profile, card, rules, waiting)
+        elif card != profile.last_member:
             profile.last_member = card
             outputs.append(Outbound(to="accounts", key=profile.account.account_id, message=MemberUpdate(
                 input_id=input_id, occurred_at=message.occurred_at, account=profile.account, member=card,

@@ -22,19 +22,22 @@ def normalise_title(text: str) -> str:
     return " ".join(re.sub(r"[^\w&+#]+", " ", text).split())
 
 
-def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+def _compile(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One alternation per rule: a title is searched once per rule, not once per pattern."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-def _any(patterns: Sequence[re.Pattern[str]], text: str) -> bool:
-    return any(p.search(text) for p in patterns)
+def _any(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return pattern is not None and pattern.search(text) is not None
 
 
 @dataclass(frozen=True)
 class TitleRule:
     name: str
     department: Department
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: re.Pattern[str] | None
     role: BuyingRole | None = None  # None: the department's role (by seniority)
     weak: bool = False  # a generic title ("специалист", "engineer"): behaviour tells more
 
@@ -42,7 +45,7 @@ class TitleRule:
 @dataclass(frozen=True)
 class StatedRule:
     role: BuyingRole | None  # None: the statement says "not involved", it carries no role
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: re.Pattern[str] | None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class RoleRules:
     titles: tuple[TitleRule, ...]
     department_roles: Mapping[Department, BuyingRole]
     senior_roles: Mapping[Department, BuyingRole]
-    seniority: tuple[re.Pattern[str], ...]
+    seniority: re.Pattern[str] | None
     stated: tuple[StatedRule, ...]
     behaviour: tuple[BehaviourRule, ...]
     default_department: Department = Department.other
@@ -108,7 +111,9 @@ class RoleRules:
         return next((rule for rule in self.titles if _any(rule.patterns, text)), None)
 
     def classify_title(self, title: str | None) -> tuple[Department, BuyingRole] | None:
-        rule = self.title_rule(title)
+        return self._by_rule(self.title_rule(title), title)
+
+    def _by_rule(self, rule: TitleRule | None, title: str | None) -> tuple[Department, BuyingRole] | None:
         if rule is None or title is None:
             return None
         if rule.role is not None:
@@ -134,9 +139,9 @@ class RoleRules:
 
     def classify(self, title: str | None, stated: str | None = None,
                  signals: Mapping[str, int] | None = None) -> Classification:
-        by_title = self.classify_title(title)
-        by_behaviour = self.from_behaviour(signals or {})
         rule = self.title_rule(title)
+        by_title = self._by_rule(rule, title)
+        by_behaviour = self.from_behaviour(signals or {})
         if by_behaviour and rule is not None and rule.weak:
             by_title = None
         department = (by_title or by_behaviour or (self.default_department,))[0]

@@ -18,17 +18,24 @@ from urllib.parse import unquote, urlsplit
 from shared.schemas.touch import Content
 
 
-def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+def _alternation(fragments: Sequence[str], prefix: str = "", suffix: str = "") -> re.Pattern[str] | None:
+    """One pattern per list, so a text is searched once per list, not once per entry."""
+    if not fragments:
+        return None
+    return re.compile(prefix + "(?:" + "|".join(f"(?:{f})" for f in fragments) + ")" + suffix, re.IGNORECASE)
 
 
-def _words(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+def _words(patterns: Sequence[str]) -> re.Pattern[str] | None:
     """Keywords match at the start of a word: 'кадр' finds 'кадровый', '\\bhr\\b' only 'hr'."""
-    return tuple(re.compile(r"(?<!\w)(?:" + p + ")", re.IGNORECASE) for p in patterns)
+    return _alternation(patterns, prefix=r"(?<!\w)")
 
 
-def _phrases(phrases: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(r"(?<!\w)" + re.escape(_text(p)) + r"(?!\w)") for p in phrases)
+def _phrases(phrases: Sequence[str]) -> re.Pattern[str] | None:
+    return _alternation([re.escape(_text(p)) for p in phrases], prefix=r"(?<!\w)", suffix=r"(?!\w)")
+
+
+def _found(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return bool(text) and pattern is not None and pattern.search(text) is not None
 
 
 def _text(value: str) -> str:
@@ -40,17 +47,17 @@ def _text(value: str) -> str:
 class Solution:
     slug: str
     name: str
-    url_patterns: tuple[re.Pattern[str], ...] = ()
+    url_patterns: re.Pattern[str] | None = None
     asset_prefixes: tuple[str, ...] = ()
-    topics: tuple[re.Pattern[str], ...] = ()  # webinar and event topics, as phrases
-    keywords: tuple[re.Pattern[str], ...] = ()
+    topics: re.Pattern[str] | None = None  # webinar and event topics, as phrases
+    keywords: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
 class ContentSignal:
     name: str
-    url_patterns: tuple[re.Pattern[str], ...] = ()
-    keywords: tuple[re.Pattern[str], ...] = ()
+    url_patterns: re.Pattern[str] | None = None
+    keywords: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,8 @@ class Tags:
 @dataclass(frozen=True)
 class Catalog:
     solutions: tuple[Solution, ...]
-    neutral_urls: tuple[re.Pattern[str], ...] = ()
-    neutral_keywords: tuple[re.Pattern[str], ...] = ()
+    neutral_urls: re.Pattern[str] | None = None
+    neutral_keywords: re.Pattern[str] | None = None
     signals: tuple[ContentSignal, ...] = ()
     language_prefixes: tuple[str, ...] = ()
 
@@ -74,17 +81,17 @@ class Catalog:
             solutions=tuple(
                 Solution(
                     slug=s["slug"], name=s.get("name", s["slug"]),
-                    url_patterns=_compile(s.get("url_patterns", ())),
+                    url_patterns=_alternation(s.get("url_patterns", ())),
                     asset_prefixes=tuple(p.lower() for p in s.get("asset_prefixes", ())),
                     topics=_phrases(s.get("topics", ())),
                     keywords=_words(s.get("keywords", ())),
                 )
                 for s in data["solutions"]
             ),
-            neutral_urls=_compile(neutral.get("url_patterns", ())),
+            neutral_urls=_alternation(neutral.get("url_patterns", ())),
             neutral_keywords=_words(neutral.get("keywords", ())),
             signals=tuple(
-                ContentSignal(name=name, url_patterns=_compile(sig.get("url_patterns", ())),
+                ContentSignal(name=name, url_patterns=_alternation(sig.get("url_patterns", ())),
                               keywords=_words(sig.get("keywords", ())))
                 for name, sig in data.get("signals", {}).items()
             ),
@@ -109,22 +116,14 @@ class Catalog:
         path = self._path(content.url)
         asset = (content.asset_id or "").lower()
         text = _text(" ".join(v for v in (path, content.title, content.topic, asset) if v))
-        signals = tuple(
-            s.name for s in self.signals
-            if (path and any(p.search(path) for p in s.url_patterns)) or any(k.search(text) for k in s.keywords)
-        )
+        signals = tuple(s.name for s in self.signals if _found(s.url_patterns, path) or _found(s.keywords, text))
         strong = tuple(
             s.slug for s in self.solutions
-            if (path and any(p.search(path) for p in s.url_patterns))
-            or (asset and any(asset.startswith(prefix) for prefix in s.asset_prefixes))
+            if _found(s.url_patterns, path) or (asset and any(asset.startswith(p) for p in s.asset_prefixes))
         )
         if strong:
             return Tags(strong, signals)
-        neutral_url = bool(path) and any(p.search(path) for p in self.neutral_urls)
-        if neutral_url or any(k.search(text) for k in self.neutral_keywords):
+        if _found(self.neutral_urls, path) or _found(self.neutral_keywords, text):
             return Tags((), signals)
-        found = tuple(
-            s.slug for s in self.solutions
-            if any(t.search(text) for t in s.topics) or any(k.search(text) for k in s.keywords)
-        )
+        found = tuple(s.slug for s in self.solutions if _found(s.topics, text) or _found(s.keywords, text))
         return Tags(found, signals)
