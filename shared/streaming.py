@@ -15,13 +15,17 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections import OrderedDict
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import faust
 from faust.types import EventT, TopicT
+from pydantic import BaseModel
 
-from shared.codec import encode
+from shared.codec import Codec, encode
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings, kafka_settings
 from shared.topics import Topic
@@ -109,3 +113,63 @@ class DeadLetterSink:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         log.exception("processing failed; message dead-lettered")
         await self.send(event, "processing_error", detail)
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class StateCache(Generic[S]):
+    """Decoded states in front of a changelog-backed table, written back once per batch.
+
+    Decoding and encoding a key's whole state on every message cost the stream services most
+    of their CPU. Here a state is decoded once (on first use after a start or a rebalance),
+    kept decoded while its key is busy, and encoded to the table once per batch however many
+    of the batch's messages touched it. The table, and so its changelog, stays the truth:
+    `flush` before the batch is acknowledged, `drop` when partitions move.
+    """
+
+    def __init__(self, table: MutableMapping[bytes, bytes], codec: Codec[S], max_entries: int = 50_000) -> None:
+        self.table = table
+        self.codec = codec
+        self.max_entries = max_entries
+        self._states: OrderedDict[bytes, S] = OrderedDict()
+        self._dirty: set[bytes] = set()
+
+    def get(self, key: bytes) -> S | None:
+        state = self._states.get(key)
+        if state is not None:
+            self._states.move_to_end(key)
+            return state
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        state = self.codec.decode(raw)
+        self._remember(key, state)
+        return state
+
+    def put(self, key: bytes, state: S) -> None:
+        self._dirty.add(key)
+        self._remember(key, state)
+
+    def flush(self) -> int:
+        """Encode every state changed since the last flush into the table; returns how many."""
+        for key in self._dirty:
+            self.table[key] = encode(self._states[key])
+        written = len(self._dirty)
+        self._dirty.clear()
+        return written
+
+    def drop(self) -> None:
+        """Forget the decoded states (partitions moved: the table is read again on next use)."""
+        self.flush()
+        self._states.clear()
+
+    def _remember(self, key: bytes, state: S) -> None:
+        self._states[key] = state
+        self._states.move_to_end(key)
+        # Evict the least recently used clean states; a dirty one waits for the flush.
+        while len(self._states) > self.max_entries:
+            oldest = next((k for k in self._states if k not in self._dirty), None)
+            if oldest is None:
+                break
+            del self._states[oldest]
