@@ -1,6 +1,6 @@
 """Composition root of the grouping worker: faust app, topics, tables and agents.
 
-    python -m services.grouping                      (or: faust -A services.grouping.main worker)
+    python -m services.grouping          (or: faust -A services.grouping.main worker --without-web)
 
 Agents only move data: decode with shared.codec, read the key's state from its table, call
 the domain reducer, send what it returns, write the state back. A message they cannot use
