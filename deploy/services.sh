@@ -38,9 +38,15 @@ pid_of() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null &&
 start_one() {
   local name=$1
   available "$name" || { log "$name: not built yet, skipped"; return 0; }
+  if [ "$name" = alerts ] && [ -z "${BG_ALERTS_WEBHOOK_URL:-}${BG_ALERTS_CONFIG:-}" ]; then
+    log "alerts: no webhook configured (set BG_ALERTS_WEBHOOK_URL or BG_ALERTS_CONFIG), not started"
+    return 0
+  fi
   if pid_of "$name" >/dev/null; then log "$name already running (pid $(pid_of "$name"))"; return 0; fi
-  (cd "$ROOT" && BG_STATE_DIR="$BG_STACK_DIR/state" nohup "$ROOT/.venv/bin/python" $(command_of "$name") \
-      >> "$LOGS/$name.log" 2>&1 & echo $! > "$RUN/$name.pid")
+  # No subshell: nohup execs python, so $! is the service's own pid (what `stop` must signal).
+  cd "$ROOT"
+  BG_STATE_DIR="$BG_STACK_DIR/state" nohup "$ROOT/.venv/bin/python" $(command_of "$name") >> "$LOGS/$name.log" 2>&1 &
+  echo $! > "$RUN/$name.pid"
   local url; url=$(ready_url_of "$name")
   if [ -n "$url" ]; then
     for _ in $(seq 120); do

@@ -143,11 +143,10 @@ redis_status() {
 
 # ---------------------------------------------------------------- Kafka
 kafka_pid() { [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null && cat "$KAFKA_DIR/kafka.pid"; }
-kafka_java() {
-  java -Xmx"$BG_KAFKA_HEAP" -Xms"$BG_KAFKA_HEAP" -XX:+UseG1GC \
-    -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs" \
-    -cp "$KAFKA_DIR/libs/*" "$@"
-}
+KAFKA_JVM=(-Xmx"$BG_KAFKA_HEAP" -Xms"$BG_KAFKA_HEAP" -XX:+UseG1GC
+  -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs"
+  -cp "$KAFKA_DIR/libs/*")
+kafka_java() { java "${KAFKA_JVM[@]}" "$@"; }
 kafka_up() {
   if kafka_pid >/dev/null; then log "Kafka already running on $BG_KAFKA_PORT"; else
     mkdir -p "$KAFKA_DIR/logs" "$KAFKA_DIR/data"
@@ -161,8 +160,8 @@ kafka_up() {
       kafka_java kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_DIR/server.properties" >/dev/null
     fi
     log "starting Kafka $BG_KAFKA_VERSION on 127.0.0.1:$BG_KAFKA_PORT"
-    nohup bash -c "$(declare -f kafka_java); KAFKA_DIR='$KAFKA_DIR' BG_KAFKA_HEAP='$BG_KAFKA_HEAP' \
-      kafka_java kafka.Kafka '$KAFKA_DIR/server.properties'" > "$KAFKA_DIR/logs/stdout.log" 2>&1 &
+    # nohup execs java, so $! is the broker's own pid (what `down` must signal).
+    nohup java "${KAFKA_JVM[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" > "$KAFKA_DIR/logs/stdout.log" 2>&1 &
     echo $! > "$KAFKA_DIR/kafka.pid"
   fi
   log "creating topics and waiting for Kafka to answer"
