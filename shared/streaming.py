@@ -7,7 +7,9 @@ Policy, the same in every stream service:
 - values travel as raw bytes and are decoded by shared.codec inside the agent, so a message
   that does not decode goes to the service's dead-letter topic with the reason instead of
   being dropped by faust's own deserialiser;
-- faust acks a message whose agent raised, so agents catch per message and dead-letter.
+- faust acks a message whose agent raised, so agents catch per message and dead-letter;
+- a partition the group never committed is re-read from its beginning when faust seeks back
+  (`_seek_to_committed_or_beginning`, installed by make_app).
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import weakref
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import faust
+import faust.streams
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT, TopicT
 from pydantic import BaseModel
 
@@ -46,8 +52,33 @@ def broker_credentials(settings: KafkaSettings) -> faust.SASLCredentials | faust
     return None
 
 
+# Makes the seek back to committed offsets also cover partitions that have none.
+#
+# faust drops records fetched around a rebalance, or while its flow is paused, and re-reads
+# them by seeking every assigned partition back to its committed offset
+# (Consumer.perform_seek -> AIOKafkaConsumer.seek_to_committed). aiokafka skips a partition
+# whose committed offset is missing or 0, so on a partition the group never committed (a new or
+# sparse topic) those records were never processed: seen with two workers starting together,
+# and with a worker restarted before its first commit. Such a partition goes back to its
+# beginning instead; reading records again is what at-least-once allows (see the policy above).
+#
+# This runs on the consumer's own thread, where faust makes the call; faust's Consumer.seek
+# does not (it calls aiokafka from the event loop's thread) and races the fetcher.
+_seek_to_committed = AIOKafkaConsumer.seek_to_committed
+
+
+async def _seek_to_committed_or_beginning(self: AIOKafkaConsumer, *partitions: TopicPartition) -> dict:
+    committed = await _seek_to_committed(self, *partitions)
+    # Changelog partitions are positioned by faust's table recovery, never by commits.
+    never = [tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")]
+    if never:
+        await self.seek_to_beginning(*never)
+    return committed
+
+
 def make_app(service: str, **overrides) -> faust.App:
     """A faust App wired from the environment (shared.settings) with the project's policy."""
+    AIOKafkaConsumer.seek_to_committed = _seek_to_committed_or_beginning
     settings = kafka_settings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     state_dir = Path(os.environ.get("BG_STATE_DIR", ".stack/state")) / f"{namespace}{service}"
@@ -126,6 +157,10 @@ class StateCache(Generic[S]):
     kept decoded while its key is busy, and encoded to the table once per batch however many
     of the batch's messages touched it. The table, and so its changelog, stays the truth:
     `flush` before the batch is acknowledged, `drop` when partitions move.
+
+    `put` takes the event that changed the state: a faust table writes a key to the changelog
+    partition (and RocksDB partition) of the current event, and at flush time that must be
+    the key's own event, not whichever the batch ended with.
     """
 
     def __init__(self, table: MutableMapping[bytes, bytes], codec: Codec[S], max_entries: int = 50_000) -> None:
@@ -133,7 +168,7 @@ class StateCache(Generic[S]):
         self.codec = codec
         self.max_entries = max_entries
         self._states: OrderedDict[bytes, S] = OrderedDict()
-        self._dirty: set[bytes] = set()
+        self._dirty: dict[bytes, EventT | None] = {}
 
     def get(self, key: bytes) -> S | None:
         state = self._states.get(key)
@@ -147,14 +182,20 @@ class StateCache(Generic[S]):
         self._remember(key, state)
         return state
 
-    def put(self, key: bytes, state: S) -> None:
-        self._dirty.add(key)
+    def put(self, key: bytes, state: S, event: EventT | None = None) -> None:
+        self._dirty[key] = event
         self._remember(key, state)
+
+    def discard(self, key: bytes) -> None:
+        """Forget a key's decoded state, unwritten changes included: the next get reads the table."""
+        self._dirty.pop(key, None)
+        self._states.pop(key, None)
 
     def flush(self) -> int:
         """Encode every state changed since the last flush into the table; returns how many."""
-        for key in self._dirty:
-            self.table[key] = encode(self._states[key])
+        for key, event in self._dirty.items():
+            with _current_event(event):
+                self.table[key] = encode(self._states[key])
         written = len(self._dirty)
         self._dirty.clear()
         return written
@@ -173,3 +214,20 @@ class StateCache(Generic[S]):
             if oldest is None:
                 break
             del self._states[oldest]
+
+
+@contextmanager
+def _current_event(event: EventT | None) -> Iterator[None]:
+    """Makes `event` faust's current event, which its tables read to pick a key's partition.
+
+    faust sets it only in the task iterating the stream; an agent using take_events runs its
+    body in another task, where it is unset.
+    """
+    if event is None:
+        yield
+        return
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)

@@ -2,9 +2,12 @@
 
     python -m services.grouping          (or: faust -A services.grouping.main worker --without-web)
 
-Agents only move data: decode with shared.codec, read the key's state from its table, call
-the domain reducer, send what it returns, write the state back. A message they cannot use
-goes to the grouping dead-letter topic with the reason; nothing is dropped silently.
+Agents only move data: decode with shared.codec, read the key's state, call the domain
+reducer, send what it returns, keep the new state. A message they cannot use goes to the
+grouping dead-letter topic with the reason; nothing is dropped silently.
+
+The keyed stages take their input in batches: states stay decoded in a StateCache and are
+written to their table (so to its changelog) once per batch, before the batch is acked.
 
 Stages and keys (every table is keyed like the topic its agent reads, so two workers split
 the partitions and reach the same result as one):
@@ -20,13 +23,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import faust
 import orjson
 from faust.types import EventT, StreamT, TableT, TopicT
+from pydantic import BaseModel
 
-from services.grouping import kafka_seek
 from services.grouping.config import GroupingConfig, load
 from services.grouping.domain import directory, identity, opportunities, people
 from services.grouping.domain.messages import (
@@ -39,11 +42,18 @@ from services.grouping.domain.messages import (
 from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
 from shared.settings import kafka_settings
-from shared.streaming import DeadLetterSink, make_app, raw_topic
+from shared.streaming import DeadLetterSink, StateCache, make_app, raw_topic
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
-S = TypeVar("S")
+S = TypeVar("S", bound=BaseModel)
+Step = Callable[[S | None, str], tuple[S, list[Outbound]]]
+
+# A batch ends at this many events, or when no new event came for BATCH_WITHIN seconds. Its
+# states are written once, and its offsets acked only after that; a bigger batch writes less
+# often but holds more unacked input through a rebalance.
+BATCH_SIZE = 500
+BATCH_WITHIN = 0.05
 
 
 def _no_identifier(raw: bytes) -> bool:
@@ -99,10 +109,13 @@ class Grouping:
         self.directory = table("directory", 1)
         self.accounts = table("accounts")
         self.dlq = DeadLetterSink(self.app, SERVICE, topics.GROUPING_DLQ)
-        self.node_codec: Codec[identity.IdentityNode] = Codec(identity.IdentityNode)
-        self.profile_codec: Codec[people.Profile] = Codec(people.Profile)
+        # Decoded states take about 5x their JSON: a busy account ~250 KB, a profile ~50 KB,
+        # an identity node a few KB. The bounds keep the caches within a few hundred MB; a key
+        # evicted is decoded again on its next use, as it was on every message before the cache.
+        self.nodes = _Keyed(self.identities, Codec(identity.IdentityNode), max_entries=50_000)
+        self.profiles = _Keyed(self.people, Codec(people.Profile), max_entries=10_000)
+        self.account_states = _Keyed(self.accounts, Codec(opportunities.AccountState), max_entries=2_000)
         self.entry_codec: Codec[directory.DirectoryEntry] = Codec(directory.DirectoryEntry)
-        self.account_codec: Codec[opportunities.AccountState] = Codec(opportunities.AccountState)
 
         agent = self.app.agent
         agent(self.person_events, name="route", concurrency=1)(self._route)
@@ -112,6 +125,7 @@ class Grouping:
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
         self.app.task(self._precreate)
         self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
 
     async def _send(self, outputs: list[Outbound]) -> None:
         for out in outputs:
@@ -120,19 +134,22 @@ class Grouping:
     async def _each(self, stream: StreamT, handle: Callable[[EventT], Any]) -> None:
         """Run `handle` per event; a failure dead-letters that event and the stream goes on."""
         async for event in stream.events():
-            try:
-                await handle(event)
-            except DecodeError as exc:
-                await self.dlq.send(event, exc.reason, exc.detail)
-            except Exception as exc:
-                await self.dlq.crashed(event, exc)
+            await self._dead_letter_on_failure(event, handle)
 
-    def _keyed(self, table: TableT, codec: Codec[S], key: bytes,
-               step: Callable[[S | None, str], tuple[S, list[Outbound]]]) -> list[Outbound]:
-        raw = table.get(key)
-        state, outputs = step(codec.decode(raw) if raw is not None else None, key.decode())
-        table[key] = encode(state)
-        return outputs
+    async def _batches(self, stream: StreamT, keyed: _Keyed, handle: Callable[[EventT], Any]) -> None:
+        """Like `_each`, in batches; the batch's states reach the table before take_events acks it."""
+        async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
+            for event in events:
+                await self._dead_letter_on_failure(event, handle)
+            keyed.flush()
+
+    async def _dead_letter_on_failure(self, event: EventT, handle: Callable[[EventT], Any]) -> None:
+        try:
+            await handle(event)
+        except DecodeError as exc:
+            await self.dlq.send(event, exc.reason, exc.detail)
+        except Exception as exc:
+            await self.dlq.crashed(event, exc)
 
     async def _route(self, stream: StreamT) -> None:
         async def handle(event: EventT) -> None:
@@ -151,22 +168,20 @@ class Grouping:
 
         async def handle(event: EventT) -> None:
             message = identity_inputs.decode(event.value)
-            outputs = self._keyed(self.identities, self.node_codec, event.key,
-                                  lambda node, key: identity.step(node, key, message, limits))
+            outputs = self.nodes.apply(event, lambda node, key: identity.step(node, key, message, limits))
             await self._send(outputs)
 
-        await self._each(stream, handle)
+        await self._batches(stream, self.nodes, handle)
 
     async def _profile(self, stream: StreamT) -> None:
         rules = self.config.people
 
         async def handle(event: EventT) -> None:
             message = people_inputs.decode(event.value)
-            outputs = self._keyed(self.people, self.profile_codec, event.key,
-                                  lambda profile, key: people.step(profile, key, message, rules))
+            outputs = self.profiles.apply(event, lambda profile, key: people.step(profile, key, message, rules))
             await self._send(outputs)
 
-        await self._each(stream, handle)
+        await self._batches(stream, self.profiles, handle)
 
     async def _names(self, stream: StreamT) -> None:
         names = self.config.people.accounts.names
@@ -189,11 +204,11 @@ class Grouping:
 
         async def handle(event: EventT) -> None:
             message = account_inputs.decode(event.value)
-            outputs = self._keyed(self.accounts, self.account_codec, event.key,
-                                  lambda state, key: opportunities.step(state, key, message, rules))
+            outputs = self.account_states.apply(
+                event, lambda state, key: opportunities.step(state, key, message, rules))
             await self._send(outputs)
 
-        await self._each(stream, handle)
+        await self._batches(stream, self.account_states, handle)
 
     async def _precreate(self) -> None:
         seeds = opportunities.precreate_inputs(self.config.opportunities)
@@ -201,9 +216,61 @@ class Grouping:
         if seeds:
             log.info("pre-created opportunities requested", extra={"accounts": len(seeds)})
 
+    def _drop_states(self) -> None:
+        # A partition that moves away may come back later with a state another worker changed;
+        # from now on the tables (recovered from the changelogs) are read again.
+        for keyed in (self.nodes, self.profiles, self.account_states):
+            keyed.drop()
+
+    async def _on_revoked(self, app: faust.App, revoked: set, **_: Any) -> None:
+        self._drop_states()
+
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
+        self._drop_states()
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
+
+
+class _Keyed(Generic[S]):
+    """A keyed stage's states: decoded in a StateCache, written to the table at each flush."""
+
+    def __init__(self, table: TableT, codec: Codec[S], max_entries: int) -> None:
+        self.cache: StateCache[S] = StateCache(table, codec, max_entries)
+        self._batch: list[tuple[EventT, Step]] = []  # steps applied since the last flush
+
+    def apply(self, event: EventT, step: Step) -> list[Outbound]:
+        """Apply `step` to the state of the event's key; returns the outputs to send."""
+        key = event.key
+        try:
+            state, outputs = step(self.cache.get(key), key.decode())
+        except Exception:
+            self._rebuild(key)
+            raise
+        self.cache.put(key, state, event)
+        self._batch.append((event, step))
+        return outputs
+
+    def _rebuild(self, key: bytes) -> None:
+        """The reducers update a state in place, so one that raised may leave it half-changed.
+
+        The state goes back to the table's (the last flush) with this batch's earlier steps
+        of the key applied again: the reducers are pure, so they give the same state, and
+        their outputs were already sent.
+        """
+        self.cache.discard(key)
+        state = self.cache.get(key)
+        earlier = [(event, step) for event, step in self._batch if event.key == key]
+        for event, step in earlier:
+            state, _ = step(state, key.decode())
+            self.cache.put(key, state, event)
+
+    def flush(self) -> None:
+        self.cache.flush()
+        self._batch.clear()
+
+    def drop(self) -> None:
+        self.cache.drop()
+        self._batch.clear()
 
 
 class _DirectoryView(Mapping[str, directory.DirectoryEntry]):
@@ -226,7 +293,6 @@ class _DirectoryView(Mapping[str, directory.DirectoryEntry]):
         return len(self._table)
 
 
-kafka_seek.install()
 config = load()
 grouping = Grouping(config)
 app = grouping.app

@@ -1,3 +1,5 @@
+import faust.streams
+
 from shared.codec import Codec, encode
 from shared.schemas.base import Message
 from shared.streaming import StateCache
@@ -47,3 +49,42 @@ def test_eviction_keeps_unflushed_states():
     assert cache.flush() == 5  # nothing dirty was evicted before its write
     for i in range(5):
         assert cache.get(f"k{i}".encode()).n == i
+
+
+class Event:
+    """What the cache needs of a faust event: the message's partition, read by the table."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = type("Message", (), {"partition": partition})()
+
+
+class PartitionRecordingTable(dict):
+    """Records the partition of faust's current event at each write, as a faust table uses it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[bytes, int | None] = {}
+
+    def __setitem__(self, key, value):
+        event = faust.streams.current_event()
+        self.partitions[key] = event.message.partition if event is not None else None
+        super().__setitem__(key, value)
+
+
+def test_each_key_is_written_under_the_event_that_changed_it():
+    table = PartitionRecordingTable()
+    cache = StateCache(table, Codec(Counter))
+    cache.put(b"a", Counter(n=1), Event(partition=0))
+    cache.put(b"b", Counter(n=1), Event(partition=3))
+    cache.put(b"a", Counter(n=2), Event(partition=0))
+    cache.flush()
+    assert table.partitions == {b"a": 0, b"b": 3}
+    assert faust.streams.current_event() is None
+
+
+def test_discard_forgets_unwritten_changes():
+    table = CountingTable({b"a": encode(Counter(n=1))})
+    cache = StateCache(table, Codec(Counter))
+    cache.put(b"a", Counter(n=9))
+    cache.discard(b"a")
+    assert cache.get(b"a").n == 1 and cache.flush() == 0
