@@ -6,7 +6,12 @@ only moves data between Kafka and the processor (services.scoring.processor).
 
 from __future__ import annotations
 
-from faust.types import TP
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from faust.streams import _current_event
+from faust.types import TP, EventT
 
 from services.scoring.config import load_config
 from services.scoring.processor import Processor
@@ -16,6 +21,11 @@ from shared.schemas.scoring import Signal
 from shared.streaming import DeadLetterSink, make_app, raw_topic
 
 SERVICE = "scoring"
+# Messages per batch, and how long a batch waits to fill (seconds). A batch writes each
+# opportunity it touched once; its messages are acknowledged after it (faust's take_events),
+# so the redelivered tail grows by up to BATCH messages (redelivery.WINDOW covers it).
+BATCH = 500
+WITHIN = 0.05
 
 config = load_config()
 app = make_app(SERVICE)
@@ -33,18 +43,42 @@ state = app.Table("scoring-state", key_type=bytes, value_type=bytes)
 processor = Processor(config, state)
 
 
+@contextmanager
+def writing_as(event: EventT) -> Iterator[None]:
+    """Make `event` faust's current event: a table write goes to the changelog partition of
+    the current event, and inside take_events faust sets none for the loop body."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
 @app.agent(source, concurrency=1)
 async def score_opportunities(stream):
-    async for event in stream.events():
-        try:
-            message = opportunity_events.decode(event.value)
-            for output in processor.process(event.message.partition, event.message.offset, message):
-                target = signals_topic if isinstance(output, Signal) else scores_topic
-                await target.send(key=output.key().encode(), value=encode(output))
-        except DecodeError as exc:
-            await dead_letters.send(event, exc.reason, exc.detail)
-        except Exception as exc:  # faust would ack it silently; keep it instead
-            await dead_letters.crashed(event, exc)
+    async for events in stream.take_events(BATCH, WITHIN):
+        last_of: dict[int, EventT] = {}
+        for event in events:
+            last_of[event.message.partition] = event
+            try:
+                message = opportunity_events.decode(event.value)
+                for output in processor.process(event.message.partition, event.message.offset, message):
+                    target = signals_topic if isinstance(output, Signal) else scores_topic
+                    await target.send(key=output.key().encode(), value=encode(output))
+            except DecodeError as exc:
+                await dead_letters.send(event, exc.reason, exc.detail)
+            except Exception as exc:  # faust would ack it silently; keep it instead
+                await dead_letters.crashed(event, exc)
+        await flush(last_of)
+
+
+async def flush(last_of: dict[int, EventT]) -> None:
+    """Write what the batch changed, each partition under its last event, before take_events
+    acknowledges the batch: the table then holds what the committed offsets skip. A coroutine
+    so that tests/component/scoring/crashing_worker.py can crash right after it."""
+    for partition, event in last_of.items():
+        with writing_as(event):
+            processor.flush(partition)
 
 
 def _input_partitions(tps: set[TP]) -> list[int]:
@@ -53,6 +87,8 @@ def _input_partitions(tps: set[TP]) -> list[int]:
 
 @app.on_partitions_revoked.connect
 async def _forget_revoked(sender, revoked: set[TP], **kwargs) -> None:
+    # faust sends this after waiting for the in-flight batch to be acknowledged, so it was
+    # flushed: nothing processed is lost with the decoded states.
     processor.forget(_input_partitions(revoked))
 
 

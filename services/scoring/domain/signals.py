@@ -4,6 +4,11 @@ Decisions that wait for time to pass (group_formed, role_gap, stalled) are timer
 the watermark, so they depend only on the log, never on when it is read. Every signal's id
 is "<opportunity_id>:<signal>:<n>" and its occurred_at is the event time at which it became
 true, so replaying a log gives byte-identical signals.
+
+Scores (and the score, tier and breakdown inside signals) are computed as of the latest of
+the opportunity's OWN events, never at the partition's watermark: the watermark at a given
+event depends on how other opportunities' events interleave with it on the partition, which
+differs between runs (grouping writes from several partitions) and between worker counts.
 """
 
 from __future__ import annotations
@@ -55,19 +60,21 @@ def step(state: OpportunityState | None, event: ScoredEvent, watermark: datetime
     state.partition = partition
     signals: list[Signal] = []
     # Time passes before the event happens: timers already due fire first, so a touch after
-    # a long silence reports stalled, then reactivated.
-    signals += _fire_timers(state, watermark, event.event_id, config)
-    signals += _apply(state, event, watermark, config)
-    signals += _fire_timers(state, watermark, event.event_id, config)
+    # a long silence reports stalled, then reactivated. They see the state before the event,
+    # as they would have had another opportunity's event fired them (advance), which the
+    # interleaving decides.
+    signals += _fire_timers(state, watermark, config)
+    state.scored_at = max(filter(None, (state.scored_at, event.occurred_at)))
+    signals += _apply(state, event, config)
+    signals += _fire_timers(state, watermark, config)
 
     # Folded before scoring, so that the score is a function of the state as stored and a
     # redelivered event can send it again byte for byte (current_score): folded mass decays
     # like the touches it replaced only up to float rounding.
-    _fold_old_touches(state, watermark, config)
-    state.scored_at = watermark
+    _fold_old_touches(state, config)
     score = current_score(state, config)
     if state.tier is not None and score.tier != state.tier:
-        signals.append(_signal(state, "priority_changed", event.occurred_at, watermark, config,
+        signals.append(_signal(state, "priority_changed", event.occurred_at, config,
                                (event.event_id,), {"from": state.tier, "to": score.tier}))
     state.tier = score.tier
     _plan(state, config)
@@ -84,11 +91,10 @@ def current_score(state: OpportunityState, config: ScoringConfig) -> Opportunity
     )
 
 
-def advance(state: OpportunityState, watermark: datetime, trigger_event_id: str,
-            config: ScoringConfig) -> Step:
+def advance(state: OpportunityState, watermark: datetime, config: ScoringConfig) -> Step:
     """Fire this opportunity's timers that the watermark (moved by another event) has passed."""
     state = state.model_copy(deep=True)
-    signals = _fire_timers(state, watermark, trigger_event_id, config)
+    signals = _fire_timers(state, watermark, config)
     _plan(state, config)
     return Step(state, (), tuple(signals))
 
@@ -107,8 +113,7 @@ def next_due(state: OpportunityState, config: ScoringConfig) -> datetime | None:
     return min(due) if due else None
 
 
-def _apply(state: OpportunityState, event: ScoredEvent, watermark: datetime,
-           config: ScoringConfig) -> list[Signal]:
+def _apply(state: OpportunityState, event: ScoredEvent, config: ScoringConfig) -> list[Signal]:
     state.version = event.version
     account = event.account
     state.account_name = account.name or state.account_name
@@ -140,16 +145,18 @@ def _apply(state: OpportunityState, event: ScoredEvent, watermark: datetime,
                 state.last_touch_at = max(filter(None, (state.last_touch_at, touch.occurred_at)))
                 if state.stalled_since is not None:
                     signals.append(_signal(
-                        state, "reactivated", touch.occurred_at, watermark, config, (touch.event_id,),
+                        state, "reactivated", touch.occurred_at, config, (touch.event_id,),
                         {"stalled_since": state.stalled_since.isoformat()},
                     ))
                     state.stalled_since = None
-    signals += _expansion(state, event.event_id, watermark, config)
+    signals += _expansion(state, event.event_id, config)
     return signals
 
 
-def _fire_timers(state: OpportunityState, watermark: datetime, trigger_event_id: str,
-                 config: ScoringConfig) -> list[Signal]:
+def _fire_timers(state: OpportunityState, watermark: datetime, config: ScoringConfig) -> list[Signal]:
+    """Timers the watermark has passed. What their signals carry comes from the opportunity's
+    own events only (not which event moved the watermark, nor the watermark itself): which
+    message fires them depends on how other opportunities' events interleave."""
     signals: list[Signal] = []
     formation = config.formation
     if state.forming_at is None and state.formed_at is None:
@@ -158,7 +165,7 @@ def _fire_timers(state: OpportunityState, watermark: datetime, trigger_event_id:
         if found is not None:
             at, touches = found
             state.forming_at = at
-            signals.append(_signal(state, "group_forming", at, watermark, config, touches,
+            signals.append(_signal(state, "group_forming", at, config, touches,
                                    {"people": len(_engaged_people(state))}))
     if state.formed_at is None:
         # Formed is a decision held until the watermark passes the moment the criteria first
@@ -174,9 +181,7 @@ def _fire_timers(state: OpportunityState, watermark: datetime, trigger_event_id:
             covered, _ = group_roles(state, group)
             state.announced_members = group
             state.announced_roles = covered
-            signals.append(_signal(state, "group_formed", at, watermark, config, touches,
-                                   {"people": len(group), "fired_by": trigger_event_id,
-                                    "watermark": watermark.isoformat()}))
+            signals.append(_signal(state, "group_formed", at, config, touches, {"people": len(group)}))
     if state.formed_at is None:
         return signals
 
@@ -188,22 +193,20 @@ def _fire_timers(state: OpportunityState, watermark: datetime, trigger_event_id:
             roles = {state.members[p].role for p in group}
             missing = [r for r in state.required_roles if r not in roles]
             if missing:
-                signals.append(_signal(state, "role_gap", due, watermark, config, (trigger_event_id,),
-                                       {"missing_required": ",".join(missing), "due_at": due.isoformat(),
-                                        "fired_by": trigger_event_id, "watermark": watermark.isoformat()}))
+                # Time passing triggers it: no event of the opportunity does.
+                signals.append(_signal(state, "role_gap", due, config, (),
+                                       {"missing_required": ",".join(missing), "due_at": due.isoformat()}))
     if state.stalled_since is None and state.last_touch_at is not None:
         due = state.last_touch_at + config.timers.stall_after
         if watermark >= due:
             state.stalled_since = due
             last = [t.event_id for t in state.touches if t.at == state.last_touch_at and t.weight > 0]
-            signals.append(_signal(state, "stalled", due, watermark, config, (*last[-1:], trigger_event_id),
-                                   {"last_touch_at": state.last_touch_at.isoformat(), "due_at": due.isoformat(),
-                                    "fired_by": trigger_event_id, "watermark": watermark.isoformat()}))
+            signals.append(_signal(state, "stalled", due, config, last[-1:],
+                                   {"last_touch_at": state.last_touch_at.isoformat(), "due_at": due.isoformat()}))
     return signals
 
 
-def _expansion(state: OpportunityState, event_id: str, watermark: datetime,
-               config: ScoringConfig) -> list[Signal]:
+def _expansion(state: OpportunityState, event_id: str, config: ScoringConfig) -> list[Signal]:
     if state.formed_at is None:
         return []
     group = _engaged_people(state)
@@ -214,16 +217,16 @@ def _expansion(state: OpportunityState, event_id: str, watermark: datetime,
         return []
     state.announced_members = sorted({*state.announced_members, *new_people})
     state.announced_roles = [*state.announced_roles, *new_roles]
-    return [_signal(state, "group_expanded", _event_time(state, event_id, watermark), watermark, config,
+    return [_signal(state, "group_expanded", _event_time(state, event_id), config,
                     (event_id,), {"new_members": ",".join(new_people), "new_roles": ",".join(new_roles)})]
 
 
-def _event_time(state: OpportunityState, event_id: str, watermark: datetime) -> datetime:
+def _event_time(state: OpportunityState, event_id: str) -> datetime:
     """When the group expanded: the touch's time, else (a role change) the last touch's."""
     for touch in state.touches:
         if touch.event_id == event_id:
             return touch.at
-    return state.last_touch_at or watermark
+    return state.last_touch_at or state.scored_at
 
 
 def _engaged_people(state: OpportunityState) -> list[str]:
@@ -252,12 +255,16 @@ def _criteria_met(state: OpportunityState, people: int, departments: int,
     return None
 
 
-def _fold_old_touches(state: OpportunityState, watermark: datetime, config: ScoringConfig) -> None:
+def _fold_old_touches(state: OpportunityState, config: ScoringConfig) -> None:
     """Bound the state: touches past the retention horizon become decayed mass per member.
 
     Only the formation decision needs single touches, and only within its window, which the
-    horizon covers (checked by the config)."""
-    horizon = watermark - config.retain_touches
+    horizon covers (checked by the config). The horizon follows the opportunity's own latest
+    event, not the watermark, so that what is folded (and the float rounding it brings) does
+    not depend on other opportunities' events. Less the lateness, it is never later than a
+    horizon at the watermark (which is at least that event's time minus the lateness), so a
+    formation still waiting for the watermark keeps its window's touches."""
+    horizon = state.scored_at - config.timers.allowed_lateness - config.retain_touches
     old = [t for t in state.touches if t.at < horizon]
     if not old:
         return
@@ -284,11 +291,15 @@ def _plan(state: OpportunityState, config: ScoringConfig) -> None:
         state.formation_candidate = found[0] if found else None
 
 
-def _signal(state: OpportunityState, kind: SignalType, at: datetime, watermark: datetime,
-            config: ScoringConfig, triggers: Iterable[str], detail: dict) -> Signal:
+def _signal(state: OpportunityState, kind: SignalType, at: datetime, config: ScoringConfig,
+            triggers: Iterable[str], detail: dict) -> Signal:
     number = state.signal_counts.get(kind, 0) + 1
     state.signal_counts[kind] = number
-    current = score_opportunity(state, watermark, config)
+    # As of the opportunity's own latest event, or the moment the signal became true when that
+    # is later (a timer: stalled shows the score decayed to the moment it stalled); never the
+    # watermark that happened to fire it.
+    as_of = max(filter(None, (state.scored_at, at)))
+    current = score_opportunity(state, as_of, config)
     group = _engaged_people(state)
     covered, missing = group_roles(state, group)
     in_group = set(group)

@@ -66,10 +66,11 @@ class OpportunityState(_State):
     role_gap_checked: bool = False
     stalled_since: datetime | None = None
     signal_counts: dict[SignalType, int] = Field(default_factory=dict)
-    # What a redelivery of the latest applied event needs (services.scoring.redelivery): its
-    # input offset, the watermark it was scored at, and the signals recent messages emitted.
-    applied_offset: int = -1
+    # The latest event time among this opportunity's own events: its score's as_of.
     scored_at: datetime | None = None
+    # What a redelivery of the latest applied event needs (services.scoring.redelivery): its
+    # input offset and the signals recent messages emitted.
+    applied_offset: int = -1
     emitted: list[EmittedSignal] = Field(default_factory=list)
 
 

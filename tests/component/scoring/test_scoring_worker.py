@@ -9,7 +9,7 @@ import pytest
 from services.scoring.config import load_config
 from shared.codec import dead_letters, encode
 from shared.schemas.roles import BuyingRole
-from tests.component.scoring.conftest import Replayed, decoded, partition_of
+from tests.component.scoring.conftest import Replayed, decoded
 from tests.unit.scoring.stories import day
 
 pytestmark = pytest.mark.component
@@ -25,19 +25,6 @@ def signals(replayed: Replayed, key: str, kind: str | None = None) -> list:
 def latest_score(replayed: Replayed, key: str):
     opp = replayed.opportunities[key]
     return max((s for s in decoded(replayed.runs[0].scores) if s.opportunity_id == opp), key=lambda s: s.version)
-
-
-def first_event_passing(replayed: Replayed, key: str, due) -> str:
-    """The first event on the opportunity's partition whose watermark reaches `due`."""
-    partition = partition_of(replayed.opportunities[key])
-    latest = None
-    for event in replayed.events:
-        if partition_of(event.key()) != partition:
-            continue
-        latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
-        if latest - CONFIG.timers.allowed_lateness >= due:
-            return event.event_id
-    raise AssertionError(f"no event on partition {partition} passes {due}")
 
 
 async def test_argotrubosbyt_outranks_gazmyasneft(replayed: Replayed) -> None:
@@ -72,14 +59,12 @@ async def test_role_gap_and_stalled_fire_at_the_configured_times(replayed: Repla
     due = formed[0].occurred_at + CONFIG.timers.role_gap_after
     (gap,) = signals(replayed, "veter", "role_gap")
     assert gap.occurred_at == due
-    assert gap.detail["fired_by"] == first_event_passing(replayed, "veter", due)
     assert set(gap.missing_roles) >= {BuyingRole.budget_holder, BuyingRole.decision_maker}
 
     # Last touch on day 1 + 4, then silence until day 1 + 30: stalled 14 days after that touch.
     stalled = signals(replayed, "veter", "stalled")
     first_due = day(5, 1) + CONFIG.timers.stall_after
     assert stalled[0].occurred_at == first_due
-    assert stalled[0].detail["fired_by"] == first_event_passing(replayed, "veter", first_due)
     (back,) = signals(replayed, "veter", "reactivated")
     assert back.occurred_at == day(31, 1)
     # Quiet again after the return; the day-60 tick on its partition passes the second due time.

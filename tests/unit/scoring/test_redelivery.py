@@ -2,6 +2,7 @@
 
 The table is a dict that records its writes in order, as faust's changelog does; a crash
 keeps a prefix of them, and a restart is a new Processor over what that prefix restores.
+The processor writes once per batch (flush), as the worker does before acknowledging one.
 """
 
 from __future__ import annotations
@@ -41,18 +42,26 @@ def story_log() -> list:
     return positions(story.in_time_order())
 
 
-def run(processor: Processor, log: list) -> list[list]:
-    return [processor.process(partition, offset, event) for partition, offset, event in log]
+def run(processor: Processor, log: list, batch: int = 1) -> list[list]:
+    outputs = []
+    for n, (partition, offset, event) in enumerate(log, 1):
+        outputs.append(processor.process(partition, offset, event))
+        if n % batch == 0 or n == len(log):
+            processor.flush(partition)  # the story's log is one partition
+    return outputs
 
 
-def uninterrupted(log: list) -> tuple[list[list], Changelog, list[int]]:
-    """Outputs per message, the table, and how many writes the table had after each message."""
+def uninterrupted(log: list, batch: int = 1) -> tuple[list[list], Changelog, list[int]]:
+    """Outputs per message, the table, and how many writes the table had once each message's
+    batch was flushed."""
     table = Changelog()
     processor = Processor(CONFIG, table)
     outputs, writes_after = [], []
-    for partition, offset, event in log:
+    for n, (partition, offset, event) in enumerate(log, 1):
         outputs.append(processor.process(partition, offset, event))
-        writes_after.append(len(table.writes))
+        if n % batch == 0 or n == len(log):
+            processor.flush(partition)
+            writes_after += [len(table.writes)] * (n - len(writes_after))
     return outputs, table, writes_after
 
 
@@ -111,12 +120,26 @@ def test_a_rebalance_that_keeps_the_partition_sends_again_too() -> None:
     assert signals_by_opportunity(again) == signals_by_opportunity(flat(outputs[-3:]))
 
 
-def test_a_crash_at_any_write_loses_and_changes_nothing_downstream() -> None:
-    """The crash keeps any prefix of the table's writes (even inside a message); the offset
-    committed before it is at or before the first message not wholly written, and the
-    outputs of the messages from there on are lost."""
+def test_a_rebalance_drops_an_unflushed_batch_which_then_comes_again_as_new() -> None:
+    """Changes not flushed are not in the table, like after a crash: the batch's messages are
+    not acknowledged, so they come again and emit the same outputs."""
     log = story_log()
-    outputs, table, writes_after = uninterrupted(log)
+    processor = Processor(CONFIG, {})
+    outputs = run(processor, log[:-3])
+    unflushed = [processor.process(partition, offset, event) for partition, offset, event in log[-3:]]
+    processor.forget([0])
+    again = run(processor, log[-3:])
+    assert [list(map(encode, message)) for message in again] == [list(map(encode, message)) for message in unflushed]
+    assert final(flat(outputs + again)) == final(flat(uninterrupted(log)[0]))
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_crash_at_any_write_loses_and_changes_nothing_downstream(batch: int) -> None:
+    """The crash keeps any prefix of the table's writes (even inside a batch's flush); the
+    offset committed before it is at or before the first message not wholly written, and
+    the outputs of the messages from there on are lost."""
+    log = story_log()
+    outputs, table, writes_after = uninterrupted(log, batch)
     expected = final(flat(outputs))
     for cut in range(len(table.writes) + 1):
         written = sum(1 for n in writes_after if n <= cut)  # messages wholly written

@@ -16,6 +16,8 @@ from tests.unit.scoring.stories import (
     Story,
     day,
     krasnaya_romashka,
+    last_score,
+    positions,
     replay,
     severny_veter,
     signals_of,
@@ -101,8 +103,11 @@ def test_role_gap_fires_when_the_watermark_passes_the_configured_delay() -> None
     assert gap.occurred_at == due
     assert gap.detail["missing_required"] == "budget_holder,decision_maker"
     # Fired by the first event that moved the watermark to the due time, not the one before.
-    tick = [e for e in events if e.opportunity_id is None][-1]
-    assert gap.detail["fired_by"] == tick.event_id
+    processor = Processor(CONFIG, {})
+    firing = [event for partition, offset, event in positions(events)
+              if signals_of(processor.process(partition, offset, event), opp, "role_gap")]
+    assert firing == [[e for e in events if e.opportunity_id is None][-1]]
+    assert gap.trigger_event_ids == ()  # not the tick: which event fires a timer is not the group's
     assert set(gap.missing_roles) == {BuyingRole.budget_holder, BuyingRole.decision_maker}
 
 
@@ -160,12 +165,61 @@ def test_old_touches_fold_into_member_totals_without_changing_the_score_much() -
         story.touch(opp, "a", "download", day(i * 3), department=Department.hr, role=BuyingRole.initiator)
     processor = Processor(CONFIG, {})
     outputs = [o for offset, e in enumerate(story.in_time_order()) for o in processor.process(0, offset, e)]
+    processor.flush(0)
     state = OpportunityState.model_validate_json(processor.table[opp.encode()])
     assert len(state.touches) < 30 and state.members["a@x.ru"].folded_touches > 0  # bounded
     score = [o for o in outputs if o.type == "score"][-1]
     member = score.breakdown.members[0]
     assert member.touches == 30
-    watermark = day(87) - LATENESS
+    assert score.as_of == day(87)  # its own latest touch
     # Folding is exact for exponential decay: the total equals the sum over every single touch.
-    exact = sum(decay(3, day(i * 3), watermark, CONFIG.half_life) for i in range(30))
+    exact = sum(decay(3, day(i * 3), day(87), CONFIG.half_life) for i in range(30))
     assert member.engagement == pytest.approx(exact, abs=1e-3)
+
+
+
+def per_opportunity(outputs: list) -> tuple[dict, dict]:
+    """Each opportunity's final score, and its signals in order (encoded)."""
+    scores = {o.opportunity_id: encode(o) for o in outputs if o.type == "score"}
+    signals: dict[str, list[bytes]] = {}
+    for o in signals_of(outputs):
+        signals.setdefault(o.opportunity_id, []).append(encode(o))
+    return scores, signals
+
+
+def three_interleavings() -> tuple[list[list], str, str]:
+    """Two opportunities on one partition, then a tick: in event-time order, and each one's
+    events all before the other's (an opportunity's own events keep their order, as grouping
+    writes them to their partition)."""
+    story = Story()
+    romashka, veter = krasnaya_romashka(story), severny_veter(story, start=1)
+    story.account_touch("tick.example", day(120))
+    events = story.in_time_order()
+    own = {key: [e for e in events if e.opportunity_id == key] for key in (romashka, veter)}
+    tick = [e for e in events if e.opportunity_id is None]
+    return [events, own[romashka] + own[veter] + tick, own[veter] + own[romashka] + tick], romashka, veter
+
+
+def test_interleaving_within_the_lateness_changes_no_score_and_no_signal() -> None:
+    """Each opportunity's scores and signals come from its own events: how other opportunities'
+    events interleave with them (which moves the partition's watermark) does not show."""
+    config = CONFIG.model_copy(update={"timers": CONFIG.timers.model_copy(
+        update={"allowed_lateness": timedelta(days=40)})})  # each order is within it
+    orders, romashka, veter = three_interleavings()
+    runs = [per_opportunity(replay(events, config)) for events in orders]
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+    # Not vacuous: the timers fired, on different events in each order.
+    outputs = replay(orders[0], config)
+    assert {"group_formed", "stalled"} <= {s.signal for s in signals_of(outputs, romashka)}
+    assert {"group_formed", "role_gap", "stalled"} <= {s.signal for s in signals_of(outputs, veter)}
+    for key in (romashka, veter):
+        assert last_score(outputs, key).as_of == max(e.occurred_at for e in orders[0] if e.opportunity_id == key)
+
+
+def test_final_scores_do_not_depend_on_the_interleaving_even_beyond_the_lateness() -> None:
+    """Timers may then fire with fewer of the opportunity's own events applied (a late event
+    misses the formation it belonged to), but each final score is a function of the
+    opportunity's own events."""
+    orders, _, _ = three_interleavings()
+    finals = [per_opportunity(replay(events, CONFIG))[0] for events in orders]
+    assert finals[1] == finals[0] and finals[2] == finals[0]
