@@ -52,7 +52,7 @@ class OpportunityScore(Message):
     account_id: ShortStr
     solution: ShortStr
     version: int = Field(ge=1)
-    as_of: UtcDatetime  # event time the score is computed at (the watermark)
+    as_of: UtcDatetime  # event time the score is computed at: the latest of the opportunity's own events
     score: float
     tier: Tier
     breakdown: ScoreBreakdown
