@@ -26,8 +26,8 @@ from demo.stories import SITE, all_stories, day
 from services.projection.web.i18n import Translator
 from services.projection.web.views import in_role_order
 from shared.topics import ensure_topics
-from tests.component.projection.conftest import namespace
 from tests.e2e.conftest import TOKEN, Pipeline
+from tests.support.kafka import namespace
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -80,3 +82,17 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@contextmanager
+def namespace(name: str) -> Iterator[None]:
+    """BG_TOPIC_NAMESPACE for the code in this process (topic names), restored afterwards."""
+    previous = os.environ.get("BG_TOPIC_NAMESPACE")
+    os.environ["BG_TOPIC_NAMESPACE"] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("BG_TOPIC_NAMESPACE", None)
+        else:
+            os.environ["BG_TOPIC_NAMESPACE"] = previous

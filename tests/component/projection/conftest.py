@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,25 +24,12 @@ from services.projection.consumer import SOURCES
 from shared import topics
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
-from tests.support.kafka import produce
+from tests.support.kafka import namespace, produce
 from tests.support.processes import ROOT, ServiceProcess, free_port
 from tests.unit.projection.stories import Log
 
 READ = {"Authorization": "Bearer dev-read-token"}
 CRM = {"Authorization": "Bearer dev-crm-token"}
-
-
-@contextmanager
-def namespace(name: str) -> Iterator[None]:
-    previous = os.environ.get("BG_TOPIC_NAMESPACE")
-    os.environ["BG_TOPIC_NAMESPACE"] = name
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("BG_TOPIC_NAMESPACE", None)
-        else:
-            os.environ["BG_TOPIC_NAMESPACE"] = previous
 
 
 @dataclass

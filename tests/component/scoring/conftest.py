@@ -4,10 +4,7 @@ namespaces; the tests of this folder read what they wrote to the real topics."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -18,7 +15,7 @@ from shared import topics
 from shared.codec import encode, scoring_messages
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
-from tests.support.kafka import collect, produce
+from tests.support.kafka import collect, namespace, produce
 from tests.support.processes import ServiceProcess
 from tests.unit.scoring.stories import (
     Story,
@@ -31,20 +28,6 @@ from tests.unit.scoring.stories import (
 )
 
 BAD_MESSAGE = b'{"type": "member_added", "version": 0}'
-
-
-@contextmanager
-def namespace(name: str) -> Iterator[None]:
-    """BG_TOPIC_NAMESPACE for the code in this process (topic names), restored afterwards."""
-    previous = os.environ.get("BG_TOPIC_NAMESPACE")
-    os.environ["BG_TOPIC_NAMESPACE"] = name
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("BG_TOPIC_NAMESPACE", None)
-        else:
-            os.environ["BG_TOPIC_NAMESPACE"] = previous
 
 
 def partition_of(key: str) -> int:
