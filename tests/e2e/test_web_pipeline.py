@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from demo.payloads import segment_identify, segment_track
 from demo.send import send_all
@@ -27,6 +27,7 @@ from services.projection.web.i18n import Translator
 from services.projection.web.views import in_role_order
 from shared.topics import ensure_topics
 from tests.e2e.conftest import TOKEN, Pipeline
+from tests.support.browser import russian_page
 from tests.support.kafka import namespace
 from tests.support.processes import ROOT
 
@@ -36,9 +37,6 @@ pytestmark = pytest.mark.e2e
 # test run: a run must not change tracked files.
 SCREENSHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("BG_UPDATE_SCREENSHOTS") == "1"
                else ROOT / "tests" / "artifacts" / "screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ru = Translator("ru")
 T = TypeVar("T")
 
@@ -91,49 +89,40 @@ async def test_the_pages_show_the_pipelines_buying_group_and_its_live_signals(pi
     covered = [ru.value("role", r) for r in in_role_order(group["covered_roles"])]
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 900}, locale="ru-RU")
-            page.set_default_timeout(15_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+    async with russian_page() as (page, errors):
+        await page.goto(f"{pipeline.api_url}/web/")
+        row = page.locator(f'tr[data-opportunity-id="{romashka}"]')
+        await expect(row).to_contain_text("Красная ромашка")
+        await expect(row.locator("td.members")).to_have_text("4")
+        await expect(row.locator(".role-names li.on")).to_have_text(covered)
+        position = {o: int(await page.locator(f'tr[data-opportunity-id="{o}"] td.rank').inner_text())
+                    for o in (argo, gaz)}
+        assert position[argo] < position[gaz]
+        await page.screenshot(path=SCREENSHOTS / "priorities.png")
 
-            await page.goto(f"{pipeline.api_url}/web/")
-            row = page.locator(f'tr[data-opportunity-id="{romashka}"]')
-            await expect(row).to_contain_text("Красная ромашка")
-            await expect(row.locator("td.members")).to_have_text("4")
-            await expect(row.locator(".role-names li.on")).to_have_text(covered)
-            position = {o: int(await page.locator(f'tr[data-opportunity-id="{o}"] td.rank').inner_text())
-                        for o in (argo, gaz)}
-            assert position[argo] < position[gaz]
-            await page.screenshot(path=SCREENSHOTS / "priorities.png")
+        await row.get_by_role("link", name="Красная ромашка").click()
+        await expect(page.locator("h1")).to_contain_text("Красная ромашка")
+        await expect(page.locator(".seat.filled")).to_have_count(4)
+        for name, role in roles.items():
+            await expect(page.locator(".seat.filled", has_text=name).locator(".role")).to_contain_text(role)
+        assert await page.locator("svg.timeline circle.touch").count() >= 4
+        await expect(page.locator("body")).to_have_attribute("data-live", "open", timeout=20_000)
 
-            await row.get_by_role("link", name="Красная ромашка").click()
-            await expect(page.locator("h1")).to_contain_text("Красная ромашка")
-            await expect(page.locator(".seat.filled")).to_have_count(4)
-            for name, role in roles.items():
-                await expect(page.locator(".seat.filled", has_text=name).locator(".role")).to_contain_text(role)
-            assert await page.locator("svg.timeline circle.touch").count() >= 4
-            await expect(page.locator("body")).to_have_attribute("data-live", "open", timeout=20_000)
+        # A fifth person of the company, through ingest, while the page is open.
+        lawyer = f"a.lebedeva@romashka{tag}.ru"
+        await send(pipeline, [
+            segment_identify(f"rm{tag}-live-1", day(10), lawyer, "Анна Лебедева", "Юрисконсульт",
+                             "ООО «Красная ромашка»"),
+            segment_track(f"rm{tag}-live-2", day(10, 1), "Case Study Downloaded", user_id=lawyer, email=lawyer,
+                          asset_id="hr-compliance-checklist", url=f"{SITE}/solutions/hr/compliance-checklist"),
+        ])
+        arrived = page.locator("#live-list .signal.fresh", has_text="Анна Лебедева")
+        await expect(arrived.first).to_contain_text("Группа расширилась", timeout=30_000)
+        await page.wait_for_timeout(2600)  # the arrival highlight fades before the screenshot
+        await page.screenshot(path=SCREENSHOTS / "opportunity.png", full_page=True)
 
-            # A fifth person of the company, through ingest, while the page is open.
-            lawyer = f"a.lebedeva@romashka{tag}.ru"
-            await send(pipeline, [
-                segment_identify(f"rm{tag}-live-1", day(10), lawyer, "Анна Лебедева", "Юрисконсульт",
-                                 "ООО «Красная ромашка»"),
-                segment_track(f"rm{tag}-live-2", day(10, 1), "Case Study Downloaded", user_id=lawyer, email=lawyer,
-                              asset_id="hr-compliance-checklist", url=f"{SITE}/solutions/hr/compliance-checklist"),
-            ])
-            arrived = page.locator("#live-list .signal.fresh", has_text="Анна Лебедева")
-            await expect(arrived.first).to_contain_text("Группа расширилась", timeout=30_000)
-            await page.wait_for_timeout(2600)  # the arrival highlight fades before the screenshot
-            await page.screenshot(path=SCREENSHOTS / "opportunity.png", full_page=True)
-
-            await page.goto(f"{pipeline.api_url}/web/metrics")
-            await expect(page.locator("svg.plot")).to_have_count(6)
-            await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
-            assert errors == []
-        finally:
-            await browser.close()
+        await page.goto(f"{pipeline.api_url}/web/metrics")
+        await expect(page.locator("svg.plot")).to_have_count(6)
+        await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
+        assert errors == []
     assert time.monotonic() - started < 60

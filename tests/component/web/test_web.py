@@ -16,13 +16,14 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import topics
 from shared.codec import encode
 from shared.schemas.scoring import Signal
 from tests.component.projection.conftest import Env, wait_caught_up
+from tests.support.browser import russian_page
 from tests.support.kafka import produce
 from tests.support.processes import ARTIFACTS, free_port
 from tests.unit.projection.stories import Log, argotrubosbyt, day, gazmyasneft, krasnaya_romashka
@@ -31,9 +32,6 @@ pytestmark = pytest.mark.component
 
 READ_TOKEN = f"web-read-{uuid.uuid4().hex}"
 SCREENSHOTS = ARTIFACTS / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROLES_RU = ("Инициатор", "Технический эксперт", "Владелец бюджета", "Принимает решение")
 
 
@@ -98,76 +96,67 @@ async def expect_live(page: Page) -> None:
 async def test_browser_finds_the_buying_group_and_sees_live_signals(site: Site):
     started = time.monotonic()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 900}, locale="ru-RU")
-            page.set_default_timeout(15_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+    async with russian_page() as (page, errors):
+        # A link with ?token= signs the browser in and loses the token from the address.
+        await page.goto(f"{site.url}/web/?token={READ_TOKEN}")
+        assert page.url == f"{site.url}/web/"
+        await expect(page.locator("h1")).to_have_text("Возможности по приоритету")
 
-            # A link with ?token= signs the browser in and loses the token from the address.
-            await page.goto(f"{site.url}/web/?token={READ_TOKEN}")
-            assert page.url == f"{site.url}/web/"
-            await expect(page.locator("h1")).to_have_text("Возможности по приоритету")
+        row = page.locator("tr[data-opportunity-id]", has_text="Красная ромашка")
+        await expect(row.locator("td.members")).to_have_text("4")
+        await expect(row.locator(".role-names li.on")).to_have_text(list(ROLES_RU))
+        await expect(row.locator(".role-names li.off")).to_have_count(0)
+        await expect(row.locator("svg.strip rect.cell.on")).to_have_count(4)
+        ranks = {name: int(await page.locator("tr", has_text=name).locator("td.rank").inner_text())
+                 for name in ("Арготрубосбыт", "Газмяснефть")}
+        assert ranks["Арготрубосбыт"] < ranks["Газмяснефть"]
 
-            row = page.locator("tr[data-opportunity-id]", has_text="Красная ромашка")
-            await expect(row.locator("td.members")).to_have_text("4")
-            await expect(row.locator(".role-names li.on")).to_have_text(list(ROLES_RU))
-            await expect(row.locator(".role-names li.off")).to_have_count(0)
-            await expect(row.locator("svg.strip rect.cell.on")).to_have_count(4)
-            ranks = {name: int(await page.locator("tr", has_text=name).locator("td.rank").inner_text())
-                     for name in ("Арготрубосбыт", "Газмяснефть")}
-            assert ranks["Арготрубосбыт"] < ranks["Газмяснефть"]
+        # Live on the priorities page: a signal produced now shows up in the side panel.
+        await expect_live(page)
+        first = await send_signal(site, site.argo, "priority_changed", 71.0)
+        card = page.locator(f'#live-list [data-signal-id="{first.signal_id}"]')
+        await expect(card).to_contain_text("Приоритет изменился")
+        await expect(card).to_contain_text("Арготрубосбыт")
+        await expect(page.locator("tr", has_text="Арготрубосбыт").locator(".new-signal")).to_be_visible()
+        await page.screenshot(path=SCREENSHOTS / "priorities.png")
 
-            # Live on the priorities page: a signal produced now shows up in the side panel.
-            await expect_live(page)
-            first = await send_signal(site, site.argo, "priority_changed", 71.0)
-            card = page.locator(f'#live-list [data-signal-id="{first.signal_id}"]')
-            await expect(card).to_contain_text("Приоритет изменился")
-            await expect(card).to_contain_text("Арготрубосбыт")
-            await expect(page.locator("tr", has_text="Арготрубосбыт").locator(".new-signal")).to_be_visible()
-            await page.screenshot(path=SCREENSHOTS / "priorities.png")
+        # The filter form, as a person uses it: empty fields mean "any".
+        await page.locator("input[name=q]").fill("ромашка")
+        await page.get_by_role("button", name="Показать").click()
+        await expect(page.locator("tr[data-opportunity-id]")).to_have_count(1)
+        await expect(page.locator("p.total")).to_have_text("Всего: 1")
 
-            # The filter form, as a person uses it: empty fields mean "any".
-            await page.locator("input[name=q]").fill("ромашка")
-            await page.get_by_role("button", name="Показать").click()
-            await expect(page.locator("tr[data-opportunity-id]")).to_have_count(1)
-            await expect(page.locator("p.total")).to_have_text("Всего: 1")
+        # One opportunity: the group as a picture, the touches plot, the score, the signals.
+        await row.get_by_role("link", name="Красная ромашка").click()
+        await expect(page.locator("h1")).to_contain_text("Красная ромашка")
+        seats = page.locator(".seat.filled")
+        await expect(seats).to_have_count(4)
+        for name, role in zip(("Елена Соколова", "Сергей Волков", "Ольга Петрова", "Иван Михайлов"),
+                              ROLES_RU, strict=True):
+            await expect(page.locator(".seat.filled", has_text=name).locator(".role")).to_contain_text(role)
+        await expect(page.locator(".dept h3")).to_have_text(["HR", "ИТ", "Финансы", "Руководство"])
+        await expect(page.locator(".seat.empty")).to_have_count(0)
+        await expect(page.locator("svg.timeline circle.touch")).to_have_count(7)
+        await expect(page.locator("table.parts tr")).to_have_count(5)
+        await expect(page.locator("#live-list .signal")).to_have_count(2)
 
-            # One opportunity: the group as a picture, the touches plot, the score, the signals.
-            await row.get_by_role("link", name="Красная ромашка").click()
-            await expect(page.locator("h1")).to_contain_text("Красная ромашка")
-            seats = page.locator(".seat.filled")
-            await expect(seats).to_have_count(4)
-            for name, role in zip(("Елена Соколова", "Сергей Волков", "Ольга Петрова", "Иван Михайлов"),
-                                  ROLES_RU, strict=True):
-                await expect(page.locator(".seat.filled", has_text=name).locator(".role")).to_contain_text(role)
-            await expect(page.locator(".dept h3")).to_have_text(["HR", "ИТ", "Финансы", "Руководство"])
-            await expect(page.locator(".seat.empty")).to_have_count(0)
-            await expect(page.locator("svg.timeline circle.touch")).to_have_count(7)
-            await expect(page.locator("table.parts tr")).to_have_count(5)
-            await expect(page.locator("#live-list .signal")).to_have_count(2)
+        await expect_live(page)
+        second = await send_signal(site, site.romashka, "group_expanded", 84.0)
+        await send_signal(site, site.argo, "stalled", 60.0)  # another opportunity's: not shown here
+        arrived = page.locator(f'#live-list [data-signal-id="{second.signal_id}"]')
+        await expect(arrived).to_contain_text("Группа расширилась")
+        await expect(page.locator("#live-list .signal").first).to_have_attribute("data-signal-id",
+                                                                                 second.signal_id)
+        await expect(page.locator("#live-list .signal")).to_have_count(3)
+        await page.screenshot(path=SCREENSHOTS / "opportunity.png", full_page=True)
 
-            await expect_live(page)
-            second = await send_signal(site, site.romashka, "group_expanded", 84.0)
-            await send_signal(site, site.argo, "stalled", 60.0)  # another opportunity's: not shown here
-            arrived = page.locator(f'#live-list [data-signal-id="{second.signal_id}"]')
-            await expect(arrived).to_contain_text("Группа расширилась")
-            await expect(page.locator("#live-list .signal").first).to_have_attribute("data-signal-id",
-                                                                                     second.signal_id)
-            await expect(page.locator("#live-list .signal")).to_have_count(3)
-            await page.screenshot(path=SCREENSHOTS / "opportunity.png", full_page=True)
-
-            # The language switch keeps the page and remembers the choice.
-            await page.locator("a.lang-en").click()
-            await expect(page.locator(".card h2").first).to_have_text("Buying group")
-            await page.goto(f"{site.url}/web/metrics")
-            await expect(page.locator("h1")).to_have_text("Buying-group metrics")
-            await expect(page.locator(".kpi .v").first).to_have_text("3")
-            await expect(page.locator("svg.plot")).to_have_count(6)
-            await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
-            assert errors == []
-        finally:
-            await browser.close()
+        # The language switch keeps the page and remembers the choice.
+        await page.locator("a.lang-en").click()
+        await expect(page.locator(".card h2").first).to_have_text("Buying group")
+        await page.goto(f"{site.url}/web/metrics")
+        await expect(page.locator("h1")).to_have_text("Buying-group metrics")
+        await expect(page.locator(".kpi .v").first).to_have_text("3")
+        await expect(page.locator("svg.plot")).to_have_count(6)
+        await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
+        assert errors == []
     assert time.monotonic() - started < 60
