@@ -80,6 +80,10 @@ class Signal(Message):
     trigger_event_ids: tuple[ShortStr, ...] = ()
     breakdown: ScoreBreakdown | None = None
     detail: dict[str, str | int | float | None] = Field(default_factory=dict)
+    # True when the fact is history at the moment it is announced: its occurred_at trails the
+    # log's clock by more than scoring's `timers.backfill_after` (a backfill of old touches, a
+    # replay). Pages show it; the alert dispatcher sends only live signals unless told otherwise.
+    backfill: bool = False
 
     def key(self) -> str:
         return self.opportunity_id
