@@ -19,6 +19,7 @@ from typing import Protocol
 
 from rapidfuzz import fuzz, process
 
+from services.grouping.domain.scripts import fix_lookalikes, match_key
 from shared.schemas.opportunity import AccountRef
 
 NAME_ACCOUNT_PREFIX = "name:"
@@ -53,32 +54,71 @@ def person_id(email: str) -> str:
     return f"{local}@{domain}"
 
 
+_LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_ROMAN = re.compile(r"^(?:x{0,3})(?:ix|iv|v?i{0,3})$")
+
+
+def distinguishing(normalised: str) -> frozenset[str]:
+    """The words of a normalised name that tell companies of one stem apart: numbers and roman numerals.
+
+    'кварцмонтаж 31' -> {'31'}; 'экспресс ii' -> {'ii'}. Two names match only when these agree.
+    """
+    return frozenset(w for w in normalised.split() if any(c.isdigit() for c in w)
+                     or (len(w) > 1 and _ROMAN.match(w)))
+
+
 @dataclass(frozen=True)
 class CompanyNames:
-    """Normalises company names so that «ООО "Красная Ромашка"» == 'красная ромашка'."""
+    """Normalises and matches company names across spellings, scripts and legal forms.
 
-    legal_forms: tuple[str, ...] = ()  # regex fragments, removed as whole words
+    «ООО "Красная Ромашка"» -> 'красная ромашка'; 'OOO Krasnaya Romashka' matches it (domain/scripts.py:
+    look-alike letters fixed, then one Latin key for both scripts); 'Кварцмонтаж-31' never matches
+    'Кварцмонтаж-32' (numbers must agree).
+    """
+
+    legal_forms: tuple[str, ...] = ()  # regex fragments, removed as whole words (both scripts)
     generic_words: tuple[str, ...] = ()  # "группа компаний", "group", ...
-    threshold: float = 90.0  # rapidfuzz token_sort_ratio needed for a fuzzy match
+    threshold: float = 90.0  # rapidfuzz token_sort_ratio (0..100) of the match keys needed for a fuzzy match
     _strip: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        words = [*self.legal_forms, *self.generic_words]
+        # Longest first: "limited liability company" goes whole, not as "limited" and two words.
+        words = sorted([*self.legal_forms, *self.generic_words], key=len, reverse=True)
         if words:
             pattern = r"(?<!\w)(?:" + "|".join(f"(?:{w})" for w in words) + r")(?!\w)"
             object.__setattr__(self, "_strip", re.compile(pattern, re.IGNORECASE))
 
     def normalise(self, name: str) -> str:
-        text = name.lower().replace("ё", "е")
+        """Lower case, ё -> е, look-alike letters in their word's script, quotes and legal forms gone,
+        numbers apart from letters ('Кварцмонтаж31' -> 'кварцмонтаж 31'). Keeps the name's script."""
+        text = fix_lookalikes(name).lower().replace("ё", "е")
         text = re.sub(r"[«»\"“”„‟'’`]", " ", text)
         if self._strip is not None:
             text = self._strip.sub(" ", text)
-        text = re.sub(r"[^\w&+]+", " ", text)
+        text = re.sub(r"[^\w&+]+|_", " ", text)
+        text = _LETTER_DIGIT.sub(" ", text)
+        if self._strip is not None:  # a legal form glued to a number or left by the split ("ООО-2000")
+            text = self._strip.sub(" ", text)
         return " ".join(text.split())
 
+    def key(self, normalised: str) -> str:
+        """The cross-script key of a normalised name (domain/scripts.py)."""
+        return match_key(normalised)
+
     def best_match(self, name: str, candidates: Iterable[str]) -> str | None:
-        found = process.extractOne(name, candidates, scorer=fuzz.token_sort_ratio, score_cutoff=self.threshold)
-        return found[0] if found else None
+        """The candidate (normalised names) that is the same company as `name`, or None.
+
+        Same key wins outright; otherwise the best rapidfuzz token_sort_ratio of the keys at or
+        above the threshold, among candidates whose numbers and roman numerals are the same.
+        Ties go to the smallest candidate, so the answer does not depend on the order given.
+        """
+        key, marks = match_key(name), distinguishing(name)
+        keyed = {c: match_key(c) for c in sorted(candidates) if distinguishing(c) == marks}
+        exact = [c for c, k in keyed.items() if k == key]
+        if exact:
+            return exact[0]
+        found = process.extractOne(key, keyed, scorer=fuzz.token_sort_ratio, score_cutoff=self.threshold)
+        return found[2] if found else None
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,57 @@ def test_abm_names_and_aliases_match_free_mail_people(abm_rules) -> None:
 
 def test_a_name_that_is_only_a_legal_form_does_not_match(abm_rules) -> None:
     assert isinstance(abm_rules.resolve("someone@mail.ru", "ООО"), Unresolved)
+
+
+# Issue 15: company names across scripts, look-alike letters, legal forms, numbers.
+
+@pytest.mark.parametrize(("latin", "cyrillic"), [
+    ("OOO Skvorechnik Tekhnologii", "ООО «Скворечник Технологии»"),
+    ("Skvorechnik Texnologii LLC", "Скворечник Технологии"),
+    ("PJSC Gazmyasneft", "ПАО «Газмяснефть»"),
+    ("JSC Kvartsmontazh-31", "АО «Кварцмонтаж-31»"),
+    ("Krasnaya Romashka Group", "ГК «Красная ромашка»"),
+    ("CJSC Argotrubosbyt", "ЗАО Арготрубосбыт"),
+])
+def test_latin_and_cyrillic_spellings_are_one_company_both_ways(config, latin, cyrillic) -> None:
+    names = config.people.accounts.names
+    assert names.best_match(names.normalise(latin), [names.normalise(cyrillic)]) == names.normalise(cyrillic)
+    assert names.best_match(names.normalise(cyrillic), [names.normalise(latin)]) == names.normalise(latin)
+
+
+def test_look_alike_letters_of_the_other_script_are_fixed(config) -> None:
+    names = config.people.accounts.names
+    # "Kвaрцмонтаж" with a Latin K and a; "Аcmе" with a Cyrillic А and е; "OOO" in Latin letters.
+    assert names.normalise("Kвaрцмонтаж-31") == names.normalise("Кварцмонтаж-31") == "кварцмонтаж 31"
+    assert names.normalise("Аcmе LLC") == "acme"
+    assert names.normalise("OOO «Cкворечник»") == "скворечник"
+
+
+@pytest.mark.parametrize("raw", [
+    "ООО Ромашка", "OOO Romashka", "Romashka LLC", "АО Ромашка", "AO Romashka", "Romashka JSC",
+    "ПАО Ромашка", "PJSC Romashka", "ЗАО Ромашка", "CJSC Romashka", "ИП Ромашка", "IP Romashka",
+    "ГК Ромашка", "GK Romashka", "НКО Ромашка", "NKO Romashka", "Romashka Limited Liability Company",
+    "Obshchestvo s ogranichennoy otvetstvennostyu Romashka", "Romashka Group of Companies",
+])
+def test_legal_forms_in_both_scripts_are_removed(config, raw) -> None:
+    names = config.people.accounts.names
+    assert names.key(names.normalise(raw)) == names.key("ромашка") == "romashka"
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("АО «Кварцмонтаж-32»", "Кварцмонтаж-31"),
+    ("Экспресс-1", "Экспресс-2"),
+    ("Ekspress 2", "Экспресс-1"),
+    ("Ромашка", "Ромашка-2"),
+    ("Стройтрест II", "Стройтрест III"),
+])
+def test_numbers_are_part_of_a_name(config, one, other) -> None:
+    names = config.people.accounts.names
+    assert names.best_match(names.normalise(one), [names.normalise(other)]) is None
+    assert names.best_match(names.normalise(other), [names.normalise(one)]) is None
+
+
+def test_the_same_number_still_matches_across_spellings(config) -> None:
+    names = config.people.accounts.names
+    found = names.best_match(names.normalise("Kvartsmontazh31"), ["кварцмонтаж 32", "кварцмонтаж 31"])
+    assert found == "кварцмонтаж 31"

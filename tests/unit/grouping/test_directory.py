@@ -48,3 +48,18 @@ def test_a_domain_account_takes_a_name_over_but_never_the_other_way(config) -> N
     assert directory["красная ромашка"] == DirectoryEntry(account=ROMASHKA, origin="domain")
     other = AccountRef(account_id="romashka.com", domains=("romashka.com",))
     assert register(directory, NameRegistration(occurred_at=at(2), name="красная ромашка", account=other)) == {}
+
+
+def test_a_latin_spelling_finds_the_cyrillic_name_and_numbers_keep_companies_apart(config) -> None:
+    names = config.people.accounts.names
+    skvorechnik = AccountRef(account_id="skvorechnik.ru", name="ООО «Скворечник Технологии»",
+                             domains=("skvorechnik.ru",))
+    kvarc = AccountRef(account_id="kvarcmontazh31.ru", name="Кварцмонтаж-31", domains=("kvarcmontazh31.ru",))
+    directory: dict[str, DirectoryEntry] = {}
+    for name, account in (("скворечник технологии", skvorechnik), ("кварцмонтаж 31", kvarc)):
+        directory.update(register(directory, NameRegistration(occurred_at=at(0), name=name, account=account)))
+    _, [reply] = lookup(directory, ask(names.normalise("OOO Skvorechnik Tekhnologii")), names)
+    assert reply.message.account == skvorechnik
+    updates, [reply] = lookup(directory, ask(names.normalise("АО «Кварцмонтаж-32»")), names)
+    assert reply.message.account.account_id == "name:кварцмонтаж 32"
+    assert updates["кварцмонтаж 32"].origin == "name"
