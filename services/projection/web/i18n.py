@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
 
-Lang = Literal["ru", "en"]
-LANGS: tuple[Lang, ...] = ("ru", "en")
-DEFAULT_LANG: Lang = "ru"
+from shared.vocabulary import DEFAULT_LANG, LANGS, PREFIXES, WORDS, Lang, pick
+
+__all__ = ["DEFAULT_LANG", "LANGS", "PREFIXES", "TEXT", "Lang", "Translator", "pick"]
 
 TEXT: dict[str, dict[Lang, str]] = {
     "app.title": {"ru": "Группы закупки", "en": "Buying groups"},
@@ -43,10 +42,6 @@ TEXT: dict[str, dict[Lang, str]] = {
     "col.rank": {"ru": "№", "en": "#"},
     "col.account": {"ru": "Компания", "en": "Account"},
     "col.solution": {"ru": "Решение", "en": "Solution"},
-    "col.tier": {"ru": "Уровень", "en": "Tier"},
-    "col.score": {"ru": "Балл", "en": "Score"},
-    "col.members": {"ru": "Участники", "en": "Members"},
-    "col.roles": {"ru": "Роли", "en": "Roles"},
     "col.stage": {"ru": "Стадия", "en": "Stage"},
     "col.status": {"ru": "Статус", "en": "Status"},
     "col.activity": {"ru": "Активность", "en": "Last activity"},
@@ -133,64 +128,12 @@ TEXT: dict[str, dict[Lang, str]] = {
                   "en": "Development mode: pages are open without a token while the default tokens are in use."},
     "error.unavailable": {"ru": "База данных недоступна, попробуйте чуть позже.",
                           "en": "The database is unavailable; try again shortly."},
-    # values
-    "status.forming": {"ru": "формируется", "en": "forming"},
-    "status.formed": {"ru": "сформирована", "en": "formed"},
-    "status.stalled": {"ru": "застопорилась", "en": "stalled"},
-    "status.won": {"ru": "выиграна", "en": "won"},
-    "status.lost": {"ru": "проиграна", "en": "lost"},
-    "stage.identified": {"ru": "выявлена", "en": "identified"},
-    "role.initiator": {"ru": "Инициатор", "en": "Initiator"},
-    "role.technical_validator": {"ru": "Технический эксперт", "en": "Technical validator"},
-    "role.budget_holder": {"ru": "Владелец бюджета", "en": "Budget holder"},
-    "role.decision_maker": {"ru": "Принимает решение", "en": "Decision maker"},
-    "role.procurement": {"ru": "Закупки", "en": "Procurement"},
-    "role.legal": {"ru": "Юрист", "en": "Legal"},
-    "role.influencer": {"ru": "Влияет на решение", "en": "Influencer"},
-    "dept.hr": {"ru": "HR", "en": "HR"},
-    "dept.it": {"ru": "ИТ", "en": "IT"},
-    "dept.finance": {"ru": "Финансы", "en": "Finance"},
-    "dept.executive": {"ru": "Руководство", "en": "Executive"},
-    "dept.procurement": {"ru": "Закупки", "en": "Procurement"},
-    "dept.legal": {"ru": "Юридический отдел", "en": "Legal"},
-    "dept.operations": {"ru": "Операции", "en": "Operations"},
-    "dept.sales": {"ru": "Продажи", "en": "Sales"},
-    "dept.marketing": {"ru": "Маркетинг", "en": "Marketing"},
-    "dept.other": {"ru": "Другое", "en": "Other"},
-    "signal.group_forming": {"ru": "Группа формируется", "en": "Group forming"},
-    "signal.group_formed": {"ru": "Группа сформирована", "en": "Group formed"},
-    "signal.group_expanded": {"ru": "Группа расширилась", "en": "Group expanded"},
-    "signal.role_gap": {"ru": "Не хватает ключевой роли", "en": "Key role missing"},
-    "signal.priority_changed": {"ru": "Приоритет изменился", "en": "Priority changed"},
-    "signal.stalled": {"ru": "Группа застопорилась", "en": "Group stalled"},
-    "signal.reactivated": {"ru": "Группа снова активна", "en": "Group reactivated"},
-    "kind.page_view": {"ru": "просмотр страницы", "en": "page view"},
-    "kind.download": {"ru": "скачивание", "en": "download"},
-    "kind.email_delivered": {"ru": "письмо доставлено", "en": "email delivered"},
-    "kind.email_open": {"ru": "письмо открыто", "en": "email opened"},
-    "kind.email_click": {"ru": "клик в письме", "en": "email click"},
-    "kind.webinar_registered": {"ru": "регистрация на вебинар", "en": "webinar registration"},
-    "kind.webinar_attended": {"ru": "участие в вебинаре", "en": "webinar attended"},
-    "kind.form_submitted": {"ru": "заполнена форма", "en": "form submitted"},
-    "kind.event_registered": {"ru": "регистрация на мероприятие", "en": "event registration"},
-    "kind.event_attended": {"ru": "участие в мероприятии", "en": "event attended"},
-    "kind.demo_requested": {"ru": "запрос демо", "en": "demo requested"},
-    "kind.content_engaged": {"ru": "работа с материалом", "en": "content engaged"},
-    "solution.hr": {"ru": "HR-система", "en": "HR system"},
-    "solution.wms": {"ru": "WMS", "en": "WMS"},
-    "solution.crm": {"ru": "CRM", "en": "CRM"},
-    "solution.bi": {"ru": "BI-аналитика", "en": "BI analytics"},
     "time.just_now": {"ru": "только что", "en": "just now"},
     "time.never": {"ru": "—", "en": "—"},
 }
 
-# Values from the data (roles, stages, solutions...) arrive as codes; a code nobody translated
-# yet (a new CRM stage, a new solution) is shown as it is rather than hidden.
-PREFIXES = ("status", "stage", "role", "dept", "signal", "kind", "solution")
-
-
-def pick(lang: str | None) -> Lang:
-    return lang if lang in LANGS else DEFAULT_LANG  # type: ignore[return-value]
+# The words for data codes (roles, stages, signals...) are shared with the alerts.
+TEXT.update(WORDS)
 
 
 def _ru_plural(n: int, one: str, few: str, many: str) -> str:

@@ -1,7 +1,13 @@
 """`python -m services.scoring.alerts`: consume bg.signal.v1 and deliver alerts.
 
 Env: KAFKA_*, REDIS_URL, BG_TOPIC_NAMESPACE, BG_ALERTS_CONFIG (else the shipped
-services/scoring/config/alerts.yaml, which reads BG_ALERTS_WEBHOOK_URL and BG_ALERTS_SECRET).
+services/scoring/config/alerts.yaml, which reads BG_ALERTS_WEBHOOK_URL and BG_ALERTS_SECRET),
+BG_ALERTS_START (latest|earliest), BG_ALERTS_INCLUDE_BACKFILL, BG_WEB_BASE_URL.
+
+A record it cannot use (it does not decode, or handling it raised) is dead-lettered to
+bg.alerts.dlq.v1 with the reason, and the next one is handled: one poison record must never
+stop every alert behind it. Redis or Kafka being away is not the record's fault: that error
+ends the process, which restarts at the last committed offset.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ import asyncio
 import logging
 import os
 import signal as signals
+import traceback
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.scoring.alerts.config import load_alerts_config
 from services.scoring.alerts.dispatcher import Dispatcher, Source
@@ -27,15 +37,40 @@ from shared.settings import RedisSettings, kafka_settings
 
 log = logging.getLogger("services.scoring.alerts")
 
+# Failures of the services the dispatcher needs, not of the record: never dead-letter on them.
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
+
+
+class PinStart(ConsumerRebalanceListener):
+    """Commits the starting position of every assigned partition the group never committed, so
+    that `start: latest` means the first start's present: a dispatcher restarted before its
+    first alert resumes there instead of skipping what was written while it was down."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        fresh = {}
+        for tp in assigned:
+            if await self.consumer.committed(tp) is None:
+                fresh[tp] = await self.consumer.position(tp)
+        if fresh:
+            await self.consumer.commit(fresh)
+            log.info("alerts start", extra={"start": {f"{tp.topic}:{tp.partition}": o for tp, o in fresh.items()}})
+
 
 async def run(stop: asyncio.Event) -> None:
     config = load_alerts_config()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     settings = kafka_settings()
     consumer = AIOKafkaConsumer(
-        topics.SIGNALS.name, **settings.aiokafka_kwargs(), group_id=f"{namespace}bg-alerts",
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        **settings.aiokafka_kwargs(), group_id=f"{namespace}bg-alerts",
+        enable_auto_commit=False, auto_offset_reset=config.start,
     )
+    consumer.subscribe([topics.SIGNALS.name], listener=PinStart(consumer))
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     redis = Redis.from_url(RedisSettings().redis_url)
     await producer.start()
@@ -47,18 +82,32 @@ async def run(stop: asyncio.Event) -> None:
     async with httpx.AsyncClient() as http:
         dispatcher = Dispatcher(config, redis, http, dead_letter, namespace)
 
+        async def refuse(record: ConsumerRecord, reason: str, detail: str) -> None:
+            log.warning("alerts: record dead-lettered", extra={"reason": reason, "detail": detail[:300],
+                                                                "offset": record.offset})
+            await dead_letter(DeadLetter(
+                service="alerts", reason=reason, detail=detail[:4000], failed_at=datetime.now(UTC),
+                source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
+                key=(record.key or b"").decode("utf-8", errors="replace") or None,
+                payload=(record.value or b"").decode("utf-8", errors="replace")))
+
         async def handle(record: ConsumerRecord) -> None:
             source = Source(record.topic, record.partition, record.offset)
             try:
-                message = scoring_messages.decode(record.value)
+                message = scoring_messages.decode(record.value or b"")
             except DecodeError as exc:
-                await dead_letter(DeadLetter(
-                    service="alerts", reason=exc.reason, detail=exc.detail, failed_at=datetime.now(UTC),
-                    source_topic=record.topic, source_partition=record.partition,
-                    source_offset=record.offset, payload=record.value.decode("utf-8", errors="replace")))
+                await refuse(record, exc.reason, exc.detail)
                 return
-            if isinstance(message, Signal):
+            if not isinstance(message, Signal):
+                return
+            try:
                 await dispatcher.dispatch(message, source)
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:  # a bug meeting this record: keep it for a replay after the fix
+                log.exception("alerts: handling a signal failed")
+                await refuse(record, "processing_error",
+                             "".join(traceback.format_exception_only(type(exc), exc)).strip())
 
         async def partition(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
             # In order within a partition (one opportunity's alerts keep their order);

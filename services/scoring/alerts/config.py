@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from services.scoring.alerts.format import Format
 from shared.schemas.scoring import Signal, SignalType
+from shared.vocabulary import Lang
 
 DEFAULT_PATH = Path(__file__).parents[1] / "config" / "alerts.yaml"
 ENV_PATH = "BG_ALERTS_CONFIG"
@@ -27,6 +28,8 @@ class Webhook(_Strict):
     format: Format = "json"
     secret: str | None = None
     chat_id: str | None = None
+    # The language of the text (the words of the web pages): ru or en.
+    lang: Lang = "ru"
     # Only these signals go to this webhook (say, a manager's channel for group_formed only).
     signals: tuple[SignalType, ...] | None = None
 
@@ -64,6 +67,13 @@ class AlertsConfig(_Strict):
     cooldown_seconds: int = Field(900, ge=0)
     dedupe_ttl_seconds: PositiveInt = 30 * 24 * 3600
     redis_prefix: str = "bg:alerts:"
+    # Where the web pages are (the read API's address as people reach it); alerts link there.
+    web_base_url: str | None = None
+    # Where a dispatcher whose consumer group has no offsets yet starts: "latest" sends only
+    # what is written from its first start on; "earliest" sends the whole topic.
+    start: Literal["latest", "earliest"] = "latest"
+    # Signals of history (Signal.backfill: a backfill, a replay) alert nobody unless true.
+    include_backfill: bool = False
 
     @model_validator(mode="after")
     def _known_webhooks(self) -> AlertsConfig:
@@ -74,8 +84,9 @@ class AlertsConfig(_Strict):
         return self
 
     def route(self, signal: Signal) -> list[str]:
-        """Webhook names for a signal: the account owner's where configured, else the default."""
-        if signal.signal not in self.routing.signals:
+        """Webhook names for a signal: the account owner's where configured, else the default;
+        none for a backfill signal unless include_backfill."""
+        if signal.signal not in self.routing.signals or (signal.backfill and not self.include_backfill):
             return []
         owner = (signal.account_owner or "").strip().lower()
         owners = {k.strip().lower(): v for k, v in self.routing.owners.items()}
@@ -100,10 +111,24 @@ def _expand(value: Any, environ: dict[str, str]) -> Any:
     return value
 
 
+# Environment variables that override the file's settings of the same meaning, whatever file.
+OVERRIDES = {"BG_ALERTS_START": "start", "BG_ALERTS_INCLUDE_BACKFILL": "include_backfill",
+             "BG_WEB_BASE_URL": "web_base_url"}
+
+
 def load_alerts_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> AlertsConfig:
-    source = Path(path or os.environ.get(ENV_PATH) or DEFAULT_PATH)
+    """The file at `path` (else BG_ALERTS_CONFIG, else the shipped one) with ${ENV} expanded and
+    the OVERRIDES applied. Raises ValueError (pydantic's ValidationError among them) naming
+    what is wrong: an unknown webhook in the routing, a missing variable, a bad value."""
+    env = dict(os.environ if environ is None else environ)
+    source = Path(path or env.get(ENV_PATH) or DEFAULT_PATH)
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    data = _expand(data, dict(os.environ if environ is None else environ))
+    data = _expand(data, env)
+    for var, key in OVERRIDES.items():
+        if env.get(var):
+            data[key] = env[var]
+    if data.get("web_base_url") == "":
+        data["web_base_url"] = None
     for hook in data.get("webhooks", {}).values():
         for key in ("secret", "chat_id"):
             if hook.get(key) == "":

@@ -1,5 +1,5 @@
 """Delivers signals to webhooks: signed, retried with backoff, deduplicated in Redis,
-dead-lettered after the last try, with a cooldown per opportunity.
+dead-lettered after the last try, with a cooldown per opportunity, kind and level.
 
 It runs as its own process (python -m services.scoring.alerts), not as an agent of the
 scoring worker: a webhook that is slow or down holds a delivery for up to
@@ -17,6 +17,12 @@ Delivery guarantee, per (webhook, signal id):
 - what remains: a crash, or a lost response, between the receiver's 2xx and the mark
   resends that alert ONCE more, with the same X-BG-Signal-Id, which the receiver can drop.
   So: at least once, and exactly once unless the dispatcher dies in that window.
+
+Cooldown: a repeat of the same kind at the same level (the tier reached) within
+`cooldown_seconds` is held back; a tier upgrade (priority_changed to a better tier) never is.
+
+Logs and dead letters name the webhook, never its URL: URLs carry secrets (a Telegram bot
+token, a Slack webhook path).
 """
 
 from __future__ import annotations
@@ -42,9 +48,32 @@ from shared.schemas.scoring import Signal
 log = logging.getLogger(__name__)
 
 Outcome = Literal["delivered", "duplicate", "suppressed", "dead_lettered"]
+TIER_RANK = {"A": 0, "B": 1, "C": 2}
 
 # Statuses worth trying again; any other 4xx is the receiver refusing this request for good.
 RETRYABLE = {408, 425, 429}
+
+
+def cooldown_level(signal: Signal) -> str | None:
+    """The level whose repeats the cooldown holds back: the tier reached. None for a tier
+    upgrade (priority_changed from C to B, or B to A), which always goes out."""
+    if signal.signal == "priority_changed":
+        old, new = str(signal.detail.get("from")), str(signal.detail.get("to", signal.tier))
+        if TIER_RANK.get(new, 9) < TIER_RANK.get(old, 9):
+            return None
+        return new
+    return signal.tier
+
+
+def redact(text: str, hook: Webhook, name: str) -> str:
+    """`text` without the webhook's URL or its path (where tokens live), named instead."""
+    parts = httpx.URL(hook.url)
+    # The path's segments too: a Telegram token is one (bot<token>), a Slack path is three.
+    secret_parts = [hook.url, str(parts.copy_with(query=None, fragment=None)), parts.path, parts.query.decode(),
+                    *(seg for seg in parts.path.split("/") if len(seg) >= 8)]
+    for part in sorted((p for p in secret_parts if p and len(p) > 1), key=len, reverse=True):
+        text = text.replace(part, f"<webhook {name}>")
+    return text
 
 
 @dataclass(frozen=True)
@@ -70,12 +99,13 @@ class Dispatcher:
         return dict(zip(names, outcomes, strict=True))
 
     async def deliver(self, signal: Signal, name: str, source: Source = Source()) -> Outcome:
-        hook = self.config.webhooks[name]
         delivered = f"{self.prefix}delivered:{name}:{signal.signal_id}"
         if await self.redis.exists(delivered):
             return "duplicate"
-        cooldown = f"{self.prefix}cooldown:{name}:{signal.opportunity_id}:{signal.signal}"
-        if self.config.cooldown_seconds and not await self._cooldown_allows(cooldown, signal.signal_id):
+        level = cooldown_level(signal)
+        cooldown = f"{self.prefix}cooldown:{name}:{signal.opportunity_id}:{signal.signal}:{level}"
+        if (self.config.cooldown_seconds and level is not None
+                and not await self._cooldown_allows(cooldown, signal.signal_id)):
             # Remembered like a delivery, so that a replay after the cooldown stays quiet too.
             await self.redis.set(delivered, "suppressed", ex=self.config.dedupe_ttl_seconds)
             log.info("alert suppressed by cooldown", extra={"signal_id": signal.signal_id, "webhook": name})
@@ -87,7 +117,7 @@ class Dispatcher:
             if await self.redis.exists(delivered):
                 return "duplicate"
         try:
-            error = await self._send(signal, hook)
+            error = await self._send(signal, name)
             if error is None:
                 await self.redis.set(delivered, "1", ex=self.config.dedupe_ttl_seconds)
                 return "delivered"
@@ -105,10 +135,11 @@ class Dispatcher:
         # The same signal again (a retry after a crash) is not a flood.
         return await self.redis.get(key) == signal_id.encode()
 
-    async def _send(self, signal: Signal, hook: Webhook) -> str | None:
-        """None once the receiver answered 2xx; else the last error after the last try."""
+    async def _send(self, signal: Signal, name: str) -> str | None:
+        """None once the receiver answered 2xx; else the last error (URL redacted) after the last try."""
+        hook = self.config.webhooks[name]
         delivery = self.config.delivery
-        content = fmt.body(signal, hook.format, hook.chat_id)
+        content = fmt.body(signal, hook.format, hook.chat_id, hook.lang, self.config.web_base_url)
         error = "no attempt"
         for attempt in range(1, delivery.attempts + 1):
             headers = fmt.headers(signal, content, hook.secret, int(time.time()))
@@ -117,12 +148,12 @@ class Dispatcher:
                                                  timeout=delivery.timeout)
                 if response.is_success:
                     return None
-                error = f"HTTP {response.status_code}: {response.text[:200]}"
+                error = redact(f"HTTP {response.status_code}: {response.text[:200]}", hook, name)
                 if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE:
                     return error
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            log.warning("alert delivery failed", extra={"signal_id": signal.signal_id, "url": hook.url,
+                error = redact(f"{type(exc).__name__}: {exc}", hook, name)
+            log.warning("alert delivery failed", extra={"signal_id": signal.signal_id, "webhook": name,
                                                         "attempt": attempt, "error": error})
             if attempt < delivery.attempts:
                 await asyncio.sleep(delivery.backoff(attempt))
