@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.ingest import auth
-from services.ingest.adapters import canonical, segment, sendgrid, zoom
-from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Unmapped
+from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
+from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.dedupe import Deduper
 from services.ingest.errors import ApiError, field_errors, invalid
 from services.ingest.publisher import Publisher
@@ -36,12 +36,26 @@ EVENTS = Counter("bg_ingest_events_total", "Items received, by source and outcom
 LATENCY = Histogram("bg_ingest_request_seconds", "Request handling time until Kafka acknowledged", ["source"])
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Failed(BaseModel):
+    index: int | None = Field(description="the item's position in the request's batch")
+    event_id: str | None = Field(description="the item's event id, when it had one")
+    reason: str = Field(description="invalid_item (does not fit the format), or why it could not be mapped")
+    errors: list[FieldError]
+
+
 class Accepted(BaseModel):
     accepted: int = Field(description="new events written to Kafka")
     duplicates: int = Field(description="events seen before (acknowledged, not written again)")
-    dead_lettered: int = Field(description="items that fit the format but could not be mapped")
+    dead_lettered: int = Field(description="items written to the dead-letter topic (see failed)")
     ignored: list[str] = Field(description="items that are not touches, with the reason")
     event_ids: list[str]
+    failed: list[Failed] = Field(default_factory=list,
+                                 description="every item that did not land as an event: which and why")
 
 
 class ErrorBody(BaseModel):
@@ -53,7 +67,7 @@ class ErrorBody(BaseModel):
 # Request bodies, for the OpenAPI spec (the routes parse the raw body themselves, to control
 # the size limit and the error format).
 BODY_TYPES: dict[str, Any] = {
-    "/v1/events": PersonEvent | list[PersonEvent] | dict[str, list[PersonEvent]],
+    "/v1/events": PersonEvent | list[PersonEvent] | canonical.Batch,
     "/v1/sources/segment": segment.SegmentCall | segment.SegmentBatch,
     "/v1/sources/sendgrid": Annotated[list[sendgrid.SendGridEvent], Field(min_length=1)],
     "/v1/sources/zoom": zoom.ZoomWebhook,
@@ -121,20 +135,23 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         return JSONResponse(invalid(errors).body(), status_code=422)
 
-    async def accept(source: str, results: list[MapResult]) -> JSONResponse:
+    async def accept(source: str, results: list[MapResult], reply: batch.Reply) -> JSONResponse:
+        """Write the good items, dead-letter the failed ones, answer per batch.Reply."""
+        if reply.refuse_when_all_rejected and batch.all_rejected(results):
+            raise invalid([e for r in results if isinstance(r, Rejected) for e in r.errors])
         events, unmapped, ignored, repeated = [], [], [], 0
         seen: set[str] = set()
         for r in results:
             if isinstance(r, Ignored):
                 ignored.append(r.reason)
                 continue
-            dedupe_id = r.dedupe_id if isinstance(r, Unmapped) else r.event_id
+            dedupe_id = r.dedupe_id if isinstance(r, Unmapped | Rejected) else r.event_id
             if dedupe_id is not None and dedupe_id in seen:
                 repeated += 1
                 continue
             if dedupe_id is not None:
                 seen.add(dedupe_id)
-            (unmapped if isinstance(r, Unmapped) else events).append(r)
+            (unmapped if isinstance(r, Unmapped | Rejected) else events).append(r)
         try:
             claims = await deduper.claim(list(seen))
         except RedisError as exc:
@@ -145,8 +162,8 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                            "by another request; retry shortly", headers={"Retry-After": "1"})
         new = set(claims.new)
         fresh = [e for e in events if e.event_id in new]
-        dead = [(u.reason, u.detail, orjson.dumps(u.item, default=str).decode(), u.dedupe_id)
-                for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
+        failed = [u for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
+        dead = [(u.reason, u.detail, orjson.dumps(u.item, default=str).decode(), u.dedupe_id) for u in failed]
         try:
             await publisher.publish(fresh, dead)
         except (TimeoutError, KafkaError, OSError) as exc:
@@ -160,8 +177,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             if n:
                 EVENTS.labels(source, outcome).inc(n)
         body = Accepted(accepted=len(fresh), duplicates=duplicates, dead_lettered=len(dead),
-                        ignored=ignored, event_ids=[e.event_id for e in fresh])
-        return JSONResponse(body.model_dump(), status_code=202)
+                        ignored=ignored, event_ids=[e.event_id for e in fresh],
+                        failed=[batch.failure_entry(u) for u in failed])
+        return JSONResponse(body.model_dump(), status_code=reply.success)
 
     async def timed(source: str, handle: Callable[[], Any]) -> JSONResponse:
         started = time.perf_counter()
@@ -175,7 +193,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
     async def post_events(request: Request) -> JSONResponse:
         auth.require_key("api", settings.api_keys, request.headers)
         body = parse_json(await read_body(request, settings.max_body_bytes))
-        return await timed("api", lambda: accept("api", run_adapter(lambda: canonical.parse(body, settings.max_batch))))
+        received = datetime.now(UTC)
+        return await timed("api", lambda: accept(
+            "api", run_adapter(lambda: canonical.parse(body, settings.max_batch, received)), batch.CANONICAL))
 
     @app.post("/v1/sources/segment", status_code=202, response_model=Accepted, responses=ERRORS,
               summary="Segment-spec page, screen, track, identify and group calls, single or batch")
@@ -189,7 +209,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         body = parse_json(raw)
         received = datetime.now(UTC)
         return await timed("segment", lambda: accept(
-            "segment", run_adapter(lambda: segment.parse(body, received, settings.max_batch))))
+            "segment", run_adapter(lambda: segment.parse(body, received, settings.max_batch)), batch.SEGMENT))
 
     @app.post("/v1/sources/sendgrid", status_code=202, response_model=Accepted, responses=ERRORS,
               summary="SendGrid Event Webhook: an array of events (open, click, delivered, ...)")
@@ -204,9 +224,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             auth.require_key("sendgrid", settings.api_keys, request.headers)
         body = parse_json(raw)
         return await timed("sendgrid", lambda: accept(
-            "sendgrid", run_adapter(lambda: sendgrid.parse(body, settings.max_batch))))
+            "sendgrid", run_adapter(lambda: sendgrid.parse(body, settings.max_batch)), batch.SENDGRID))
 
-    @app.post("/v1/sources/zoom", status_code=202, response_model=Accepted, responses=ERRORS,
+    @app.post("/v1/sources/zoom", status_code=200, response_model=Accepted, responses=ERRORS,
               summary="Zoom webinar webhooks, signed with x-zm-signature; answers endpoint.url_validation")
     async def post_zoom(request: Request) -> JSONResponse:
         raw = await read_body(request, settings.max_body_bytes)
@@ -223,7 +243,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             if not isinstance(token, str) or not token:
                 raise invalid([{"field": "payload.plainToken", "message": "Field required"}])
             return JSONResponse(zoom.url_validation_response(settings.zoom_secret_token, token))
-        return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body))))
+        return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body)), batch.ZOOM))
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

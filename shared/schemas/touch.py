@@ -40,6 +40,27 @@ class TouchKind(StrEnum):
     content_engaged = "content_engaged"
 
 
+class TimeAdjustment(StrEnum):
+    """What ingest did to the platform's event time (the original is kept in original_occurred_at)."""
+
+    # The platform's time had no offset: taken as UTC (Segment's rule), value unchanged.
+    assumed_utc = "assumed_utc"
+    # The client's clock was off: corrected from the platform's own fields (Segment:
+    # receivedAt - (sentAt - originalTimestamp)).
+    skew_corrected = "skew_corrected"
+    # Still ahead of ingest's clock by more than the allowed skew: set to the time ingest
+    # received it, so that no event pushes a stream clock past the present.
+    clamped_to_receipt = "clamped_to_receipt"
+
+
+class _Timed(Message):
+    """Event time and, when ingest changed or assumed something about it, what and from what."""
+
+    occurred_at: UtcDatetime
+    original_occurred_at: UtcDatetime | None = None  # the platform's value before correction
+    time_adjustments: tuple[TimeAdjustment, ...] = ()
+
+
 class Person(Message):
     """Who made the touch. At least one identifier: email, user_id or anonymous_id."""
 
@@ -84,11 +105,10 @@ class Context(Message):
     utm: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict)
 
 
-class TouchEvent(Message):
+class TouchEvent(_Timed):
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["touch"] = "touch"
     event_id: ShortStr
-    occurred_at: UtcDatetime
     source: Source
     kind: TouchKind
     platform: ShortStr = "api"
@@ -96,6 +116,16 @@ class TouchEvent(Message):
     content: Content = Field(default_factory=Content)
     context: Context = Field(default_factory=Context)
     properties: dict[str, Any] = Field(default_factory=dict)
+    # Made by a machine, not a person (a mail client's privacy proxy fetching the pixel, a
+    # link scanner, a crawler): kept for the record, never counted as engagement.
+    automated: bool = False
+    automated_reason: ShortStr | None = None  # e.g. machine_open, bot_user_agent, link_scanner
+
+    @model_validator(mode="after")
+    def _automated_has_reason(self) -> TouchEvent:
+        if self.automated != (self.automated_reason is not None):
+            raise ValueError("automated and automated_reason go together")
+        return self
 
     def key(self) -> str:
         return self.person.key()
@@ -107,13 +137,12 @@ class CompanyTraits(Message):
     group_id: ShortStr | None = None
 
 
-class IdentityEvent(Message):
+class IdentityEvent(_Timed):
     """Links identifiers of one person (Segment identify/group, a form fill) and carries traits."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["identity"] = "identity"
     event_id: ShortStr
-    occurred_at: UtcDatetime
     platform: ShortStr = "api"
     person: Person
     company: CompanyTraits | None = None

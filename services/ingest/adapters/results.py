@@ -35,6 +35,25 @@ class Unmapped:
     detail: str
     item: Any
     dedupe_id: str | None = None
+    index: int | None = None  # the item's position in the request (set by batch.each_item)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One item of a batch does not fit the platform's format: dead-lettered alone (batch.py).
+
+    errors: [{"field": path from the request body's root, "message"}].
+    """
+
+    index: int
+    errors: list[dict[str, str]]
+    item: Any
+    dedupe_id: str | None = None
+    reason: str = "invalid_item"
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(f"{e['field']}: {e['message']}" for e in self.errors)
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ class Ignored:
     reason: str
 
 
-MapResult = TouchEvent | IdentityEvent | Unmapped | Ignored
+MapResult = TouchEvent | IdentityEvent | Unmapped | Rejected | Ignored
 
 
 def build(factory: Callable[[], TouchEvent | IdentityEvent], item: Any, dedupe_id: str | None = None) -> MapResult:

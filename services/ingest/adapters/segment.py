@@ -11,24 +11,35 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
+from services.ingest.adapters.batch import each_item
 from services.ingest.adapters.results import MapResult, build, check_batch_size, compact
+from services.ingest.timing import EventTime, segment_time
 from shared.schemas.touch import IdentityEvent, Source, TouchEvent, TouchKind
 
+
+def _empty_is_none(value: Any) -> Any:
+    # RudderStack and some Segment libraries send "" for "no user id" (anonymous visitors).
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 Id = Annotated[str, Field(min_length=1, max_length=200)] | Annotated[int, Field(ge=0)]
+OptionalId = Annotated[Id | None, BeforeValidator(_empty_is_none)]
+# Segment's timestamps are ISO 8601; one without an offset is UTC (marked as assumed, timing.py).
+Time = Annotated[datetime | None, BeforeValidator(_empty_is_none)]
 
 
 class _Call(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     messageId: Annotated[str, Field(min_length=1, max_length=200)]
-    anonymousId: Id | None = None
-    userId: Id | None = None
-    timestamp: AwareDatetime | None = None
-    originalTimestamp: AwareDatetime | None = None
-    receivedAt: AwareDatetime | None = None
-    sentAt: AwareDatetime | None = None
+    anonymousId: OptionalId = None
+    userId: OptionalId = None
+    timestamp: Time = None
+    originalTimestamp: Time = None
+    receivedAt: Time = None
+    sentAt: Time = None
     context: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
@@ -39,10 +50,9 @@ class _Call(BaseModel):
             raise ValueError("a Segment call needs anonymousId or userId")
         return self
 
-    def event_time(self, received_at: datetime) -> datetime:
-        # Segment's timestamp is the corrected event time; receivedAt or our own receive
-        # time stamps the event only when the platform gave none (then it is fixed in the log).
-        return self.timestamp or self.originalTimestamp or self.receivedAt or self.sentAt or received_at
+    def event_time(self, received_at: datetime) -> EventTime:
+        """Segment's corrected time (timing.segment_time); received_at = ingest's clock."""
+        return segment_time(self.timestamp, self.originalTimestamp, self.sentAt, self.receivedAt, received_at)
 
 
 class PageCall(_Call):
@@ -137,7 +147,7 @@ def _content(call: _Call, title: str | None) -> dict:
 
 def _map(call: _Call, received_at: datetime) -> MapResult:
     event_id = f"segment:{call.messageId}"
-    common = dict(event_id=event_id, occurred_at=call.event_time(received_at), platform="segment")
+    common = dict(event_id=event_id, platform="segment", **call.event_time(received_at).fields())
     if isinstance(call, PageCall):
         return build(lambda: TouchEvent(**common, source=Source.web, kind=TouchKind.page_view,
                                         person=_person(call), content=_content(call, call.name),
@@ -161,10 +171,18 @@ def _map(call: _Call, received_at: datetime) -> MapResult:
 _call: TypeAdapter[_Call] = TypeAdapter(SegmentCall)
 
 
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    batch: Annotated[list[Any], Field(min_length=1)]
+
+
 def parse(body: Any, received_at: datetime, max_batch: int) -> list[MapResult]:
+    """One call, or {"batch": [...]} whose calls stand alone (batch.each_item)."""
+    def one(raw: Any) -> MapResult:
+        return _map(_call.validate_python(raw), received_at)
+
     if isinstance(body, dict) and "batch" in body:
-        calls = SegmentBatch.model_validate(body).batch
+        calls = _Envelope.model_validate(body).batch
         check_batch_size("batch", len(calls), max_batch)
-    else:
-        calls = [_call.validate_python(body)]
-    return [_map(c, received_at) for c in calls]
+        return each_item(calls, one, field="batch", id_field="messageId", id_prefix="segment:")
+    return [one(body)]

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.ingest.adapters.batch import each_item
 from services.ingest.adapters.results import Ignored, MapResult, Unmapped, build, compact, from_unix
 from shared.schemas.touch import Source, TouchEvent, TouchKind
 
@@ -119,9 +120,15 @@ _MAPPERS = {
 }
 
 
-def parse(body: Any) -> list[MapResult]:
+def _one(body: Any) -> MapResult:
     mapper = _MAPPERS.get(ZoomWebhook.model_validate(body).event)
     if mapper is None:
-        return [Ignored(f"zoom event '{body['event']}' is not a touch")]
+        return Ignored(f"zoom event '{body['event']}' is not a touch")
     hook = WebinarWebhook.model_validate(body)
-    return [mapper(hook, hook.payload.object, body)]
+    return mapper(hook, hook.payload.object, body)
+
+
+def parse(body: Any) -> list[MapResult]:
+    """One webhook is one item: one that does not fit is Rejected (dead-lettered), since Zoom
+    stops notifying an endpoint that keeps failing (batch.py)."""
+    return each_item([body], _one, field=None)

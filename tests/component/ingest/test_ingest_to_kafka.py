@@ -74,7 +74,7 @@ async def test_zoom_webhooks_signed_and_url_validation(ingest_url):
     for name in ("zoom_registration_created.json", "zoom_participant_joined.json"):
         body = unique(load(name), tag)
         r = httpx.post(f"{ingest_url}/v1/sources/zoom", content=body, headers=zoom_headers(body))
-        assert r.status_code == 202, r.text
+        assert r.status_code == 200, r.text  # Zoom takes only 200 or 204 as delivered
     got = await person_events_for(lambda e: tag in (e.person.email or ""), 2)
     assert [e.kind for e in got] == ["webinar_registered", "webinar_attended"]
     assert got[0].person.stated_role == "Evaluator/Recommender" and got[0].person.job_title == "IT-директор"
@@ -99,7 +99,7 @@ async def test_duplicates_are_acknowledged_but_produced_once(ingest_url):
     again = httpx.post(f"{ingest_url}/v1/events", json=[event, event], headers=API)
     assert first.json()["accepted"] == 1
     assert again.status_code == 202 and again.json() == {
-        "accepted": 0, "duplicates": 2, "dead_lettered": 0, "ignored": [], "event_ids": []}
+        "accepted": 0, "duplicates": 2, "dead_lettered": 0, "ignored": [], "event_ids": [], "failed": []}
     sendgrid_body = unique(load("sendgrid_events.json")[:1], tag)
     for _ in range(3):
         r = httpx.post(f"{ingest_url}/v1/sources/sendgrid", content=sendgrid_body, headers=SENDGRID)
@@ -133,8 +133,7 @@ async def test_batch_of_a_thousand_is_accepted_and_one_more_is_refused(ingest_ur
     ("/v1/sources/segment", b'{"type": "page", "messageId": "m"}', {"X-API-Key": "dev-segment-key"}, 422, "(body)"),
     ("/v1/sources/segment", b'{"type": "page", "messageId": "m", "anonymousId": "a", "timestamp": "yesterday"}',
      {"X-API-Key": "dev-segment-key"}, 422, "timestamp"),
-    ("/v1/sources/sendgrid", b'[{"email": "a@b.ru", "event": "open"}]', {"X-API-Key": "dev-sendgrid-key"},
-     422, "0.timestamp"),
+    ("/v1/sources/sendgrid", b'{"email": "a@b.ru"', {"X-API-Key": "dev-sendgrid-key"}, 422, "(body)"),
     ("/v1/sources/zoom", b"{}", {}, 401, None),
 ])
 def test_bad_input_gets_a_clear_4xx(ingest_url, path, body, headers, status, field):

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.ingest.adapters import canonical, segment, sendgrid, zoom
-from services.ingest.adapters.results import Ignored, PayloadError, Unmapped
+from services.ingest.adapters.results import Ignored, PayloadError, Rejected, Unmapped
 from shared.schemas.touch import IdentityEvent, Source, TouchEvent, TouchKind
 from tests.support.payloads import load
 
@@ -87,10 +87,10 @@ def test_sendgrid_events():
     assert broken.dedupe_id == "sendgrid:sg-open-broken-0004"
 
 
-def test_sendgrid_missing_field_is_a_validation_error_with_path():
-    with pytest.raises(ValidationError) as err:
-        sendgrid.parse([{"email": "a@b.ru", "event": "open", "timestamp": 1}], max_batch=10)
-    assert err.value.errors()[0]["loc"] == (0, "sg_event_id")
+def test_sendgrid_missing_field_rejects_that_item_with_its_path():
+    [rejected] = sendgrid.parse([{"email": "a@b.ru", "event": "open", "timestamp": 1}], max_batch=10)
+    assert isinstance(rejected, Rejected) and rejected.index == 0
+    assert rejected.errors == [{"field": "0.sg_event_id", "message": "Field required"}]
 
 
 def test_zoom_registration_carries_title_org_and_stated_role():
@@ -136,8 +136,9 @@ def test_canonical_single_list_and_envelope():
     assert single.occurred_at == datetime(2026, 10, 1, 7, 0, tzinfo=UTC)
     assert len(canonical.parse([event, {**event, "event_id": "c-2"}], max_batch=10)) == 2
     assert len(canonical.parse({"events": [event]}, max_batch=10)) == 1
-    with pytest.raises(ValidationError):
+    with pytest.raises(PayloadError) as err:
         canonical.parse({"events": [event] * 3}, max_batch=2)
+    assert err.value.field == "events"
 
 
 def test_canonical_person_needs_an_identifier():

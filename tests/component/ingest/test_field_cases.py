@@ -1,0 +1,97 @@
+"""Issue 13's field cases through the running ingest service and the real Kafka, with the right values."""
+
+import uuid
+
+import httpx
+import orjson
+
+from shared import topics
+from shared.codec import dead_letters, person_events
+from shared.schemas.touch import IdentityEvent, TouchEvent
+from tests.support.kafka import collect
+
+SEGMENT = {"X-API-Key": "dev-segment-key", "content-type": "application/json"}
+SENDGRID = {"X-API-Key": "dev-sendgrid-key", "content-type": "application/json"}
+
+
+async def events_where(predicate, count: int, settle: float = 0.0) -> list:
+    return await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= count,
+                         decode=person_events.decode, where=predicate, timeout=30, settle=settle)
+
+
+async def letters_where(predicate, count: int) -> list:
+    return await collect(topics.INGEST_DLQ.name, until=lambda kept: len(kept) >= count,
+                         decode=dead_letters.decode, where=predicate, timeout=30)
+
+
+def post(url: str, body, headers: dict) -> httpx.Response:
+    return httpx.post(url, content=orjson.dumps(body), headers=headers, timeout=30)
+
+
+async def test_segment_batch_items_stand_alone(ingest_url):
+    tag = uuid.uuid4().hex[:8]
+    calls = [
+        # RudderStack's anonymous visitor: "" means no user id.
+        {"type": "identify", "messageId": f"{tag}-1", "userId": "", "anonymousId": f"anon-{tag}",
+         "traits": {"email": f"anna@berezka{tag}.ru"}, "timestamp": "2026-11-25T09:00:00Z"},
+        {"type": "track", "messageId": f"{tag}-2", "anonymousId": f"anon-{tag}", "event": "Brochure Downloaded",
+         "timestamp": "2026-11-25T09:01:00+0300"},
+        # No offset: UTC, marked as assumed.
+        {"type": "page", "messageId": f"{tag}-3", "anonymousId": f"anon-{tag}", "timestamp": "2026-11-25T09:05:00"},
+        {"type": "page", "messageId": f"{tag}-4", "anonymousId": f"anon-{tag}", "timestamp": "yesterday"},
+    ]
+    r = post(f"{ingest_url}/v1/sources/segment", {"batch": calls}, SEGMENT)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["dead_lettered"]) == (3, 1)
+    [failed] = body["failed"]
+    assert (failed["index"], failed["event_id"], failed["reason"]) == (3, f"segment:{tag}-4", "invalid_item")
+    assert [e["field"] for e in failed["errors"]] == ["batch.3.timestamp"]
+
+    identify, track, page = await events_where(lambda e: tag in e.event_id, 3)
+    assert isinstance(identify, IdentityEvent) and identify.person.user_id is None
+    assert identify.person.email == f"anna@berezka{tag}.ru"
+    assert isinstance(track, TouchEvent) and track.occurred_at.isoformat() == "2026-11-25T06:01:00+00:00"
+    assert track.time_adjustments == ()
+    assert page.occurred_at.isoformat() == "2026-11-25T09:05:00+00:00" and page.time_adjustments == ("assumed_utc",)
+    [letter] = await letters_where(lambda d: f"{tag}-4" in d.payload, 1)
+    assert letter.reason == "invalid_item" and "batch.3.timestamp" in letter.detail
+
+
+async def test_segment_batch_with_only_bad_calls_is_refused_and_writes_nothing(ingest_url):
+    tag = uuid.uuid4().hex[:8]
+    calls = [{"type": "page", "messageId": f"{tag}-{i}", "anonymousId": "a", "timestamp": "soon"} for i in range(2)]
+    r = post(f"{ingest_url}/v1/sources/segment", {"batch": calls}, SEGMENT)
+    assert r.status_code == 422  # Segment does not retry a 422: nothing good is held back
+    assert [e["field"] for e in r.json()["errors"]] == ["batch.0.timestamp", "batch.1.timestamp"]
+
+
+async def test_sendgrid_click_lands_beside_unsubscribe_without_id_and_a_broken_open(ingest_url):
+    tag = uuid.uuid4().hex[:8]
+    events = [
+        {"email": f"o.petrova@romashka{tag}.ru", "timestamp": 1764061200, "event": "click",
+         "sg_event_id": f"sg-{tag}-click", "url": "https://vendor.example/solutions/hr/roi"},
+        {"email": f"o.petrova@romashka{tag}.ru", "timestamp": 1764061300, "event": "group_unsubscribe",
+         "asm_group_id": 42},
+        {"email": f"o.petrova@romashka{tag}.ru", "timestamp": 1764061400, "event": "open"},
+    ]
+    r = post(f"{ingest_url}/v1/sources/sendgrid", events, SENDGRID)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["dead_lettered"], len(body["ignored"])) == (1, 1, 1)
+    assert body["failed"][0]["index"] == 2
+    assert body["failed"][0]["errors"] == [{"field": "2.sg_event_id", "message": "Field required"}]
+    [click] = await events_where(lambda e: tag in e.event_id, 1)
+    assert click.event_id == f"sendgrid:sg-{tag}-click" and click.kind == "email_click"
+    [letter] = await letters_where(lambda d: f"romashka{tag}" in d.payload, 1)
+    assert letter.reason == "invalid_item" and "2.sg_event_id" in letter.detail
+
+
+async def test_sendgrid_batch_of_only_bad_events_is_acknowledged_and_dead_lettered(ingest_url):
+    # SendGrid retries anything but 2xx for 24 hours: the bad items go to the DLQ instead.
+    tag = uuid.uuid4().hex[:8]
+    events = [{"email": f"x@bad{tag}.ru", "event": "click", "timestamp": 1764061400}]
+    r = post(f"{ingest_url}/v1/sources/sendgrid", events, SENDGRID)
+    assert r.status_code == 202 and r.json()["dead_lettered"] == 1
+    [letter] = await letters_where(lambda d: f"bad{tag}" in d.payload, 1)
+    assert "0.sg_event_id" in letter.detail
