@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.schemas.base import Message, NonEmptyStr, ShortStr, UtcDatetime
+from shared.schemas.base import Hostname, Identifier, Message, NonEmptyStr, ShortStr, Text, UtcDatetime
 from shared.schemas.roles import BuyingRole, Department, RoleSource
 from shared.schemas.touch import Source, TouchKind
 
@@ -25,13 +25,13 @@ def opportunity_id(account_id: str, solution: str) -> str:
 class AccountRef(Message):
     account_id: ShortStr  # the registrable domain, or "name:<normalised company name>"
     name: NonEmptyStr | None = None
-    domains: tuple[ShortStr, ...] = ()
+    domains: tuple[Hostname, ...] = ()
     owner: NonEmptyStr | None = None  # the account owner on the seller's side (ABM list)
 
 
 class MemberRef(Message):
     person_id: ShortStr  # normalised email, else "user:<id>"
-    email: str | None = None
+    email: Identifier | None = None
     name: NonEmptyStr | None = None
     job_title: NonEmptyStr | None = None
     department: Department
@@ -45,10 +45,10 @@ class TouchRef(Message):
     source: Source
     kind: TouchKind
     person_id: ShortStr
-    url: str | None = None
-    title: str | None = None
-    asset_id: str | None = None
-    topic: str | None = None
+    url: Identifier | None = None
+    title: Text | None = None
+    asset_id: Identifier | None = None
+    topic: Text | None = None
 
 
 class _OpportunityEventBase(Message):

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.schemas.base import Message, ShortStr, UtcDatetime
+from shared.schemas.base import Identifier, Message, ShortStr, Text, UtcDatetime
 from shared.schemas.roles import BuyingRole, Department
 
 SCHEMA_VERSION = 1
@@ -24,12 +24,12 @@ SignalType = Literal[
 
 class MemberContribution(Message):
     person_id: ShortStr
-    name: str | None = None
+    name: Text | None = None
     department: Department
     role: BuyingRole
     engagement: float  # decayed, weighted touches of this member at as_of
     touches: int
-    by_kind: dict[str, float] = Field(default_factory=dict)  # engagement per touch kind (optional)
+    by_kind: dict[Identifier, float] = Field(default_factory=dict)  # engagement per touch kind (optional)
 
 
 class ScoreBreakdown(Message):
@@ -68,8 +68,8 @@ class Signal(Message):
     signal: SignalType
     opportunity_id: ShortStr
     account_id: ShortStr
-    account_name: str | None = None
-    account_owner: str | None = None
+    account_name: Text | None = None
+    account_owner: Text | None = None
     solution: ShortStr
     occurred_at: UtcDatetime  # event time
     score: float
@@ -79,7 +79,7 @@ class Signal(Message):
     missing_roles: tuple[BuyingRole, ...] = ()
     trigger_event_ids: tuple[ShortStr, ...] = ()
     breakdown: ScoreBreakdown | None = None
-    detail: dict[str, str | int | float | None] = Field(default_factory=dict)
+    detail: dict[Identifier, Text | int | float | None] = Field(default_factory=dict)
     # True when the fact is history at the moment it is announced: its occurred_at trails the
     # log's clock by more than scoring's `timers.backfill_after` (a backfill of old touches, a
     # replay). Pages show it; the alert dispatcher sends only live signals unless told otherwise.

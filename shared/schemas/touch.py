@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from shared.schemas.base import Email, Message, NonEmptyStr, ShortStr, UtcDatetime
+from shared.schemas.base import (
+    Email,
+    Hostname,
+    Identifier,
+    JsonObject,
+    Message,
+    NonEmptyStr,
+    ShortStr,
+    Text,
+    UtcDatetime,
+)
 
 SCHEMA_VERSION = 1
 
@@ -93,7 +103,7 @@ class Person(Message):
 
 
 class Content(Message):
-    url: Annotated[str, Field(max_length=2000)] | None = None
+    url: Annotated[Identifier, Field(max_length=2000)] | None = None
     title: NonEmptyStr | None = None
     asset_id: ShortStr | None = None
     topic: NonEmptyStr | None = None
@@ -101,8 +111,8 @@ class Content(Message):
 
 class Context(Message):
     ip: ShortStr | None = None
-    user_agent: Annotated[str, Field(max_length=1000)] | None = None
-    utm: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict)
+    user_agent: Annotated[Identifier, Field(max_length=1000)] | None = None
+    utm: dict[Identifier, Annotated[Text, Field(max_length=500)]] = Field(default_factory=dict)
 
 
 class TouchEvent(_Timed):
@@ -115,7 +125,8 @@ class TouchEvent(_Timed):
     person: Person
     content: Content = Field(default_factory=Content)
     context: Context = Field(default_factory=Context)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    # Free-form JSON; depth and text checked (shared/schemas/text.py), not its keys.
+    properties: JsonObject = Field(default_factory=dict)
     # Made by a machine, not a person (a mail client's privacy proxy fetching the pixel, a
     # link scanner, a crawler): kept for the record, never counted as engagement.
     automated: bool = False
@@ -133,7 +144,7 @@ class TouchEvent(_Timed):
 
 class CompanyTraits(Message):
     name: NonEmptyStr | None = None
-    domain: ShortStr | None = None
+    domain: Hostname | None = None
     group_id: ShortStr | None = None
 
 
