@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -21,14 +21,15 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.ingest import auth
+from services.ingest import auth, timing
 from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
 from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Rejected, Unmapped
+from services.ingest.automation import flag_bot
 from services.ingest.dedupe import Deduper
 from services.ingest.errors import ApiError, field_errors, invalid
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
-from shared.schemas.touch import PersonEvent
+from shared.schemas.touch import IdentityEvent, PersonEvent, TouchEvent
 
 log = logging.getLogger("ingest")
 
@@ -105,6 +106,8 @@ def run_adapter(parse: Callable[[], list[MapResult]]) -> list[MapResult]:
 
 
 def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis) -> FastAPI:
+    future_tolerance = timedelta(seconds=settings.future_tolerance_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await publisher.start()
@@ -139,6 +142,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         """Write the good items, dead-letter the failed ones, answer per batch.Reply."""
         if reply.refuse_when_all_rejected and batch.all_rejected(results):
             raise invalid([e for r in results if isinstance(r, Rejected) for e in r.errors])
+        now = datetime.now(UTC)
+        results = [timing.bound_future(flag_bot(r), now, future_tolerance, settings.future_policy == "refuse")
+                   if isinstance(r, TouchEvent | IdentityEvent) else r for r in results]
         events, unmapped, ignored, repeated = [], [], [], 0
         seen: set[str] = set()
         for r in results:

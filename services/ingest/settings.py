@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +31,12 @@ class IngestSettings(BaseSettings):
     # Zoom signs every webhook with the app's secret token (x-zm-signature).
     zoom_secret_token: str = DEV_ZOOM_SECRET
     zoom_max_clock_skew_seconds: int = 300
+    # Event times more than this ahead of ingest's clock are clamped to the receive time
+    # (default) or refused to the dead-letter topic, the original kept (issue 11, timing.py).
+    future_tolerance_seconds: int = Field(300, ge=0)
+    future_policy: Literal["clamp", "refuse"] = "clamp"
+    # A SendGrid click this soon after the message's delivery is a mail link scanner's.
+    link_scanner_seconds: int = Field(10, ge=0)
     # Optional platform signatures; when set they are required.
     segment_shared_secret: str | None = None  # X-Signature: HMAC-SHA1 of the body
     sendgrid_public_key: str | None = None  # base64 DER ECDSA key of SendGrid's Signed Event Webhook

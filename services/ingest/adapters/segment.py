@@ -183,6 +183,7 @@ _call: TypeAdapter[_Call] = TypeAdapter(SegmentCall)
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="allow")
     batch: Annotated[list[Any], Field(min_length=1)]
+    sentAt: Annotated[str, Field(max_length=100)] | None = None
 
 
 def parse(body: Any, received_at: datetime, max_batch: int) -> list[MapResult]:
@@ -191,7 +192,11 @@ def parse(body: Any, received_at: datetime, max_batch: int) -> list[MapResult]:
         return _map(_call.validate_python(raw), received_at)
 
     if isinstance(body, dict) and "batch" in body:
-        calls = _Envelope.model_validate(body).batch
-        check_batch_size("batch", len(calls), max_batch)
+        envelope = _Envelope.model_validate(body)
+        check_batch_size("batch", len(envelope.batch), max_batch)
+        calls = envelope.batch
+        if envelope.sentAt is not None:
+            # Libraries stamp sentAt once on the batch: it is every call's sending clock.
+            calls = [{"sentAt": envelope.sentAt, **c} if isinstance(c, dict) else c for c in calls]
         return each_item(calls, one, field="batch", id_field="messageId", id_prefix="segment:")
     return [one(body)]

@@ -1,6 +1,7 @@
 """Issue 13's field cases through the running ingest service and the real Kafka, with the right values."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -95,3 +96,25 @@ async def test_sendgrid_batch_of_only_bad_events_is_acknowledged_and_dead_letter
     assert r.status_code == 202 and r.json()["dead_lettered"] == 1
     [letter] = await letters_where(lambda d: f"bad{tag}" in d.payload, 1)
     assert "0.sg_event_id" in letter.detail
+
+
+async def test_segment_call_from_a_clock_a_year_ahead_is_corrected_and_clamped(ingest_url):
+    """Issue 11 item 4: originalTimestamp and sentAt a year ahead, receivedAt now, no timestamp."""
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC).replace(microsecond=0)
+    ahead = now + timedelta(days=365)
+    skewed = {"type": "track", "messageId": f"{tag}-skew", "anonymousId": f"anon-{tag}", "event": "Demo Requested",
+              "originalTimestamp": (ahead - timedelta(seconds=30)).isoformat(), "sentAt": ahead.isoformat(),
+              "receivedAt": now.isoformat()}
+    # No sentAt: nothing to correct from, so the time is clamped to ingest's clock.
+    unfixable = {"type": "page", "messageId": f"{tag}-ahead", "anonymousId": f"anon-{tag}",
+                 "originalTimestamp": ahead.isoformat()}
+    r = post(f"{ingest_url}/v1/sources/segment", {"batch": [skewed, unfixable]}, SEGMENT)
+    assert r.status_code == 202 and r.json()["accepted"] == 2, r.text
+    corrected, clamped = await events_where(lambda e: tag in e.event_id, 2)
+    # receivedAt - (sentAt - originalTimestamp) = now - 30 s
+    assert corrected.occurred_at == now - timedelta(seconds=30)
+    assert corrected.original_occurred_at == ahead - timedelta(seconds=30)
+    assert corrected.time_adjustments == ("skew_corrected",)
+    assert clamped.original_occurred_at == ahead and clamped.time_adjustments == ("clamped_to_receipt",)
+    assert now - timedelta(minutes=1) <= clamped.occurred_at <= datetime.now(UTC)

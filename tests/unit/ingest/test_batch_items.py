@@ -4,7 +4,7 @@ tests/component/ingest/test_field_cases.py)."""
 from datetime import UTC, datetime
 
 from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
-from services.ingest.adapters.results import Ignored, Rejected
+from services.ingest.adapters.results import Ignored, Rejected, Unmapped
 from shared.schemas.touch import IdentityEvent, TimeAdjustment, TouchEvent
 
 RECEIVED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -64,3 +64,44 @@ def test_canonical_batch_items_stand_alone():
     assert rejected.errors[0]["field"] == "events.1.person.email"
     assert batch.failure_entry(rejected)["index"] == 1
     assert not batch.all_rejected([ok, rejected]) and batch.all_rejected([rejected])
+
+
+def test_segment_skew_rule_and_future_bound():
+    from datetime import timedelta
+
+    from services.ingest.timing import bound_future
+
+    ahead = RECEIVED + timedelta(days=365)
+    call = {"type": "page", "messageId": "m-skew", "anonymousId": "a-1",
+            "originalTimestamp": (ahead - timedelta(seconds=30)).isoformat(), "sentAt": ahead.isoformat(),
+            "receivedAt": RECEIVED.isoformat()}
+    [event] = segment.parse(call, RECEIVED, max_batch=10)
+    assert event.occurred_at == RECEIVED - timedelta(seconds=30)
+    assert event.original_occurred_at == ahead - timedelta(seconds=30)
+    # timestamp, when present, is Segment's corrected time and wins.
+    [event] = segment.parse({**call, "timestamp": "2026-11-25T11:00:00Z"}, RECEIVED, max_batch=10)
+    assert event.occurred_at == datetime(2026, 11, 25, 11, 0, tzinfo=UTC) and event.time_adjustments == ()
+    # The batch's sentAt applies to calls without their own.
+    no_sent = {k: v for k, v in call.items() if k != "sentAt"}
+    [event] = segment.parse({"batch": [no_sent], "sentAt": ahead.isoformat()}, RECEIVED, max_batch=10)
+    assert event.occurred_at == RECEIVED - timedelta(seconds=30)
+
+    [future] = segment.parse(no_sent, RECEIVED, max_batch=10)
+    tolerance = timedelta(minutes=5)
+    clamped = bound_future(future, RECEIVED, tolerance, refuse=False)
+    assert clamped.occurred_at == RECEIVED and clamped.original_occurred_at == ahead - timedelta(seconds=30)
+    assert clamped.time_adjustments == (TimeAdjustment.clamped_to_receipt,)
+    refused = bound_future(future, RECEIVED, tolerance, refuse=True)
+    assert isinstance(refused, Unmapped) and refused.reason == "future_event_time"
+    near = future.model_copy(update={"occurred_at": RECEIVED + timedelta(minutes=4)})
+    assert bound_future(near, RECEIVED, tolerance, refuse=True) is near
+
+
+def test_canonical_envelope_sent_at_removes_client_skew():
+    from datetime import timedelta
+
+    event = {"event_id": "c-skew", "occurred_at": "2027-11-25T11:59:00Z", "source": "web", "kind": "page_view",
+             "person": {"email": "a@romashka.ru"}}
+    [fixed] = canonical.parse({"events": [event], "sent_at": "2027-11-25T12:00:00Z"}, 10, RECEIVED)
+    assert fixed.occurred_at == RECEIVED - timedelta(minutes=1)
+    assert fixed.time_adjustments == (TimeAdjustment.skew_corrected,)
