@@ -69,6 +69,7 @@ WORDS: dict[str, dict[Lang, str]] = {
     "kind.event_attended": {"ru": "участие в мероприятии", "en": "event attended"},
     "kind.demo_requested": {"ru": "запрос демо", "en": "demo requested"},
     "kind.content_engaged": {"ru": "работа с материалом", "en": "content engaged"},
+    "kind.call": {"ru": "звонок", "en": "call"},
     "solution.hr": {"ru": "HR-система", "en": "HR system"},
     "solution.wms": {"ru": "WMS", "en": "WMS"},
     "solution.crm": {"ru": "CRM", "en": "CRM"},

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.ingest import auth, timing
+from services.ingest import auth, sources_ru, timing
 from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
 from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.automation import flag_bot
@@ -250,6 +250,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                 raise invalid([{"field": "payload.plainToken", "message": "Field required"}])
             return JSONResponse(zoom.url_validation_response(settings.zoom_secret_token, token))
         return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body)), batch.ZOOM))
+
+    sources_ru.register(app, settings, accept=accept, timed=timed, read_body=read_body, parse_json=parse_json,
+                        run_adapter=run_adapter, responses=ERRORS)
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

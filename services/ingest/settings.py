@@ -14,7 +14,17 @@ DEV_API_KEYS = {
     "segment": ["dev-segment-key"],
     "sendgrid": ["dev-sendgrid-key"],
     "zoom": ["dev-zoom-key"],
+    # The Russian stack (services/ingest/sources_ru.py): Tilda, Calltouch and Roistat put the
+    # key in the webhook URL (?key=); MTS Link may sign instead (INGEST_MTSLINK_WEBHOOK_SECRET).
+    "tilda": ["dev-tilda-key"],
+    "mtslink": ["dev-mtslink-key"],
+    "calltouch": ["dev-calltouch-key"],
+    "roistat": ["dev-roistat-key"],
 }
+DEV_UNISENDER_API_KEY = "dev-unisender-api-key"
+# Calltouch sends its webhooks from this subnet (its documentation); loopback for local runs.
+CALLTOUCH_SUBNET = "92.118.66.0/23"
+DEV_CALLTOUCH_SUBNETS = [CALLTOUCH_SUBNET, "127.0.0.0/8", "::1/128"]
 DEV_ZOOM_SECRET = "dev-zoom-secret-token"
 
 
@@ -40,8 +50,13 @@ class IngestSettings(BaseSettings):
     # Optional platform signatures; when set they are required.
     segment_shared_secret: str | None = None  # X-Signature: HMAC-SHA1 of the body
     sendgrid_public_key: str | None = None  # base64 DER ECDSA key of SendGrid's Signed Event Webhook
+    # Russian stack: Unisender Go's `auth` is an MD5 keyed by the account's or project's API key.
+    unisender_api_keys: list[str] = Field(default_factory=lambda: [DEV_UNISENDER_API_KEY])
+    mtslink_webhook_secret: str | None = None  # X-Webhook-Signature: HMAC-SHA256 of the body
+    calltouch_subnets: list[str] = Field(default_factory=lambda: list(DEV_CALLTOUCH_SUBNETS))
+    roistat_timezone: str = "Europe/Moscow"  # Roistat's `date` is the project's local time
 
     def uses_dev_secrets(self) -> bool:
         dev = {k for keys in DEV_API_KEYS.values() for k in keys}
-        return self.zoom_secret_token == DEV_ZOOM_SECRET or any(
+        return self.zoom_secret_token == DEV_ZOOM_SECRET or DEV_UNISENDER_API_KEY in self.unisender_api_keys or any(
             k in dev for keys in self.api_keys.values() for k in keys)

@@ -33,6 +33,7 @@ class Source(StrEnum):
     webinar = "webinar"
     form = "form"
     event = "event"
+    phone = "phone"  # call tracking (Calltouch, Roistat)
 
 
 class TouchKind(StrEnum):
@@ -48,6 +49,7 @@ class TouchKind(StrEnum):
     event_attended = "event_attended"
     demo_requested = "demo_requested"
     content_engaged = "content_engaged"
+    call = "call"  # an inbound call to a tracked number
 
 
 class TimeAdjustment(StrEnum):

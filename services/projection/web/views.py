@@ -26,7 +26,7 @@ KIND_CLASS = {
     "page_view": "k-view", "download": "k-download", "email_delivered": "k-email", "email_open": "k-email",
     "email_click": "k-email", "webinar_registered": "k-webinar", "webinar_attended": "k-webinar",
     "form_submitted": "k-form", "demo_requested": "k-form", "event_registered": "k-event",
-    "event_attended": "k-event", "content_engaged": "k-download",
+    "event_attended": "k-event", "content_engaged": "k-download", "call": "k-form",
 }
 
 
