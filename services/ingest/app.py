@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -21,7 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.ingest import auth, sources_ru, timing
+from services.ingest import auth, limits, sources_ru, timing
 from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
 from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.automation import flag_bot
@@ -169,14 +168,18 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         new = set(claims.new)
         fresh = [e for e in events if e.event_id in new]
         failed = [u for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
-        dead = [(u.reason, u.detail, orjson.dumps(u.item, default=str).decode(), u.dedupe_id) for u in failed]
-        try:
-            await publisher.publish(fresh, dead)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            await deduper.release(claims.new)
-            raise ApiError(503, "unavailable", f"Kafka did not acknowledge the write: {exc!r}",
-                           headers={"Retry-After": "5"}) from None
-        await deduper.confirm(claims.new)
+        dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in failed]
+        outcomes = await publisher.publish(fresh, dead)
+        ids = [e.event_id for e in fresh] + [u.dedupe_id for u in failed]
+        unwritten = {i for i, o in zip(ids, outcomes, strict=True) if o is not None}
+        # What was written is confirmed even when something else was not: the platform's retry
+        # then gets those as duplicates, and only the rest is written again.
+        await deduper.confirm([i for i in claims.new if i not in unwritten])
+        if errors := [o for o in outcomes if o is not None]:
+            await deduper.release([i for i in claims.new if i in unwritten])
+            raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
+                           f"writes ({errors[0]!r}); the others were written and a retry counts them as "
+                           "duplicates", headers={"Retry-After": "5"})
         duplicates = len(events) + len(unmapped) - len(fresh) - len(dead) + repeated
         for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates),
                            ("dead_lettered", len(dead)), ("ignored", len(ignored))):

@@ -44,6 +44,8 @@ from pydantic import ValidationError
 
 from services.ingest.adapters.results import MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.errors import field_errors
+from services.ingest.limits import too_large
+from shared.schemas.touch import IdentityEvent, TouchEvent
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ def each_item(items: Iterable[Any], parse_one: Callable[[Any], MapResult | list[
         SendGrid "sg_event_id") and the prefix of our event ids ("segment:"), so that a
         rejected item's dead letter is deduplicated like the item would be when present.
 
+    An event too large for one Kafka message (limits.too_large) is Rejected too, with the
+    reason "too_large": refused before anything is claimed or written.
+
     Returns the results in order; Rejected and Unmapped results carry their item's index.
     """
     prefix = f"{field}." if field else ""
@@ -103,6 +108,9 @@ def each_item(items: Iterable[Any], parse_one: Callable[[Any], MapResult | list[
                                 item=item, dedupe_id=_id_of(item, id_field, id_prefix)))
             continue
         for result in mapped if isinstance(mapped, list) else [mapped]:
+            if isinstance(result, TouchEvent | IdentityEvent) and (why := too_large(result)) is not None:
+                result = Rejected(index=index, errors=[{"field": at.rstrip(".") or "(body)", "message": why}],
+                                  item=item, dedupe_id=result.event_id, reason="too_large")
             out.append(replace(result, index=index) if isinstance(result, Unmapped) else result)
     return out
 

@@ -59,4 +59,4 @@ def parse(body: Any, max_batch: int, received_at: datetime | None = None) -> lis
         if envelope.sent_at is not None and received_at is not None:
             results = [_deskewed(r, envelope.sent_at, received_at) for r in results]
         return results
-    return [_single.validate_python(body)]
+    return each_item([body], _single.validate_python, field=None, id_field="event_id")

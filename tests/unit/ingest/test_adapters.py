@@ -144,6 +144,6 @@ def test_canonical_single_list_and_envelope():
 def test_canonical_person_needs_an_identifier():
     event = {"event_id": "c-3", "occurred_at": "2026-10-01T10:00:00Z", "source": "web",
              "kind": "page_view", "person": {"name": "Аноним"}}
-    with pytest.raises(ValidationError) as err:
-        canonical.parse(event, max_batch=10)
-    assert "at least one of email, user_id, anonymous_id" in str(err.value)
+    [rejected] = canonical.parse(event, max_batch=10)
+    assert isinstance(rejected, Rejected) and rejected.index == 0
+    assert "at least one of email, user_id, anonymous_id" in rejected.detail
