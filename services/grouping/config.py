@@ -25,7 +25,7 @@ from services.grouping.domain.identity import IdentityLimits
 from services.grouping.domain.memo import MemoLimits
 from services.grouping.domain.opportunities import CreationRule, GroupProfile, OpportunityRules, PrecreatedAccount
 from services.grouping.domain.people import PeopleLimits, PeopleRules
-from services.grouping.domain.roles import RoleRules
+from services.grouping.domain.roles import RoleMap, RoleRules
 from services.grouping.domain.solutions import Catalog
 from shared.schemas.roles import BuyingRole
 from shared.schemas.touch import TouchKind
@@ -103,11 +103,22 @@ def account_rules(psl: PublicSuffixList, free: frozenset[str], names: CompanyNam
     return AccountRules(psl=psl, free_domains=free, names=names, abm=accounts, abm_as_of=as_of)
 
 
+def default_roles(profiles: Mapping[str, Any]) -> RoleMap:
+    """The default profile's department x level -> role map (profiles.yaml `default.roles`)."""
+    return RoleMap.from_dict(profiles.get("default", {}).get("roles"))
+
+
 def opportunity_rules(rules: Mapping[str, Any], profiles: Mapping[str, Any], accounts: AccountRules,
                       solutions: tuple[str, ...]) -> OpportunityRules:
-    def profile(data: Mapping[str, Any]) -> GroupProfile:
+    defaults = default_roles(profiles)
+
+    def profile(data: Mapping[str, Any], roles: RoleMap) -> GroupProfile:
         return GroupProfile(expected=tuple(BuyingRole(r) for r in data.get("expected", ())),
-                            required=tuple(BuyingRole(r) for r in data.get("required", ())))
+                            required=tuple(BuyingRole(r) for r in data.get("required", ())), roles=roles)
+
+    unknown = [slug for slug in profiles.get("solutions", {}) if slug not in solutions]
+    if unknown:
+        raise ValueError(f"profiles.yaml names solutions the catalog does not have: {unknown}")
 
     creation = rules.get("opportunity_creation", {})
     idem = rules.get("idempotence", {})
@@ -123,8 +134,9 @@ def opportunity_rules(rules: Mapping[str, Any], profiles: Mapping[str, Any], acc
                               min_people=int(creation.get("min_people", 1)),
                               window=_days(creation.get("window_days"))),
         passive_kinds=frozenset(TouchKind(k) for k in rules.get("passive_kinds", ["email_delivered"])),
-        profiles={slug: profile(p) for slug, p in profiles.get("solutions", {}).items()},
-        default_profile=profile(profiles.get("default", {})),
+        profiles={slug: profile(p, RoleMap.from_dict(p.get("roles"), defaults))
+                  for slug, p in profiles.get("solutions", {}).items()},
+        default_profile=profile(profiles.get("default", {}), defaults),
         precreated=precreated,
         max_pending=int(rules.get("max_pending", 200)),
         memo=MemoLimits(applied=int(idem.get("account_applied", 2000)), outputs=int(idem.get("account_outputs", 64))),
@@ -141,6 +153,7 @@ def load(env: Mapping[str, str] = os.environ) -> GroupingConfig:
     names = company_names(_yaml(sources["company_names"]))
     accounts = account_rules(PublicSuffixList(), free_domains(sources["freemail"]), names,
                              _yaml(sources["accounts"]))
+    profiles = _yaml(sources["profiles"])
     identity, people = rules.get("identity", {}), rules.get("people", {})
     return GroupingConfig(
         identity=IdentityLimits(ttl=timedelta(days=float(identity.get("ttl_days", 30))),
@@ -149,11 +162,11 @@ def load(env: Mapping[str, str] = os.environ) -> GroupingConfig:
                                 memo=person_memo),
         people=PeopleRules(
             accounts=accounts,
-            roles=RoleRules.from_dict(_yaml(sources["roles"])),
+            roles=RoleRules.from_dict(_yaml(sources["roles"]), default_roles(profiles)),
             catalog=catalog,
             limits=PeopleLimits(ttl=timedelta(days=float(people.get("ttl_days", 30))),
                                 max_held=int(people.get("max_held", 200)), memo=person_memo),
         ),
-        opportunities=opportunity_rules(rules, _yaml(sources["profiles"]), accounts, catalog.slugs()),
+        opportunities=opportunity_rules(rules, profiles, accounts, catalog.slugs()),
         sources=sources,
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.schemas.base import Hostname, Identifier, Message, NonEmptyStr, ShortStr, Text, UtcDatetime
-from shared.schemas.roles import BuyingRole, Department, RoleSource
+from shared.schemas.roles import BuyingRole, Department, Level, RoleSource
 from shared.schemas.touch import Source, TouchKind
 
 SCHEMA_VERSION = 1
@@ -35,8 +35,9 @@ class MemberRef(Message):
     name: NonEmptyStr | None = None
     job_title: NonEmptyStr | None = None
     department: Department
-    role: BuyingRole
+    role: BuyingRole  # in an opportunity: the role in that solution's group (profiles.yaml)
     role_source: RoleSource
+    level: Level | None = None  # seniority from the job title; None when no title tells
 
 
 class TouchRef(Message):

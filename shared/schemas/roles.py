@@ -16,6 +16,14 @@ class Department(StrEnum):
     other = "other"
 
 
+class Level(StrEnum):
+    """Seniority read from a job title: it decides, with the department, the role in a solution's group."""
+
+    top = "top"  # owners, the CEO and deputies, C-level and directors of a function (ФД, CIO, VP)
+    head = "head"  # heads of a department, service or team (начальник отдела, Head of X, главбух)
+    staff = "staff"  # specialists, managers without a unit, assistants, interns
+
+
 class BuyingRole(StrEnum):
     initiator = "initiator"  # initiator / user: feels the pain, starts the search
     technical_validator = "technical_validator"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from services.grouping.domain.memo import Memo, MemoLimits
 from services.grouping.domain.messages import AccountActivity, AccountInput, MemberUpdate, Outbound, Precreate
+from services.grouping.domain.roles import RoleMap
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
@@ -34,7 +35,7 @@ from shared.schemas.opportunity import (
     TouchRef,
     opportunity_id,
 )
-from shared.schemas.roles import ROLE_SOURCE_STRENGTH, BuyingRole
+from shared.schemas.roles import ROLE_SOURCE_STRENGTH, BuyingRole, RoleSource
 from shared.schemas.touch import TouchKind
 
 
@@ -42,6 +43,7 @@ from shared.schemas.touch import TouchKind
 class GroupProfile:
     expected: tuple[BuyingRole, ...] = ()
     required: tuple[BuyingRole, ...] = ()
+    roles: RoleMap = RoleMap()  # department x level -> the role a member takes in this solution's group
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,22 @@ class _Reducer:
             if solution not in self.state.opportunities:
                 self.create(solution, "precreated", at)
 
+    def in_solution(self, opp: Opportunity, card: MemberRef) -> MemberRef:
+        """The card as a member of `opp`: a role read from the title becomes the one its department
+        and level take in that solution's group (a stated or behavioural role stays as it is, and so
+        does the role of a card without a level, written before levels existed)."""
+        if card.role_source is not RoleSource.title or card.level is None:
+            return card
+        role = self.rules.profile(opp.solution).roles.role(card.department, card.level)
+        return card if role is card.role else card.model_copy(update={"role": role})
+
     def card(self, card: MemberRef, at: datetime) -> None:
         """Take a person's latest card; members of existing opportunities follow it."""
         self.state.people[card.person_id] = card
         for opp in self.state.opportunities.values():
             current = opp.members.get(card.person_id)
             if current is not None:
-                self._update_member(opp, current, card, at)
+                self._update_member(opp, current, self.in_solution(opp, card), at)
 
     def _update_member(self, opp: Opportunity, current: MemberRef, card: MemberRef, at: datetime) -> None:
         merged = merge_member(current, card)
@@ -163,7 +174,7 @@ class _Reducer:
 
     def join(self, opp: Opportunity, person_id: str, at: datetime) -> None:
         if person_id not in opp.members:
-            card = self.state.people[person_id]
+            card = self.in_solution(opp, self.state.people[person_id])
             opp.members[person_id] = card
             self._emit_opportunity(opp, MemberAdded, at, member=card)
 

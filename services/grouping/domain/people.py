@@ -104,7 +104,7 @@ def member_card(profile: Profile, roles: RoleRules) -> MemberRef:
     return MemberRef(
         person_id=profile.person_id, email=profile.email.value if profile.email else None,
         name=profile.name.value if profile.name else None, job_title=title,
-        department=found.department, role=found.role, role_source=found.source,
+        department=found.department, role=found.role, role_source=found.source, level=found.level,
     )
 
 

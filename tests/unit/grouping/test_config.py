@@ -80,3 +80,26 @@ def test_an_inconsistent_abm_list_is_refused(tmp_path: Path, text: str, error: s
     accounts.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=error):
         load({"BG_GROUPING_ACCOUNTS": str(accounts)})
+
+
+def test_the_shipped_profiles_give_each_solution_its_initiators(config) -> None:
+    from shared.schemas.roles import BuyingRole, Department, Level
+
+    def role(solution: str, department: Department, level: Level = Level.staff) -> BuyingRole:
+        return config.opportunities.profile(solution).roles.role(department, level)
+
+    assert role("hr", Department.hr) is BuyingRole.initiator
+    assert role("hr", Department.sales) is BuyingRole.influencer
+    assert role("crm", Department.sales) is BuyingRole.initiator
+    assert role("wms", Department.operations) is BuyingRole.initiator
+    assert role("wms", Department.finance, Level.top) is BuyingRole.budget_holder  # from the default profile
+    assert role("wms", Department.finance) is BuyingRole.influencer
+
+
+def test_profiles_of_solutions_the_catalog_lacks_are_refused(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG_DIR, tmp_path / "cfg")
+    profiles = tmp_path / "cfg" / "profiles.yaml"
+    profiles.write_text(profiles.read_text(encoding="utf-8") + "  erp:\n    roles: {it: initiator}\n",
+                        encoding="utf-8")
+    with pytest.raises(ValueError, match="erp"):
+        load({"BG_GROUPING_CONFIG_DIR": str(tmp_path / "cfg")})

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from services.grouping.domain import opportunities
 from services.grouping.domain.messages import AccountActivity, MemberUpdate, Precreate
-from services.grouping.domain.opportunities import CreationRule, PrecreatedAccount
+from services.grouping.domain.opportunities import CreationRule, GroupProfile, PrecreatedAccount
+from services.grouping.domain.roles import RoleMap
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
@@ -150,3 +153,66 @@ def test_a_replayed_input_re_emits_exactly_what_it_emitted(config) -> None:
     assert again == first and state == snapshot
     state, second = run(config.opportunities, activity("t2", 1, elena, "hr"), state=state)
     assert [e.version for e in second] == [4]
+
+
+# Issue 15: a member's buying role comes from the solution's profile (department x level -> role).
+
+def carded(config, pid: str, title: str, stated: str | None = None) -> MemberRef:
+    found = config.people.roles.classify(title, stated)
+    return MemberRef(person_id=pid, email=pid, job_title=title, department=found.department, level=found.level,
+                     role=found.role, role_source=found.source)
+
+
+def roles_in(state, solution: str) -> dict[str, BuyingRole]:
+    return {pid: m.role for pid, m in state.opportunities[solution].members.items()}
+
+
+def test_the_same_person_takes_the_role_of_each_solution(config) -> None:
+    sales = carded(config, "s@romashka.ru", "Менеджер по продажам")
+    it_director = carded(config, "it@romashka.ru", "IT-директор")
+    hr = carded(config, "hr@romashka.ru", "HR-менеджер")
+    state, _ = run(config.opportunities, *(activity(f"t{i}", i, p, "hr", "crm")
+                                           for i, p in enumerate((sales, it_director, hr))))
+    # A sales manager reading about HR systems influences; in a CRM purchase, sales initiates.
+    assert roles_in(state, "hr") == {"s@romashka.ru": BuyingRole.influencer,
+                                     "it@romashka.ru": BuyingRole.technical_validator,
+                                     "hr@romashka.ru": BuyingRole.initiator}
+    assert roles_in(state, "crm") == {"s@romashka.ru": BuyingRole.initiator,
+                                      "it@romashka.ru": BuyingRole.technical_validator,
+                                      "hr@romashka.ru": BuyingRole.influencer}
+
+
+def test_an_it_purchase_profile_makes_the_it_director_initiator_and_decider(config) -> None:
+    defaults = config.opportunities.default_profile.roles
+    itsm = GroupProfile(roles=RoleMap.from_dict({"it": {"top": "decision_maker", "*": "initiator"}}, defaults))
+    rules = replace(config.opportunities, profiles={**config.opportunities.profiles, "itsm": itsm})
+    people = [carded(config, "cio@romashka.ru", "Директор по ИТ"), carded(config, "adm@romashka.ru", "Сисадмин 1С"),
+              carded(config, "fd@romashka.ru", "ФД"), carded(config, "hr@romashka.ru", "HR-директор")]
+    state, _ = run(rules, *(activity(f"t{i}", i, p, "itsm", "hr") for i, p in enumerate(people)))
+    assert roles_in(state, "itsm") == {"cio@romashka.ru": BuyingRole.decision_maker,
+                                       "adm@romashka.ru": BuyingRole.initiator,
+                                       "fd@romashka.ru": BuyingRole.budget_holder,
+                                       "hr@romashka.ru": BuyingRole.influencer}
+    assert roles_in(state, "hr")["cio@romashka.ru"] is BuyingRole.technical_validator
+
+
+def test_a_stated_role_is_kept_whatever_the_solution(config) -> None:
+    sales = carded(config, "s@romashka.ru", "Менеджер по продажам", stated="Decision Maker")
+    state, _ = run(config.opportunities, activity("t1", 0, sales, "hr", "crm"))
+    assert roles_in(state, "hr") == roles_in(state, "crm") == {"s@romashka.ru": BuyingRole.decision_maker}
+
+
+def test_a_new_title_changes_the_role_in_each_opportunity_by_its_profile(config) -> None:
+    pid = "p@romashka.ru"
+    state, _ = run(config.opportunities, activity("t1", 0, carded(config, pid, "Маркетолог"), "hr", "crm"))
+    state, events = run(config.opportunities, MemberUpdate(
+        input_id="u1", occurred_at=at(1), account=ACCOUNT, member=carded(config, pid, "Финансовый директор")),
+        state=state)
+    changed = {e.solution: (e.previous_role, e.member.role) for e in events if isinstance(e, MemberRoleChanged)}
+    assert changed == {"hr": (BuyingRole.influencer, BuyingRole.budget_holder),
+                       "crm": (BuyingRole.initiator, BuyingRole.budget_holder)}
+
+
+def test_a_profile_refuses_an_unknown_level() -> None:
+    with pytest.raises(ValueError, match="unknown levels"):
+        RoleMap.from_dict({"it": {"senior": "decision_maker"}})

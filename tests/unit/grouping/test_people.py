@@ -11,7 +11,7 @@ from services.grouping.domain.messages import (
     NameRegistration,
 )
 from shared.schemas.opportunity import AccountRef
-from shared.schemas.roles import BuyingRole, Department, RoleSource
+from shared.schemas.roles import BuyingRole, Department, Level, RoleSource
 from tests.unit.grouping.harness import at, identify, touch
 
 
@@ -31,8 +31,10 @@ def test_a_corporate_touch_leaves_for_its_account_tagged_and_carded(config) -> N
     assert activity.key == "romashka.ru"
     msg = activity.message
     assert isinstance(msg, AccountActivity) and msg.solutions == ("hr",) and msg.input_id == "t1"
-    assert (msg.member.department, msg.member.role, msg.member.role_source) == (
-        Department.hr, BuyingRole.initiator, RoleSource.title)
+    # The card carries department and level; the role is the default profile's until an
+    # opportunity of a solution applies its own (HR initiates an HR system: test_opportunities).
+    assert (msg.member.department, msg.member.level, msg.member.role, msg.member.role_source) == (
+        Department.hr, Level.staff, BuyingRole.influencer, RoleSource.title)
     assert msg.member.person_id == "elena@romashka.ru" and msg.account.name == "ООО «Красная ромашка»"
     [registration] = [o.message for o in outputs if o.to == "names"]
     assert registration == NameRegistration(occurred_at=at(0), name="красная ромашка", account=msg.account)
@@ -55,7 +57,7 @@ def test_a_free_mail_person_waits_for_the_directory_then_everything_flows(config
     profile, released = people.step(profile, pid, answer, config.people)
     [activity] = [o.message for o in released]
     assert isinstance(activity, AccountActivity) and activity.account == account
-    assert activity.member.role is BuyingRole.initiator and activity.member.department is Department.operations
+    assert (activity.member.department, activity.member.level) == (Department.operations, Level.head)
     assert profile.held == [] and profile.account == account
     _, replay = people.step(profile, pid, answer, config.people)
     assert replay == released
