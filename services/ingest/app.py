@@ -26,6 +26,7 @@ from services.ingest.adapters.results import Ignored, MapResult, PayloadError, R
 from services.ingest.automation import flag_bot
 from services.ingest.dedupe import Deduper
 from services.ingest.errors import ApiError, field_errors, invalid
+from services.ingest.memory import Memory
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
 from shared.schemas.touch import IdentityEvent, PersonEvent, TouchEvent
@@ -104,8 +105,16 @@ def run_adapter(parse: Callable[[], list[MapResult]]) -> list[MapResult]:
         raise invalid([{"field": exc.field, "message": exc.message}]) from None
 
 
-def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis) -> FastAPI:
+def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis,
+               memory: Memory) -> FastAPI:
     future_tolerance = timedelta(seconds=settings.future_tolerance_seconds)
+    scanner_window = timedelta(seconds=settings.link_scanner_seconds)
+
+    async def remembered(step: Callable[[], Any]) -> Any:
+        try:
+            return await step()
+        except RedisError as exc:
+            raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -232,8 +241,12 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         else:
             auth.require_key("sendgrid", settings.api_keys, request.headers)
         body = parse_json(raw)
-        return await timed("sendgrid", lambda: accept(
-            "sendgrid", run_adapter(lambda: sendgrid.parse(body, settings.max_batch)), batch.SENDGRID))
+        clicked = [i["sg_message_id"] for i in (body if isinstance(body, list) else [body])
+                   if isinstance(i, dict) and i.get("event") == "click" and isinstance(i.get("sg_message_id"), str)]
+        delivered = await remembered(lambda: memory.get("delivered", clicked))
+        await remembered(lambda: memory.put("delivered", sendgrid.deliveries(body)))
+        return await timed("sendgrid", lambda: accept("sendgrid", run_adapter(
+            lambda: sendgrid.parse(body, settings.max_batch, delivered, scanner_window)), batch.SENDGRID))
 
     @app.post("/v1/sources/zoom", status_code=200, response_model=Accepted, responses=ERRORS,
               summary="Zoom webinar webhooks, signed with x-zm-signature; answers endpoint.url_validation")
@@ -252,7 +265,13 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             if not isinstance(token, str) or not token:
                 raise invalid([{"field": "payload.plainToken", "message": "Field required"}])
             return JSONResponse(zoom.url_validation_response(settings.zoom_secret_token, token))
-        return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body)), batch.ZOOM))
+        registrant_keys, session_keys = zoom.lookups(body)
+        known = zoom.Known(await remembered(lambda: memory.get("zoom-registrant", registrant_keys)),
+                           await remembered(lambda: memory.get("zoom-session", session_keys)))
+        registrants, sessions = zoom.remember(body, known)
+        await remembered(lambda: memory.put("zoom-registrant", registrants))
+        await remembered(lambda: memory.put("zoom-session", sessions))
+        return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body, known)), batch.ZOOM))
 
     sources_ru.register(app, settings, accept=accept, timed=timed, read_body=read_body, parse_json=parse_json,
                         run_adapter=run_adapter, responses=ERRORS)

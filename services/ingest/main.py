@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from services.ingest.app import create_app
 from services.ingest.dedupe import Deduper
+from services.ingest.memory import Memory
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
 from shared.logs import configure_logging
@@ -20,7 +21,8 @@ def build_app():
     redis = Redis.from_url(RedisSettings().redis_url)
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     deduper = Deduper(redis, settings.dedupe_ttl_seconds, prefix=f"bg:ingest:seen:{namespace}")
-    return settings, create_app(settings, Publisher(kafka_settings()), deduper, redis)
+    memory = Memory(redis, settings.memory_ttl_seconds, prefix=f"bg:ingest:mem:{namespace}")
+    return settings, create_app(settings, Publisher(kafka_settings()), deduper, redis, memory)
 
 
 def main() -> None:

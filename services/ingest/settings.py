@@ -47,6 +47,9 @@ class IngestSettings(BaseSettings):
     future_policy: Literal["clamp", "refuse"] = "clamp"
     # A SendGrid click this soon after the message's delivery is a mail link scanner's.
     link_scanner_seconds: int = Field(10, ge=0)
+    # How long ingest remembers deliveries, registrants and open webinar sessions (memory.py):
+    # registrations come weeks before a webinar.
+    memory_ttl_seconds: int = Field(120 * 24 * 3600, ge=3600)
     # Optional platform signatures; when set they are required.
     segment_shared_secret: str | None = None  # X-Signature: HMAC-SHA1 of the body
     sendgrid_public_key: str | None = None  # base64 DER ECDSA key of SendGrid's Signed Event Webhook

@@ -34,6 +34,7 @@ class Source(StrEnum):
     form = "form"
     event = "event"
     phone = "phone"  # call tracking (Calltouch, Roistat)
+    sales = "sales"  # a salesperson's call or meeting with the person (CRM logs, offline import)
 
 
 class TouchKind(StrEnum):
@@ -44,12 +45,16 @@ class TouchKind(StrEnum):
     email_click = "email_click"
     webinar_registered = "webinar_registered"
     webinar_attended = "webinar_attended"
+    # The end of one session of an attendance (properties.session_seconds): how long, not
+    # another attendance.
+    webinar_left = "webinar_left"
     form_submitted = "form_submitted"
     event_registered = "event_registered"
     event_attended = "event_attended"
     demo_requested = "demo_requested"
     content_engaged = "content_engaged"
-    call = "call"  # an inbound call to a tracked number
+    call = "call"  # an inbound call to a tracked number, or a call logged in a CRM
+    meeting = "meeting"  # a meeting with sales, logged in a CRM (offline import)
 
 
 class TimeAdjustment(StrEnum):

@@ -27,6 +27,7 @@ KIND_CLASS = {
     "email_click": "k-email", "webinar_registered": "k-webinar", "webinar_attended": "k-webinar",
     "form_submitted": "k-form", "demo_requested": "k-form", "event_registered": "k-event",
     "event_attended": "k-event", "content_engaged": "k-download", "call": "k-form",
+    "webinar_left": "k-webinar", "meeting": "k-event",
 }
 
 

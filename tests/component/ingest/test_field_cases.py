@@ -10,6 +10,7 @@ from shared import topics
 from shared.codec import dead_letters, person_events
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from tests.support.kafka import collect
+from tests.support.payloads import load
 
 SEGMENT = {"X-API-Key": "dev-segment-key", "content-type": "application/json"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key", "content-type": "application/json"}
@@ -118,3 +119,46 @@ async def test_segment_call_from_a_clock_a_year_ahead_is_corrected_and_clamped(i
     assert corrected.time_adjustments == ("skew_corrected",)
     assert clamped.original_occurred_at == ahead and clamped.time_adjustments == ("clamped_to_receipt",)
     assert now - timedelta(minutes=1) <= clamped.occurred_at <= datetime.now(UTC)
+
+
+def tagged(name: str, tag: str) -> bytes:
+    """A fixture with its people, message, webinar and registrant ids made unique to this run."""
+    raw = orjson.dumps(load(name))
+    for old in (b"romashka", b"berezka", b"berkut", b"sg-fc", b"fc0001", b"ajs-fc", b"4444AAA", b"abcdefghij0"):
+        raw = raw.replace(old, old + tag.encode())
+    return raw
+
+
+async def test_sendgrid_machine_open_and_link_scanner_are_kept_but_flagged(ingest_url):
+    tag = uuid.uuid4().hex[:8]
+    events = orjson.loads(tagged("sendgrid_field_cases.json", tag))
+    # The delivery comes in one request, the scanner's click three seconds later in another.
+    for part in (events[:1], events[1:]):
+        r = httpx.post(f"{ingest_url}/v1/sources/sendgrid", content=orjson.dumps(part), headers=SENDGRID)
+        assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], body["dead_lettered"], len(body["ignored"])) == (3, 1, 1)
+    got = {e.event_id.split(":")[1]: e for e in await events_where(lambda e: tag in e.event_id, 4)}
+    assert (got[f"sg-fc{tag}-scanner-click-2"].automated_reason, got[f"sg-fc{tag}-machine-open-3"].automated_reason) \
+        == ("link_scanner", "machine_open")
+    assert not got[f"sg-fc{tag}-click-4"].automated and not got[f"sg-fc{tag}-delivered-1"].automated
+
+
+async def test_zoom_reconnect_empty_and_hashed_email_are_one_attendance_with_a_duration(ingest_url):
+    from tests.component.ingest.test_ingest_to_kafka import zoom_headers
+
+    tag = uuid.uuid4().hex[:8]
+    answers = []
+    for name in ("zoom_registration_created.json", "zoom_participant_joined.json",
+                 "zoom_participant_joined_empty_email.json", "zoom_participant_joined_hashed_email.json",
+                 "zoom_participant_left.json"):
+        body = tagged(name, tag)
+        r = httpx.post(f"{ingest_url}/v1/sources/zoom", content=body, headers=zoom_headers(body))
+        assert r.status_code == 200, r.text  # Zoom takes only 200 or 204 as delivered
+        answers.append(r.json())
+    # The two reconnects are the same attendance: acknowledged as duplicates, not written again.
+    assert [(a["accepted"], a["duplicates"]) for a in answers] == [(1, 0), (1, 0), (0, 1), (0, 1), (1, 0)]
+    got = await events_where(lambda e: tag in (e.person.email or ""), 3, settle=1.0)
+    assert [e.kind for e in got] == ["webinar_registered", "webinar_attended", "webinar_left"]
+    assert {e.person.email for e in got} == {f"s.volkov@romashka{tag}.ru"}
+    assert got[2].properties["session_seconds"] == 30 * 60  # latest join 10:30, left 11:00
