@@ -65,7 +65,6 @@ WORDS: dict[str, dict[Lang, str]] = {
     "kind.webinar_registered": {"ru": "регистрация на вебинар", "en": "webinar registration"},
     "kind.webinar_attended": {"ru": "участие в вебинаре", "en": "webinar attended"},
     "kind.webinar_left": {"ru": "вышел из вебинара", "en": "left the webinar"},
-    "kind.call": {"ru": "звонок", "en": "call"},
     "kind.meeting": {"ru": "встреча", "en": "meeting"},
     "kind.form_submitted": {"ru": "заполнена форма", "en": "form submitted"},
     "kind.event_registered": {"ru": "регистрация на мероприятие", "en": "event registration"},
