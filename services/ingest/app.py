@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.ingest import auth, limits, sources_ru, timing
+from services.ingest import openapi as docs
 from services.ingest.adapters import batch, canonical, segment, sendgrid, zoom
 from services.ingest.adapters.results import Ignored, MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.automation import flag_bot
@@ -134,6 +135,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         description="Receives marketing touches in the platforms' own formats and writes canonical "
                     "events to Kafka. 202 means Kafka acknowledged the write (acks=all).",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs from the project's own assets: services/ingest/openapi.py
     )
     app.mount("/metrics", make_asgi_app())
 
@@ -304,4 +306,5 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    docs.document(app)
     return app

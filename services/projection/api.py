@@ -48,6 +48,7 @@ from services.projection.models import (
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import create_web_router
+from shared.apidocs import mount_docs
 from shared.schemas.crm import StageChanged
 
 log = logging.getLogger("projection.api")
@@ -124,7 +125,9 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
             "(BG_API_WRITE_TOKENS; development default `dev-crm-token`)."
         ),
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs from the project's own assets (shared/apidocs.py)
     )
+    mount_docs(app)
     app.mount("/metrics", make_asgi_app())
 
     def _token(credentials: HTTPAuthorizationCredentials | None, allowed: list[str]) -> str:
@@ -256,7 +259,7 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
         rows = await reader.changes(cursor, limit + 1)
         page = rows[:limit]
         next_cursor = page[-1]["change_seq"] if page else cursor
-        return ChangePage.model_validate({"items": page, "next_cursor": str(next_cursor),
+        return ChangePage.model_validate({"items": page, "next_cursor": next_cursor,
                                           "has_more": len(rows) > limit})
 
     @app.get("/v1/metrics", response_model=Metrics, responses=ERRORS, dependencies=v1,

@@ -169,7 +169,7 @@ class Account(BaseModel):
 
 class ChangePage(BaseModel):
     items: list[OpportunitySummary] = Field(description="changed opportunities (their current state), commit order")
-    next_cursor: str = Field(description="pass as ?cursor= to continue; unchanged when there was nothing new")
+    next_cursor: int = Field(description="pass as ?cursor= to continue; unchanged when there was nothing new")
     has_more: bool
 
 

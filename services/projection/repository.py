@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from publicsuffixlist import PublicSuffixList
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -302,6 +303,20 @@ class OpportunityFilter:
         return out
 
 
+_PSL: PublicSuffixList | None = None
+
+
+def registrable(domain: str) -> str | None:
+    """The registrable domain (one label under its public suffix) of a host name, or None."""
+    global _PSL
+    if _PSL is None:
+        _PSL = PublicSuffixList()
+    try:
+        return _PSL.privatesuffix(domain.strip(".")) or None
+    except (ValueError, UnicodeError):
+        return None
+
+
 def _dicts(result: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in result.mappings()]
 
@@ -359,9 +374,11 @@ class Reader:
                 select(func.count()).select_from(s.stage_changes).where(s.stage_changes.c.event_id == event_id)))
 
     async def account(self, domain: str) -> dict[str, Any] | None:
-        """By account id or any of its domains; as given first, then in lower case."""
+        """By account id or any of its domains; as given first, then in lower case, then the
+        registrable domain (Public Suffix List) of a subdomain: hr.romashka.ru -> romashka.ru,
+        as grouping files a person of hr.romashka.ru under romashka.ru."""
         a = s.accounts.c
-        names = list(dict.fromkeys([domain, domain.lower()]))
+        names = list(dict.fromkeys(n for n in (domain, domain.lower(), registrable(domain.lower())) if n))
         async with self.engine.connect() as conn:
             found = (await conn.execute(
                 select(s.accounts).where(or_(a.account_id.in_(names), a.domains.overlap(names)))
@@ -380,6 +397,11 @@ class Reader:
                 select(func.count()).select_from(s.touches).where(t_.account_id == aid, t_.opportunity_id.is_(None)))
             return {**found, "opportunities": opportunities, "contacts": contacts,
                     "account_touches": int(account_touches or 0)}
+
+    async def last_change_seq(self) -> int:
+        """The change feed's present: the highest change_seq committed (0 when empty)."""
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(select(func.coalesce(func.max(o.change_seq), 0))) or 0)
 
     async def changes(self, cursor: int, limit: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

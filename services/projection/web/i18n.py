@@ -34,7 +34,7 @@ TEXT: dict[str, dict[Lang, str]] = {
     "filter.tier": {"ru": "Уровень", "en": "Tier"},
     "filter.solution": {"ru": "Решение", "en": "Solution"},
     "filter.any": {"ru": "все", "en": "any"},
-    "filter.search": {"ru": "Поиск по компании", "en": "Search accounts"},
+    "filter.search": {"ru": "Поиск: компания, домен, человек, email", "en": "Search: company, domain, person, email"},
     "filter.apply": {"ru": "Показать", "en": "Apply"},
     "filter.reset": {"ru": "Сбросить", "en": "Reset"},
     "page.prev": {"ru": "← Назад", "en": "← Previous"},
@@ -130,6 +130,22 @@ TEXT: dict[str, dict[Lang, str]] = {
                           "en": "The database is unavailable; try again shortly."},
     "time.just_now": {"ru": "только что", "en": "just now"},
     "time.never": {"ru": "—", "en": "—"},
+    # --- web (issue 14): filters, export, live updates, timeline
+    "error.invalid_filter": {
+        "ru": "Недопустимое значение фильтра «{label}» ({field}): «{value}». Допустимо: {allowed}.",
+        "en": "Invalid value of the filter \"{label}\" ({field}): \"{value}\". Allowed: {allowed}."},
+    "export.list": {"ru": "Скачать CSV", "en": "Download CSV"},
+    "export.group": {"ru": "Группа закупки в CSV", "en": "Buying group as CSV"},
+    "export.engaged": {"ru": "Вовлечённых", "en": "Engaged"},
+    "export.person": {"ru": "Участник", "en": "Person"},
+    "export.job_title": {"ru": "Должность", "en": "Job title"},
+    "export.department": {"ru": "Отдел", "en": "Department"},
+    "export.role": {"ru": "Роль", "en": "Role"},
+    "export.role_source": {"ru": "Источник роли", "en": "Role source"},
+    "export.joined": {"ru": "В группе с", "en": "Joined"},
+    "export.last_touch": {"ru": "Последнее касание", "en": "Last touch"},
+    "roles.covered_list": {"ru": "Есть роли", "en": "Roles covered"},
+    "timeline.count": {"ru": "касаний: {n}", "en": "touches: {n}"},
 }
 
 # The words for data codes (roles, stages, signals...) are shared with the alerts.

@@ -1,5 +1,6 @@
-"""Live signals for the pages: ONE background Kafka consumer per process, fanning out to every
-open page through in-memory queues.
+"""Live signals and changes for the pages: ONE background Kafka consumer (signals) and ONE
+change-feed poller (changed opportunities) per process, fanning out to every open page
+through in-memory queues.
 
 Why the signals topic and not Redis pub/sub: the projection does not publish to Redis, and
 scoring already writes every signal to bg.signal.v1; reading it needs no new moving part.
@@ -19,7 +20,9 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
+from services.projection.repository import Reader
 from shared.codec import DecodeError, scoring_messages
 from shared.schemas.scoring import Signal
 from shared.settings import KafkaSettings
@@ -117,3 +120,65 @@ class SignalHub:
             return  # the projection dead-letters it; a page has nothing to show
         if isinstance(message, Signal):
             self._publish(message)
+
+
+class ChangeHub:
+    """Changed opportunities for the pages, from the projection's own change feed (the
+    opportunities' change_seq, as GET /v1/changes reads it): ONE poller per process, fanning
+    out to every open page. A page told that an opportunity changed fetches its HTML again, so
+    it shows what the database holds, the same as a reload would: members, score, tier,
+    status, new rows. Why the change feed and not bg.score.v1 / bg.opportunity.v1: a page that
+    heard of a change from Kafka before the projection applied it would fetch the old state.
+    """
+
+    def __init__(self, reader: Reader, interval: float = 1.0, batch: int = 500) -> None:
+        self.reader = reader
+        self.interval = interval
+        self.batch = batch
+        self.ready = asyncio.Event()
+        self._subscribers: set[asyncio.Queue[dict]] = set()
+        self._task: asyncio.Task | None = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, ready_timeout: float = 15.0) -> AsyncIterator[asyncio.Queue[dict]]:
+        """A queue of {"opportunity_id", "change_seq"} for every change committed from now on."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="web-change-hub")
+        await asyncio.wait_for(self.ready.wait(), ready_timeout)
+        queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        cursor: int | None = None
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self.reader.last_change_seq()
+                    self.ready.set()
+                rows = await self.reader.changes(cursor, self.batch)
+                for row in rows:
+                    change = {"opportunity_id": row["opportunity_id"], "change_seq": row["change_seq"]}
+                    for queue in self._subscribers:
+                        if queue.full():
+                            queue.get_nowait()
+                        queue.put_nowait(change)
+                if rows:
+                    cursor = rows[-1]["change_seq"]
+                if len(rows) < self.batch:
+                    await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, SQLAlchemyError) as exc:
+                log.warning("live changes: database unavailable, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(self.interval * 2)

@@ -41,8 +41,19 @@ def _text(x: float, y: float, text: str, cls: str = "", anchor: str = "start") -
     return f'<text x="{_num(x)}" y="{_num(y)}" class="{cls}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def _clip(text: str, chars: int = 22) -> str:
-    """A bar's label fits the 170px left of the bars; the full text stays in the tooltip."""
+BAR_CHAR_PX = 7.2  # about the width of a character of a 12px bar label (Cyrillic included)
+
+
+def _label_room(labels: Sequence[str], least: float = 120, most: float = 360) -> tuple[float, int]:
+    """(left margin in px, characters that fit) for bar labels written right-aligned before the
+    bars: wide enough for the longest label up to `most`, so names are not cut at the left."""
+    longest = max([len(x) for x in labels] + [0])
+    left = min(max(longest * BAR_CHAR_PX + 14, least), most)
+    return left, int((left - 14) / BAR_CHAR_PX)
+
+
+def _clip(text: str, chars: int) -> str:
+    """A label that would not fit even `most` px ends in an ellipsis; the tooltip keeps it whole."""
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
@@ -82,17 +93,6 @@ class Mark:
     label: str
 
 
-def _day_ticks(start: datetime, end: datetime, count: int = 6) -> list[datetime]:
-    span_days = max((end - start).total_seconds() / 86400, 1)
-    step = next(s for s in (1, 2, 3, 7, 14, 30, 61, 91, 182, 365, 730) if span_days / s <= count)
-    first = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    out, at = [], first
-    while at <= end:
-        out.append(at)
-        at += timedelta(days=step)
-    return out
-
-
 LABEL_ROWS = 3
 CHAR_PX = 6.6  # about the width of a character of an 11px label
 
@@ -120,26 +120,57 @@ def _place_labels(xs: Sequence[float], labels: Sequence[str], left: float, right
     return out
 
 
+MIN_BUCKET_PX = 30  # the width of one bucket: a dot with its count never touches the next
+
+
+def timeline_step(start: datetime, end: datetime, plot_w: float) -> tuple[str, timedelta]:
+    """The bucket of the timeline: a day while days are at least MIN_BUCKET_PX wide, else a
+    week, else 30 days. Returns (name, length)."""
+    span_days = max((end - start).total_seconds() / 86400, 1)
+    for name, days in (("day", 1), ("week", 7), ("month", 30)):
+        if plot_w / (span_days / days + 1) >= MIN_BUCKET_PX or name == "month":
+            return name, timedelta(days=days)
+    raise AssertionError("unreachable")
+
+
+def _bucket_start(at: datetime, step: timedelta) -> datetime:
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if step == timedelta(days=7):
+        return day - timedelta(days=day.weekday())  # weeks start on Monday
+    if step == timedelta(days=30):
+        return day.replace(day=1)
+    return day
+
+
 def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mark], label: str,
-             date: Callable[[datetime], str]) -> Markup:
-    """One lane per member, a dot per touch (class = its kind), dashed lines where signals fired."""
-    width, left, right, lane_h, bottom = 960, 270, 24, 40, 30
-    times = [p.at for p in points] + [m.at for m in marks]
-    start, end = (min(times), max(times)) if times else (datetime.now(), datetime.now())
-    pad = max((end - start) * 0.04, timedelta(hours=6))
-    start, end = start - pad, end + pad
+             date: Callable[[datetime], str], count_label: Callable[[int], str] = str) -> Markup:
+    """One lane per member, readable at any density: touches are aggregated per member and
+    bucket (a day, or a week or 30 days for long spans: timeline_step), one dot per bucket
+    with its count and the kind most of them were (its class); dashed lines where signals
+    fired, same-bucket signals sharing one line ("Priority changed +1"), labels placed in rows
+    so that they never overlap (_place_labels). Each lane's name sits above its line, from the
+    left edge: a long name is never clipped. `count_label(n)` is the tooltip's count text."""
+    width, left, right, lane_h, bottom = 960, 16, 24, 46, 30
     plot_w = width - left - right
+    times = [p.at for p in points] + [m.at for m in marks]
+    first, last = (min(times), max(times)) if times else (datetime.now(), datetime.now())
+    _, step = timeline_step(first, last, plot_w)
+    start = _bucket_start(first, step)
+    buckets = int((last - start) / step) + 1
+    slot = plot_w / buckets
 
     def x(at: datetime) -> float:
-        return left + plot_w * (at - start).total_seconds() / (end - start).total_seconds()
+        """The centre of the bucket holding `at`."""
+        index = min(int((at - start) / step), buckets - 1)
+        return left + slot * (index + 0.5)
 
-    # Signals at the same moment share one line: "Priority changed +1".
-    same: dict[datetime, list[Mark]] = {}
+    # Signals of one bucket share one line.
+    same: dict[float, list[Mark]] = {}
     for mark in sorted(marks, key=lambda m: m.at):
-        same.setdefault(mark.at, []).append(mark)
+        same.setdefault(x(mark.at), []).append(mark)
     groups = list(same.items())
     texts = [g[0].label + (f" +{len(g) - 1}" if len(g) > 1 else "") for _, g in groups]
-    places = _place_labels([x(at) for at, _ in groups], texts, left, width - right)
+    places = _place_labels([gx for gx, _ in groups], texts, left, width - right)
     rows = max([p[0] + 1 for p in places if p] + [1])
     top = 20 + 14 * rows
     height = top + lane_h * max(len(lanes), 1) + bottom
@@ -147,28 +178,41 @@ def timeline(lanes: Sequence[Lane], points: Sequence[Point], marks: Sequence[Mar
     body: list[str] = []
     row_of = {lane.key: i for i, lane in enumerate(lanes)}
     for i, lane in enumerate(lanes):
-        y = top + lane_h * i + lane_h / 2
-        body.append(f'<line class="lane" x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}"/>')
-        body.append(_text(left - 12, y - 3, lane.label, "lane-label", "end"))
-        body.append(_text(left - 12, y + 11, lane.sublabel, "lane-sub", "end"))
+        y0 = top + lane_h * i
+        body.append(f'<text x="{left}" y="{_num(y0 + 12)}" class="lane-text">'
+                    f'<tspan class="lane-label">{escape(lane.label)}</tspan>'
+                    f'<tspan class="lane-sub" dx="8">{escape(lane.sublabel)}</tspan></text>')
+        body.append(f'<line class="lane" x1="{left}" x2="{width - right}" y1="{_num(y0 + 31)}" y2="{_num(y0 + 31)}"/>')
     axis_y = top + lane_h * len(lanes) + 4
-    for tick in _day_ticks(start, end):
-        body.append(f'<line class="grid" x1="{_num(x(tick))}" x2="{_num(x(tick))}" y1="{top - 6}" '
-                    f'y2="{_num(axis_y)}"/>')
-        body.append(_text(x(tick), axis_y + 16, date(tick), "tick", "middle"))
-    for (at, group), text, place in zip(groups, texts, places, strict=True):
-        mx = x(at)
-        tip = "; ".join(m.label for m in group) + f" · {date(at)}"
+    every = max(1, math.ceil(buckets / 8))  # at most about eight dates on the axis
+    for index in range(0, buckets, every):
+        at = start + step * index
+        body.append(f'<line class="grid" x1="{_num(x(at))}" x2="{_num(x(at))}" y1="{top - 6}" y2="{_num(axis_y)}"/>')
+        body.append(_text(x(at), axis_y + 16, date(at), "tick", "middle"))
+    for (mx, group), text, place in zip(groups, texts, places, strict=True):
+        tip = "; ".join(f"{m.label} · {date(m.at)}" for m in group)
         row_y = top - 8 - 14 * place[0] if place else top
         label_svg = _text(place[1], row_y - 4, text, "mark-label", place[2]) if place else ""
         body.append(f'<g class="mark"><line x1="{_num(mx)}" x2="{_num(mx)}" y1="{_num(row_y - 2)}" '
                     f'y2="{_num(axis_y)}"/>{label_svg}<title>{escape(tip)}</title></g>')
-    for p in points:
-        if p.lane not in row_of:
-            continue
-        y = top + lane_h * row_of[p.lane] + lane_h / 2
-        body.append(f'<circle class="touch {escape(p.cls)}" cx="{_num(x(p.at))}" cy="{_num(y)}" r="7">'
-                    f'<title>{escape(p.title)}</title></circle>')
+    cells: dict[tuple[str, float], list[Point]] = {}
+    for p in sorted(points, key=lambda p: p.at):
+        if p.lane in row_of:
+            cells.setdefault((p.lane, x(p.at)), []).append(p)
+    for (lane_key, cx), cell in cells.items():
+        y = top + lane_h * row_of[lane_key] + 31
+        kinds: dict[str, int] = {}
+        for p in cell:
+            kinds[p.cls] = kinds.get(p.cls, 0) + 1
+        cls = max(kinds, key=lambda k: (kinds[k], k))
+        n = len(cell)
+        r = 7 + min(5.0, 2 * math.log2(n)) if n > 1 else 7
+        shown = [p.title for p in cell[:12]] + ([f"… +{n - 12}"] if n > 12 else [])
+        tip = count_label(n) + "\n" + "\n".join(shown)
+        count = (f'<text x="{_num(cx)}" y="{_num(y + 4)}" class="touch-count" text-anchor="middle">{n}</text>'
+                 if n > 1 else "")
+        body.append(f'<g class="touch-group" data-count="{n}"><circle class="touch {escape(cls)}" cx="{_num(cx)}" '
+                    f'cy="{_num(y)}" r="{_num(r)}"/>{count}<title>{escape(tip)}</title></g>')
     return _svg(width, height, label, body, "timeline")
 
 
@@ -185,7 +229,8 @@ class Bar:
 
 def hbars(bars: Sequence[Bar], label: str, fmt: Fmt, benchmarks: Sequence[tuple[float, str]] = ()) -> Markup:
     """Horizontal bars with their values; optional vertical reference lines (healthy levels)."""
-    width, left, right, top, bar_h, gap = 640, 170, 60, 22, 22, 12
+    width, right, top, bar_h, gap = 640, 60, 22, 22, 12
+    left, fits = _label_room([b.label for b in bars])
     height = top + (bar_h + gap) * max(len(bars), 1) + 8
     top_value = nice_ceiling(max([b.value for b in bars] + [v for v, _ in benchmarks] + [0]))
     plot_w = width - left - right
@@ -197,7 +242,7 @@ def hbars(bars: Sequence[Bar], label: str, fmt: Fmt, benchmarks: Sequence[tuple[
     for i, bar in enumerate(bars):
         y = top + i * (bar_h + gap)
         w = plot_w * bar.value / top_value
-        body.append(_text(left - 8, y + bar_h * 0.7, _clip(bar.label), "bar-label", "end"))
+        body.append(_text(left - 8, y + bar_h * 0.7, _clip(bar.label, fits), "bar-label", "end"))
         body.append(f'<rect class="bar {bar.cls}" x="{left}" y="{y}" width="{_num(max(w, 1))}" height="{bar_h}" '
                     f'rx="3"><title>{escape(bar.title or f"{bar.label}: {fmt(bar.value)}")}</title></rect>')
         body.append(_text(left + w + 6, y + bar_h * 0.7, fmt(bar.value), "bar-value"))
@@ -207,14 +252,15 @@ def hbars(bars: Sequence[Bar], label: str, fmt: Fmt, benchmarks: Sequence[tuple[
 def stacked_hbars(rows: Sequence[tuple[str, Sequence[Bar]]], label: str, fmt: Fmt,
                   top_value: float | None = None) -> Markup:
     """One bar per row made of segments (e.g. opportunities covering a role vs missing it)."""
-    width, left, right, top, bar_h, gap = 640, 170, 40, 8, 22, 12
+    width, right, top, bar_h, gap = 640, 40, 8, 22, 12
+    left, fits = _label_room([name for name, _ in rows])
     height = top + (bar_h + gap) * max(len(rows), 1)
     top_value = top_value or nice_ceiling(max([sum(s.value for s in segs) for _, segs in rows] + [0]))
     plot_w = width - left - right
     body: list[str] = []
     for i, (name, segments) in enumerate(rows):
         y = top + i * (bar_h + gap)
-        body.append(_text(left - 8, y + bar_h * 0.7, _clip(name), "bar-label", "end"))
+        body.append(_text(left - 8, y + bar_h * 0.7, _clip(name, fits), "bar-label", "end"))
         x = float(left)
         for seg in segments:
             w = plot_w * seg.value / top_value

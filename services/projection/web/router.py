@@ -3,7 +3,10 @@
     /web/                      priorities: opportunities by priority, filters, search, live signals
     /web/opportunities/{id}    one opportunity: the buying group, touches, score breakdown, signals
     /web/metrics               opportunity-centric measures as plots
-    /web/live                  server-sent events: signals as scoring writes them
+    /web/live                  server-sent events: signals as scoring writes them, and the ids
+                               of opportunities the projection changed (the page then refreshes)
+    /web/export.csv            the priorities list as CSV (same filters)
+    /web/opportunities/{id}/group.csv   one opportunity's buying group as CSV
     /web/login                 the token form (see access.py for who may see what)
     /web/static/...            the stylesheet and the script (nothing comes from a CDN)
 
@@ -12,6 +15,7 @@ Reads go through the same Reader as /v1, so a page never shows what the API woul
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -34,10 +38,10 @@ from services.projection import schema as s
 from services.projection.models import Status, Tier
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
-from services.projection.web import views
+from services.projection.web import export, views
 from services.projection.web.access import COOKIE_SECONDS, LANG_COOKIE, Access, safe_next
 from services.projection.web.i18n import LANGS, TEXT, Translator, pick
-from services.projection.web.live import SignalHub
+from services.projection.web.live import ChangeHub, SignalHub
 from shared import topics
 from shared.settings import kafka_settings
 
@@ -45,6 +49,7 @@ log = logging.getLogger("projection.web")
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+EXPORT_MAX = 10_000  # rows of one CSV export of the list
 SOLUTIONS = sorted(k.split(".", 1)[1] for k in TEXT if k.startswith("solution."))
 # The filter form sends every field, empty ones too: an empty value means "any", not an error.
 SearchText = Annotated[str | None, Query(max_length=200)]
@@ -59,8 +64,9 @@ def cleaned(value: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class SearchFilter(OpportunityFilter):
-    """The API's filter plus a search over account names and domains. The condition only
-    touches the opportunities' own column, so the Reader's count and page queries take it as is."""
+    """The API's filter plus a search over company names, domains (the account's and its other
+    domains), and the members' names and emails. The condition only touches the opportunities'
+    own columns, so the Reader's count and page queries take it as is."""
 
     search: str | None = None
 
@@ -68,9 +74,14 @@ class SearchFilter(OpportunityFilter):
         out = super().conditions()
         if self.search:
             pattern = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            a, o = s.accounts.c, s.opportunities.c
-            out.append(or_(o.account_id.ilike(pattern),
-                           o.account_id.in_(select(a.account_id).where(a.name.ilike(pattern)))))
+            a, o, m = s.accounts.c, s.opportunities.c, s.opportunity_members.c
+            out.append(or_(
+                o.account_id.ilike(pattern),
+                o.account_id.in_(select(a.account_id).where(or_(
+                    a.name.ilike(pattern), func.array_to_string(a.domains, " ").ilike(pattern)))),
+                o.opportunity_id.in_(select(m.opportunity_id).where(or_(
+                    m.name.ilike(pattern), m.email.ilike(pattern), m.person_id.ilike(pattern)))),
+            ))
         return out
 
 
@@ -82,8 +93,10 @@ async def data_span(reader: Reader) -> tuple[datetime | None, datetime | None]:
     return row[0], row[1]
 
 
-def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalHub | None = None) -> APIRouter:
+def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalHub | None = None,
+                      changes: ChangeHub | None = None) -> APIRouter:
     hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name)
+    changes = changes or ChangeHub(reader)
     access = Access(settings)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)),
                       trim_blocks=True, lstrip_blocks=True)
@@ -94,6 +107,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
             log.warning("web pages are open without a token: the development API tokens are in use")
         yield
         await hub.stop()
+        await changes.stop()
 
     router = APIRouter(include_in_schema=False, lifespan=lifespan)
     router.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
@@ -125,6 +139,16 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         return page(request, "login.html", status=401, invalid=invalid,
                     next=request.url.path + (f"?{rest}" if rest else ""))
 
+    def invalid_choice(request: Request, fields: dict[str, tuple[str | None, tuple[str, ...]]]) -> Response | None:
+        """A 422 page naming the filter whose value is none of its choices (empty means any)."""
+        t = Translator(language(request))
+        for name, (value, allowed) in fields.items():
+            if value and value not in allowed:
+                return page(request, "missing.html", status=422, message=t(
+                    "error.invalid_filter", label=t(f"filter.{name}"), field=name, value=value,
+                    allowed=", ".join(allowed)))
+        return None
+
     @router.get("/")
     async def root() -> RedirectResponse:
         return RedirectResponse("/web/", status_code=307)
@@ -140,9 +164,10 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
     ) -> Response:
         if (denied := gate(request)) is not None:
             return denied
-        # A filter value the select box does not offer is ignored rather than an error page.
-        where = SearchFilter(status=status if status in get_args(Status) else None,
-                             tier=tier if tier in get_args(Tier) else None,
+        if (refused := invalid_choice(request, {"status": (status, get_args(Status)),
+                                                "tier": (tier, get_args(Tier))})) is not None:
+            return refused
+        where = SearchFilter(status=status or None, tier=tier or None,
                              solution=cleaned(solution), search=cleaned(q))
         total, rows = await reader.list_opportunities(where, PAGE_SIZE, offset)
         t = Translator(language(request))
@@ -152,11 +177,45 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         base = {k: v for k, v in current.items() if v}
         return page(
             request, "priorities.html", rows=views.priority_rows(ranked, t, datetime.now(UTC)), total=total,
+            export_url="/web/export.csv" + (f"?{urlencode(base)}" if base else ""),
             current=current, statuses=get_args(Status), tiers=get_args(Tier),
             solutions=sorted({*SOLUTIONS, *([where.solution] if where.solution else [])}),
             prev_url=f"?{urlencode({**base, 'offset': max(offset - PAGE_SIZE, 0)})}" if offset else None,
             next_url=f"?{urlencode({**base, 'offset': offset + PAGE_SIZE})}" if offset + PAGE_SIZE < total else None,
         )
+
+    def csv_response(text: str, filename: str) -> Response:
+        return Response(text, media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+    @router.get("/web/export.csv", response_model=None)
+    async def export_list(
+        request: Request,
+        status: Annotated[str | None, Query()] = None,
+        tier: Annotated[str | None, Query()] = None,
+        solution: SearchText = None,
+        q: SearchText = None,
+    ) -> Response:
+        """The priorities list as CSV, with the same filters as the page (up to EXPORT_MAX rows)."""
+        if (denied := gate(request)) is not None:
+            return denied
+        if (refused := invalid_choice(request, {"status": (status, get_args(Status)),
+                                                "tier": (tier, get_args(Tier))})) is not None:
+            return refused
+        where = SearchFilter(status=status or None, tier=tier or None, solution=cleaned(solution), search=cleaned(q))
+        _, rows = await reader.list_opportunities(where, EXPORT_MAX, 0)
+        return csv_response(export.opportunities_csv(rows, Translator(language(request))), "opportunities.csv")
+
+    # Before the page's route, whose {opportunity_id:path} would take "/group.csv" in.
+    @router.get("/web/opportunities/{opportunity_id:path}/group.csv", response_model=None)
+    async def export_group(request: Request, opportunity_id: str) -> Response:
+        """One opportunity's buying group as CSV."""
+        if (denied := gate(request)) is not None:
+            return denied
+        detail = await reader.opportunity(opportunity_id, 1)
+        if detail is None:
+            return page(request, "missing.html", status=404)
+        return csv_response(export.group_csv(detail, Translator(language(request))), "buying-group.csv")
 
     @router.get("/web/opportunities/{opportunity_id:path}", response_model=None)
     async def opportunity(request: Request, opportunity_id: str) -> Response:
@@ -168,12 +227,13 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         t = Translator(language(request))
         plot, legend = views.timeline_plot(detail, t)
         account = detail["account_name"] or detail["account_id"]
-        cards = [views.signal_card(x, t, account, detail["solution"], opportunity_id)
+        names = views.member_names(detail["members"])
+        cards = [views.signal_card(x, t, account, detail["solution"], opportunity_id, names)
                  for x in reversed(detail["signals"])]
         summary = views.priority_rows([{**detail, "rank": 0}], t, datetime.now(UTC))[0]
         return page(request, "opportunity.html", o=detail, row=summary, picture=views.group_picture(detail, t),
                     timeline=plot, legend=legend, breakdown=views.score_breakdown(detail, t), signals=cards,
-                    live_filter=opportunity_id)
+                    live_filter=opportunity_id, group_csv_url=views.opportunity_url(opportunity_id) + "/group.csv")
 
     @router.get("/web/metrics", response_model=None)
     async def metrics(request: Request) -> Response:
@@ -201,17 +261,31 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             try:
-                async with hub.subscribe() as queue:
-                    # Tells the page it will see every signal written from now on.
+                async with hub.subscribe() as signals, changes.subscribe() as changed:
+                    # Tells the page it will see every signal and change written from now on.
                     yield {"event": "ready", "data": "{}"}
-                    while True:
-                        signal = await queue.get()
-                        if only is None or signal.opportunity_id == only:
-                            card = views.signal_card(signal, t)
-                            yield {"event": "signal", "id": card.signal_id,
-                                   "data": json.dumps(card.as_json(), ensure_ascii=False)}
+                    # One waiting get per queue, kept across turns: cancelling a get could lose an item.
+                    waiting = {asyncio.ensure_future(signals.get()): "signal",
+                               asyncio.ensure_future(changed.get()): "changed"}
+                    try:
+                        while True:
+                            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                            for task in done:
+                                kind = waiting.pop(task)
+                                item = task.result()
+                                waiting[asyncio.ensure_future((signals if kind == "signal" else changed).get())] = kind
+                                if kind == "signal" and (only is None or item.opportunity_id == only):
+                                    card = views.signal_card(item, t)
+                                    yield {"event": "signal", "id": card.signal_id,
+                                           "data": json.dumps(card.as_json(), ensure_ascii=False)}
+                                elif kind == "changed" and (only is None or item["opportunity_id"] == only):
+                                    yield {"event": "changed", "data": json.dumps(item, ensure_ascii=False)}
+                    finally:
+                        for task in waiting:
+                            task.cancel()
             except TimeoutError:
-                # Kafka is away: end the stream; the browser's EventSource comes back after `retry`.
+                # Kafka or the database is away: end the stream; the browser's EventSource comes
+                # back after `retry`.
                 yield {"event": "unavailable", "data": "{}", "retry": 5000}
 
         return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})

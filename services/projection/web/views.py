@@ -158,7 +158,8 @@ def timeline_plot(detail: Mapping[str, Any], t: Translator) -> tuple[Markup, lis
     legend: dict[str, str] = {}
     for x in detail["timeline"]:
         legend.setdefault(KIND_CLASS.get(x["kind"], "k-other"), t.value("kind", x["kind"]))
-    return plots.timeline(lanes, points, marks, t("opp.timeline"), t.date), sorted(legend.items())
+    plot = plots.timeline(lanes, points, marks, t("opp.timeline"), t.date, lambda n: t("timeline.count", n=n))
+    return plot, sorted(legend.items())
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,11 @@ def score_breakdown(detail: Mapping[str, Any], t: Translator) -> Breakdown | Non
         members=plots.hbars(members, t("opp.score_members"), lambda v: t.number(v)) if members else None)
 
 
+def member_names(members: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """person_id -> the name the projection knows now (a signal may predate it)."""
+    return {m["person_id"]: m["name"] for m in members if m.get("name")}
+
+
 @dataclass(frozen=True)
 class SignalCard:
     signal_id: str
@@ -227,14 +233,17 @@ class SignalCard:
     solution: str
     opportunity_id: str
     url: str
+    backfill: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
 def signal_card(s: Mapping[str, Any] | Signal, t: Translator, account: str = "", solution: str = "",
-                opportunity_id: str = "") -> SignalCard:
-    """From a stored signal (a dict of the Reader) or a live one (the Kafka message)."""
+                opportunity_id: str = "", names: Mapping[str, str] | None = None) -> SignalCard:
+    """From a stored signal (a dict of the Reader) or a live one (the Kafka message). `names`
+    (member_names) gives a person's name learnt after the signal, instead of their email."""
+    names = names or {}
     if isinstance(s, Signal):
         members: Sequence[Any] = [m.model_dump() for m in s.members]
         s = {**s.model_dump(), "members": members}
@@ -245,9 +254,10 @@ def signal_card(s: Mapping[str, Any] | Signal, t: Translator, account: str = "",
         score=t.number(s["score"]), tier=s["tier"],
         covered=[t.value("role", r) for r in in_role_order(s["covered_roles"])],
         missing=[t.value("role", r) for r in in_role_order(s["missing_roles"])],
-        people=[m.get("name") or m.get("person_id", "") for m in s["members"]],
+        people=[m.get("name") or names.get(m.get("person_id", "")) or m.get("person_id", "") for m in s["members"]],
         account=account, solution=t.value("solution", solution) if solution else "",
-        opportunity_id=opportunity_id, url=opportunity_url(opportunity_id) if opportunity_id else "")
+        opportunity_id=opportunity_id, url=opportunity_url(opportunity_id) if opportunity_id else "",
+        backfill=bool(s.get("backfill")))
 
 
 # ------------------------------------------------------------------ metrics

@@ -13,6 +13,7 @@ from services.ingest.settings import DEV_ZOOM_SECRET
 from shared import topics
 from shared.codec import dead_letters, person_events
 from shared.schemas.touch import IdentityEvent, TouchEvent
+from tests.support.docs import assert_docs_self_hosted
 from tests.support.kafka import collect
 from tests.support.payloads import load
 
@@ -173,3 +174,15 @@ async def test_domain_stories_in_platform_formats_all_land(ingest_url):
     assert len(got) == totals["accepted"]
     companies = {e.person.email.split("@")[1] for e in got if e.person.email}
     assert {f"hr.romashka{tag}.ru", f"romashka{tag}.ru", f"gazmyasneft{tag}.ru", f"argotrubosbyt{tag}.ru"} <= companies
+
+
+def test_docs_are_served_by_ingest_itself_and_declare_its_security(ingest_url):
+    assert_docs_self_hosted(ingest_url)
+    spec = httpx.get(f"{ingest_url}/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                 "description": "An API key of the source (INGEST_API_KEYS)."}
+    assert {"bearer", "basic", "zoomSignature", "segmentSignature", "sendgridSignature"} <= set(schemes)
+    assert spec["paths"]["/v1/events"]["post"]["security"] == [{"apiKey": []}, {"bearer": []}, {"basic": []}]
+    assert spec["paths"]["/v1/sources/zoom"]["post"]["security"] == [{"zoomSignature": []}]
+    assert "requestBody" in spec["paths"]["/v1/events"]["post"]  # the app's own additions stay

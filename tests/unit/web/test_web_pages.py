@@ -164,13 +164,94 @@ def test_login_only_returns_to_this_site(target, safe):
     assert safe_next(target) == safe
 
 
-def test_timeline_labels_of_close_signals_take_separate_rows_and_same_moments_one_line():
+def test_timeline_labels_never_overlap_and_one_days_signals_share_a_line():
     at = datetime(2026, 10, 1, 9, tzinfo=UTC)
     marks = [plots.Mark(at, "Группа формируется"), plots.Mark(at + timedelta(hours=6), "Приоритет изменился"),
-             plots.Mark(at + timedelta(hours=6), "Группа расширилась"), plots.Mark(at + timedelta(days=20), "Итог")]
+             plots.Mark(at + timedelta(hours=6), "Группа расширилась"),
+             plots.Mark(at + timedelta(days=1), "Группа сформирована"), plots.Mark(at + timedelta(days=20), "Итог")]
     svg = plots.timeline([plots.Lane("p", "Елена", "HR")], [plots.Point("p", at, "k-view", "просмотр")], marks,
                          "Касания", lambda d: d.date().isoformat())
-    labels = dict((text, y) for y, text in re.findall(r'y="([\d.]+)" class="mark-label"[^>]*>([^<]+)<', svg))
-    assert set(labels) == {"Группа формируется", "Приоритет изменился +1", "Итог"}
-    assert labels["Группа формируется"] != labels["Приоритет изменился +1"]
-    assert svg.count('<g class="mark">') == 3 and "Приоритет изменился; Группа расширилась" in svg
+    found = re.findall(r'x="([\d.]+)" y="([\d.]+)" class="mark-label" text-anchor="(\w+)">([^<]+)<', svg)
+    labels = {text: (float(x), float(y), anchor) for x, y, anchor, text in found}
+    assert set(labels) == {"Группа формируется +2", "Группа сформирована", "Итог"}
+    assert svg.count('<g class="mark">') == 3 and "Приоритет изменился · 2026-10-01" in svg
+
+    def extent(text: str) -> tuple[float, float, float]:
+        x, y, anchor = labels[text]
+        w = plots.CHAR_PX * len(text)
+        return (x - w, x, y) if anchor == "end" else (x, x + w, y)
+
+    boxes = [extent(t) for t in labels]
+    for i, (a0, a1, ay) in enumerate(boxes):
+        for b0, b1, by in boxes[i + 1:]:
+            assert ay != by or a1 <= b0 or b1 <= a0  # same row: apart
+
+
+def test_timeline_aggregates_dense_touches_with_counts():
+    at = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    lanes = [plots.Lane("p", "Елена", "HR"), plots.Lane("q", "Сергей", "ИТ")]
+    # Fifty touches minutes apart, and two on the next day: two dots with their counts.
+    points = [plots.Point("p", at + timedelta(minutes=i), "k-view", f"просмотр {i}") for i in range(50)]
+    points += [plots.Point("p", at + timedelta(days=1), "k-download", "скачивание"),
+               plots.Point("q", at + timedelta(days=1, hours=1), "k-email", "клик")]
+    svg = plots.timeline(lanes, points, [], "Касания", lambda d: d.date().isoformat(), lambda n: f"касаний: {n}")
+    counts = sorted(int(n) for n in re.findall(r'data-count="(\d+)"', svg))
+    assert counts == [1, 1, 50]
+    assert 'class="touch-count" text-anchor="middle">50</text>' in svg and "касаний: 50" in svg
+
+    # Two hundred days of daily touches: weekly dots, never closer than a bucket.
+    year = [plots.Point("p", at + timedelta(days=d), "k-view", "просмотр") for d in range(200)]
+    svg = plots.timeline(lanes[:1], year, [], "Касания", lambda d: d.date().isoformat())
+    xs = sorted(float(x) for x in re.findall(r'<circle class="touch [^"]+" cx="([\d.]+)"', svg))
+    assert 28 <= len(xs) <= 30 and min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= plots.MIN_BUCKET_PX
+    assert sum(int(n) for n in re.findall(r'data-count="(\d+)"', svg)) == 200
+
+
+def test_long_names_are_shown_whole_in_the_timeline_and_the_contribution_chart():
+    name = "Константин Константинопольский-Преображенский"
+    at = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    svg = plots.timeline([plots.Lane("p", name, "Технический эксперт · ИТ")], [plots.Point("p", at, "k-view", "x")], [],
+                         "Касания", lambda d: d.date().isoformat())
+    assert f'<tspan class="lane-label">{name}</tspan>' in svg
+    x = float(re.search(r'<text x="([\d.]+)" y="[\d.]+" class="lane-text">', svg).group(1))
+    assert x >= 0  # starts inside the picture, written to the right
+    bars = plots.hbars([plots.Bar(name, 3.0), plots.Bar("Ольга", 1.0)], "Вклад", str)
+    assert f">{name}</text>" in bars
+    left = float(re.search(r'<rect class="bar s1" x="([\d.]+)"', bars).group(1))
+    assert left >= plots.BAR_CHAR_PX * len(name)
+
+
+def test_a_card_names_a_person_once_known_and_marks_history():
+    signal = Signal(signal_id="s2", signal="group_forming", opportunity_id="romashka.ru:hr", account_id="romashka.ru",
+                    solution="hr", occurred_at=datetime(2026, 9, 10, 9, tzinfo=UTC), score=40.0, tier="B",
+                    members=(MemberContribution(person_id="olga@romashka.ru", name=None, department="finance",
+                                                role="budget_holder", engagement=1.0, touches=1),), backfill=True)
+    stored = {**signal.model_dump(), "members": [m.model_dump() for m in signal.members]}
+    assert views.signal_card(stored, ru).people == ["olga@romashka.ru"]
+    named = views.signal_card(stored, ru, names=views.member_names(
+        [{"person_id": "olga@romashka.ru", "name": "Ольга Петрова"}, {"person_id": "x", "name": None}]))
+    assert named.people == ["Ольга Петрова"]
+    assert views.signal_card(signal, ru).backfill is True and ru("signal.backfill") == "из истории"
+
+
+def test_the_csv_exports_use_the_pages_words_and_defuse_formulas():
+    import csv
+    import io
+
+    from services.projection.web import export
+    row = {"opportunity_id": "romashka.ru:hr", "account_name": "=HYPERLINK(\"http://evil\")",
+           "account_id": "romashka.ru", "solution": "hr", "tier": "A", "score": 81.54, "members_count": 4,
+           "engaged_members": 3,
+           "covered_roles": ["decision_maker", "initiator"], "missing_roles": ["budget_holder"], "stage": "qualified",
+           "status": "formed", "last_activity_at": NOW, "formed_at": None}
+    text = export.opportunities_csv([row], ru)
+    assert text.startswith("\ufeff")
+    header, line = list(csv.reader(io.StringIO(text[1:])))
+    assert header[:3] == ["№", "opportunity_id", "Компания"]
+    assert line[2] == "'=HYPERLINK(\"http://evil\")"  # a spreadsheet shows it as text
+    assert line[5:7] == ["A", "81.5"] and line[9] == "Инициатор, Принимает решение"
+    assert line[11:13] == ["квалифицирована", "сформирована"] and line[13] == NOW.isoformat()
+    group = export.group_csv({"members": [{**member("a", "Елена", "hr", "initiator", 4.0), "email": "@elena",
+                                           "job_title": "HR", "role_source": "title", "touches_count": 3}]}, en)
+    header, line = list(csv.reader(io.StringIO(group[1:])))
+    assert header[0] == "Person" and line[:5] == ["Елена", "'@elena", "HR", "HR", "Initiator"]

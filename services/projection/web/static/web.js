@@ -1,5 +1,9 @@
-// Live signals: one EventSource per page on /web/live; each new signal becomes a card at the
-// top of the list (built with textContent: nothing from the stream is parsed as HTML).
+// Live pages: one EventSource per page on /web/live.
+// - "signal": a new signal becomes a card at the top of the list (built with textContent:
+//   nothing from the stream is parsed as HTML);
+// - "changed": the projection changed an opportunity; the page fetches itself again and swaps
+//   its [data-live-part] blocks (members, score, tier, status, new rows) for the fresh ones,
+//   so it shows what a reload would, without one. Fetches coalesce: one in flight, one queued.
 "use strict";
 
 (function () {
@@ -10,6 +14,7 @@
   const text = (key) => panel.dataset["text" + key] || "";
   const filter = panel.dataset.filter;
   const url = "/web/live" + (filter ? "?opportunity=" + encodeURIComponent(filter) : "");
+  const marks = new Map(); // opportunity id -> the label of its latest live signal
 
   function setState(name, label) {
     document.body.dataset.live = name;
@@ -28,7 +33,9 @@
     li.id = "sig-" + s.signal_id;
     li.dataset.signalId = s.signal_id;
     const head = el("div", "signal-head");
-    head.append(el("strong", "signal-label", s.label), el("span", "signal-at", s.at));
+    const label = el("strong", "signal-label", s.label);
+    if (s.backfill) label.append(" ", el("span", "backfill", text("Backfill")));
+    head.append(label, el("span", "signal-at", s.at));
     li.append(head);
     if (!filter && s.account) {
       const a = el("a", "signal-account", s.account + " · " + s.solution);
@@ -42,15 +49,52 @@
     return li;
   }
 
-  function markRow(s) {
-    const row = document.querySelector('tr[data-opportunity-id="' + CSS.escape(s.opportunity_id || "") + '"]');
-    if (!row) return;
-    const badge = row.querySelector(".new-signal");
-    badge.textContent = text("New") + ": " + s.label;
+  function row(id) {
+    return document.querySelector('tr[data-opportunity-id="' + CSS.escape(id || "") + '"]');
+  }
+
+  function flash(node) {
+    node.classList.remove("flash");
+    void node.offsetWidth; // restart the animation
+    node.classList.add("flash");
+  }
+
+  function markRow(id, label, animate) {
+    const found = row(id);
+    if (!found) return;
+    const badge = found.querySelector(".new-signal");
+    badge.textContent = text("New") + ": " + label;
     badge.hidden = false;
-    row.classList.remove("flash");
-    void row.offsetWidth; // restart the animation
-    row.classList.add("flash");
+    if (animate) flash(found);
+  }
+
+  let inFlight = false;
+  let queued = false;
+  const changedIds = new Set();
+
+  async function refresh() {
+    if (inFlight) { queued = true; return; }
+    inFlight = true;
+    const ids = Array.from(changedIds);
+    changedIds.clear();
+    try {
+      const response = await fetch(window.location.href, {credentials: "same-origin", headers: {"Accept": "text/html"}});
+      if (response.ok) {
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+        document.querySelectorAll("[data-live-part]").forEach((old) => {
+          const part = fresh.querySelector('[data-live-part="' + CSS.escape(old.dataset.livePart) + '"]');
+          if (part) old.replaceWith(document.adoptNode(part));
+        });
+        marks.forEach((label, id) => markRow(id, label, false));
+        ids.forEach((id) => { const found = row(id); if (found) flash(found); });
+        document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || "0") + 1);
+      }
+    } catch (error) {
+      // The next change, or the next reconnect, tries again.
+    } finally {
+      inFlight = false;
+      if (queued) { queued = false; window.setTimeout(refresh, 250); }
+    }
   }
 
   const source = new EventSource(url);
@@ -63,6 +107,11 @@
     const empty = document.getElementById("live-empty");
     if (empty) empty.remove();
     list.prepend(card(s));
-    markRow(s);
+    marks.set(s.opportunity_id, s.label);
+    markRow(s.opportunity_id, s.label, true);
+  });
+  source.addEventListener("changed", (event) => {
+    changedIds.add(JSON.parse(event.data).opportunity_id);
+    refresh();
   });
 })();
