@@ -19,7 +19,9 @@ visitors that are never identified.
 
 Realism the system has to cope with: visits before a form fill are anonymous and identified
 later by a Segment identify; some buyers write from free mail and spell their company
-differently (ООО «Ромашка», Romashka LLC, ромашка); some corporate mail comes from subdomains
+differently (ООО «Ромашка», Romashka LLC, OOO Romashka in another transliteration, ромашка,
+«Pомашкa» with Latin look-alike letters); some companies are numbered (Кварцмонтаж-31) and a
+sibling of the same stem (Кварцмонтаж-32) is another company; some corporate mail comes from subdomains
 (hr.company.ru); job titles are Russian or English, in any case, some abbreviated, some absent;
 emails are delivered to everyone known, opened by some, clicked by fewer.
 
@@ -80,11 +82,21 @@ _TRANSLIT = dict(zip(
      "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"], strict=True))
 
 
-def translit(text: str) -> str:
+# Another common way of writing Russian in Latin letters (passport-like, ICAO Doc 9303 and GOST
+# mixed): what a person on free mail may type when the company writes itself differently.
+_TRANSLIT_ALT = {**_TRANSLIT, "й": "i", "х": "h", "ц": "c", "щ": "sch", "ы": "i", "ю": "iu", "я": "ia",
+                 "ж": "j"}
+# Latin letters drawn like Cyrillic ones: typed by mistake in a Cyrillic word (a keyboard layout
+# switched mid-word, a name pasted from a Latin source).
+_LOOKALIKE = {"а": "a", "о": "o", "е": "e", "с": "c", "р": "p", "у": "y", "х": "x", "А": "A", "О": "O",
+              "Е": "E", "С": "C", "Р": "P", "К": "K", "М": "M", "Т": "T", "Н": "H", "В": "B"}
+
+
+def translit(text: str, table: dict[str, str] = _TRANSLIT) -> str:
     out = []
     for ch in text:
         low = ch.lower()
-        latin = _TRANSLIT.get(low, ch)
+        latin = table.get(low, ch)
         out.append(latin.capitalize() if ch != low and latin else latin)
     return "".join(out)
 
@@ -136,9 +148,9 @@ _UNIVERSITIES = [("МГУ им. М. В. Ломоносова", "msu.ru"), ("НИ
                  ("МГТУ им. Н. Э. Баумана", "bmstu.ru"), ("РАНХиГС", "ranepa.ru"), ("УрФУ", "urfu.ru")]
 _LEGAL = [("ООО", 60), ("АО", 25), ("ПАО", 8), ("ЗАО", 7)]
 
-# Job titles by department and seniority. The truth role follows the labelling principles of
-# services/grouping/config/roles.yaml (executives decide, finance heads hold the budget, IT
-# validates, the business functions initiate, ...): see true_role().
+# Job titles by department and seniority. The truth role follows the group profiles of
+# services/grouping/config/profiles.yaml (executives decide, finance heads hold the budget, IT
+# validates, the function that feels the solution's pain initiates, others influence): see true_role().
 _TITLES: dict[tuple[Department, bool], list[str]] = {
     (D.hr, True): ["Директор по персоналу", "HR-директор", "Руководитель отдела кадров", "Начальник отдела кадров",
                    "Head of HR", "HR Director", "Head of People", "CHRO", "Руководитель службы персонала",
@@ -187,14 +199,22 @@ _STUDENT_TITLES = ["Студент", "Student", "студентка 4 курса
 _COMPETITOR_TITLES = ["Product Manager", "Менеджер продукта", "Аналитик рынка", "Маркетолог-аналитик",
                       "Пресейл-инженер", "Product Marketing Manager"]
 
-_DEPARTMENT_ROLE = {D.hr: R.initiator, D.it: R.technical_validator, D.executive: R.decision_maker,
-                    D.procurement: R.procurement, D.legal: R.legal, D.operations: R.initiator,
-                    D.sales: R.initiator, D.marketing: R.initiator, D.other: R.influencer}
+_DEPARTMENT_ROLE = {D.hr: R.influencer, D.it: R.technical_validator, D.executive: R.decision_maker,
+                    D.procurement: R.procurement, D.legal: R.legal, D.operations: R.influencer,
+                    D.sales: R.influencer, D.marketing: R.influencer, D.other: R.influencer}
 
 
-def true_role(department: Department, senior: bool) -> BuyingRole:
+# Who initiates which solution (services/grouping/config/profiles.yaml, `roles`): the function
+# that feels the pain; the other business functions only influence that solution's purchase.
+_INITIATORS = {"hr": {D.hr}, "wms": {D.operations}, "crm": {D.sales, D.marketing},
+               "bi": {D.sales, D.marketing, D.operations}}
+
+
+def true_role(department: Department, senior: bool, solution: str) -> BuyingRole:
     if department is D.finance:
         return R.budget_holder if senior else R.influencer
+    if department in _INITIATORS[solution]:
+        return R.initiator
     return _DEPARTMENT_ROLE[department]
 
 
@@ -478,6 +498,7 @@ class Market:
         self.groups: list[PlannedGroup] = []
         self._ids = 0
         self._names: set[str] = set()
+        self._numbered: list[tuple[str, str, str]] = []  # stems of numbered names: (name, legal, domain)
         self._domains: set[str] = {d for _, d in _COMPETITORS} | {d for _, d in _UNIVERSITIES}
         self._webinars = {s: self._schedule(i, s) for i, s in enumerate(SOLUTIONS)}
 
@@ -556,6 +577,14 @@ class Market:
             if attempt >= 50:  # a large market has used the plain names up: regional branches
                 number = attempt // 50 + 1
                 name, domain = f"{name}-{number}", domain.replace(".", f"{number}.", 1)
+            elif not english and self.rng.random() < 0.15:
+                # Numbered names are distinct companies (Кварцмонтаж-31 and Кварцмонтаж-32): half
+                # of them take the stem of an earlier numbered company, so siblings meet.
+                if self._numbered and self.rng.random() < 0.5:
+                    name, legal, domain = self.rng.choice(self._numbered)
+                number = self.rng.randrange(1, 40)
+                self._numbered.append((name, legal, domain))
+                name, domain = f"{name}-{number}", domain.replace(".", f"{number}.", 1)
             if name.lower() not in self._names and domain not in self._domains:
                 self._names.add(name.lower())
                 self._domains.add(domain)
@@ -579,9 +608,18 @@ class Market:
             variants = [f"{name}", f"{name.lower()}", f"{name}, {legal}", f"ООО «{name}»"]
         else:
             plain = name.replace("ё", "е").replace("Ё", "Е")
+            latin_legal = {"ООО": "LLC", "АО": "JSC", "ПАО": "PJSC", "ЗАО": "CJSC"}[legal]
             variants = [f'{legal} "{name}"', f"{name} {legal}", name.lower(), f"{legal} «{plain}»",
-                        f"{translit(name).title()} {'LLC' if legal == 'ООО' else 'JSC'}", f"«{name}»"]
+                        f"{translit(name).title()} {latin_legal}", f"«{name}»",
+                        f"{translit(legal).upper()} {translit(name, _TRANSLIT_ALT).title()}",
+                        f"{legal} «{self._lookalike(name)}»"]
         return self.rng.choice(variants)
+
+    def _lookalike(self, name: str) -> str:
+        """The name with one or two Cyrillic letters typed as their Latin look-alikes."""
+        places = [i for i, ch in enumerate(name) if ch in _LOOKALIKE]
+        chosen = set(self.rng.sample(places, min(len(places), self.rng.choice([1, 2]))))
+        return "".join(_LOOKALIKE[ch] if i in chosen else ch for i, ch in enumerate(name))
 
     def _address(self, first: str, last: str, domain: str, free: bool) -> str:
         f, last_l = translit(first).lower(), translit(last).lower().replace("'", "")
@@ -615,7 +653,7 @@ class Market:
 
     def _person(self, kind: str, company: Company | None, department: Department | None = None,
                 senior: bool = False, free: bool = False, title: str | None = None,
-                company_as_given: str | None = None) -> Persona:
+                company_as_given: str | None = None, solution: str | None = None) -> Persona:
         english = bool(company and company.english)
         first, last, display = self._name(english)
         if free:
@@ -625,8 +663,9 @@ class Market:
         else:
             domain = company.account_id if company else self.rng.choice(FREE_MAIL)
         role = None
-        if department is not None and kind in ("group_member", "lone_researcher", "small_team"):
-            role = true_role(department, senior)
+        if department is not None and solution is not None and kind in ("group_member", "lone_researcher",
+                                                                        "small_team"):
+            role = true_role(department, senior, solution)
             if title is None and self.rng.random() > 0.08:  # some people never tell their title
                 title = self._title(department, senior, english)
         if company_as_given is None and company is not None:
@@ -827,7 +866,7 @@ class Market:
             person = shared.get((dept, senior)) if dept in (D.executive, D.finance) else None
             if person is None:
                 free = bool(group.members) and self.rng.random() < 0.12
-                person = self._person("group_member", company, dept, senior, free)
+                person = self._person("group_member", company, dept, senior, free, solution=solution)
                 shared.setdefault((dept, senior), person)
             initiator = not group.members
             group.members.append(person)
@@ -845,7 +884,7 @@ class Market:
     def _lone_researcher(self, company: Company) -> None:
         solution = self.rng.choice(SOLUTIONS)
         dept, senior = _ROSTERS[solution][0] if self.rng.random() < 0.7 else self.rng.choice(_ROSTERS[solution])
-        person = self._person("lone_researcher", company, dept, senior)
+        person = self._person("lone_researcher", company, dept, senior, solution=solution)
         person.solutions.append(solution)
         start = self.rng.uniform(0, self.days - 7)
         until = min(self.days, start + self.rng.uniform(14, 60))
@@ -863,7 +902,7 @@ class Market:
         until = min(self.days, start + self.rng.uniform(20, 45))
         day = start
         for dept, senior in slots:
-            person = self._person("small_team", company, dept, senior)
+            person = self._person("small_team", company, dept, senior, solution=solution)
             person.solutions.append(solution)
             person.quiet_after[solution] = self._at(until)
             known = self._enter(person, solution, day)

@@ -9,7 +9,7 @@ Cyrillic word); all three must meet. Two steps:
 - `match_key`: Cyrillic is transliterated to Latin with iuliia's Wikipedia scheme (the one of
   Russian Wikipedia's Latin names, close to how Russian companies spell themselves in Latin),
   and the variants of the usual schemes are folded (kh/h, ts/c, shch/sch, y/j/i, x/ks, doubled
-  letters), so "Tekhnologii", "Texnologii" and «Технологии» give one key.
+  zh/j, letters doubled), so "Tekhnologii", "Texnologii" and «Технологии» give one key.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _WORD = re.compile(r"\w+")
 # of English spelling, applied in order to lower-case Latin text.
 _FOLDS = (
     ("shch", "sch"), ("shh", "sch"), ("kh", "h"), ("tch", "ch"), ("ts", "c"), ("tz", "c"), ("ck", "k"),
-    ("ph", "f"), ("w", "v"), ("q", "k"), ("x", "ks"), ("j", "i"), ("y", "i"), ("ie", "e"),
+    ("ph", "f"), ("w", "v"), ("q", "k"), ("x", "ks"), ("zh", "j"), ("j", "i"), ("y", "i"), ("ie", "e"),
 )
 _DOUBLED = re.compile(r"([a-z])\1+")
 

@@ -132,6 +132,31 @@ def test_noise_and_hard_cases_are_present(market: MarketData) -> None:
     assert any(p["title"] is None for p in people if p["kind"] == "group_member")
 
 
+def test_company_names_are_spelled_across_scripts_and_numbered_names_are_other_companies() -> None:
+    market = generate(accounts=200, months=3, seed=7)
+    accounts = {a["account_id"]: a["name"] for a in market.truth["accounts_list"]}
+    given = [p["company_as_given"] for p in market.truth["persons"] if p["free_mail"] and p["account_id"]
+             and not accounts[p["account_id"]].isascii()]
+    latin = [g for g in given if g.isascii()]
+    mixed = [g for g in given if not g.isascii() and any(c.isascii() and c.isalpha() for c in g.split("«")[-1])]
+    assert latin and mixed  # Latin spellings of Cyrillic names; Latin look-alikes inside Cyrillic words
+    numbered: dict[str, set[str]] = {}
+    for name in accounts.values():
+        stem, dash, number = name.rstrip("»").rpartition("-")
+        if dash and number.isdigit():
+            numbered.setdefault(stem.split("«")[-1], set()).add(number)
+    assert any(len(numbers) > 1 for numbers in numbered.values())  # siblings: Кварцмонтаж-31 and -32
+
+
+def test_a_role_in_the_truth_is_the_role_in_the_group_s_solution(market: MarketData) -> None:
+    for group in market.truth["groups"]:
+        for member in group["members"]:
+            if member["department"] == "sales":
+                assert member["role"] == ("initiator" if group["solution"] in ("crm", "bi") else "influencer")
+            if member["department"] == "hr":
+                assert member["role"] == ("initiator" if group["solution"] == "hr" else "influencer")
+
+
 def test_truth_agrees_with_the_events(market: MarketData) -> None:
     truth = market.truth
     seen = touches(market.requests)
