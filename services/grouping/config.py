@@ -20,7 +20,7 @@ import httpx
 import yaml
 from publicsuffixlist import PublicSuffixList
 
-from services.grouping.domain.accounts import AccountRules, CompanyNames, abm_account
+from services.grouping.domain.accounts import AccountRules, CompanyNames, TenantPlatforms, abm_account
 from services.grouping.domain.identity import IdentityLimits
 from services.grouping.domain.memo import MemoLimits
 from services.grouping.domain.opportunities import CreationRule, GroupProfile, OpportunityRules, PrecreatedAccount
@@ -39,6 +39,7 @@ FILES = {
     "company_names": "company_names.yaml",
     "freemail": "freemail_domains.txt",
     "accounts": "accounts.yaml",
+    "tenant_platforms": "tenant_platforms.txt",
 }
 
 
@@ -90,17 +91,28 @@ def company_names(data: Mapping[str, Any]) -> CompanyNames:
     )
 
 
+def tenant_platforms(location: str) -> TenantPlatforms:
+    """tenant_platforms.txt: per line a platform suffix, optionally the suffix its tenants'
+    accounts are named under (`mail.onmicrosoft.com onmicrosoft.com`); # starts a comment."""
+    suffixes = {}
+    for line in _read(location).splitlines():
+        words = line.split("#", 1)[0].lower().split()
+        if words:
+            suffixes[words[0]] = words[1] if len(words) > 1 else words[0]
+    return TenantPlatforms(suffixes)
+
+
 def account_rules(psl: PublicSuffixList, free: frozenset[str], names: CompanyNames,
-                  data: Mapping[str, Any]) -> AccountRules:
+                  data: Mapping[str, Any], tenants: TenantPlatforms = TenantPlatforms()) -> AccountRules:
     accounts = tuple(
         abm_account(psl, names, name=a["name"], domains=a.get("domains", ()), aliases=a.get("aliases", ()),
-                    owner=a.get("owner"), precreate=a.get("precreate", ()))
+                    owner=a.get("owner"), precreate=a.get("precreate", ()), tenants=tenants)
         for a in data.get("accounts", ())
     )
     as_of = _as_utc(data["as_of"]) if data.get("as_of") else None
     if as_of is None and any(a.precreate for a in accounts):
         raise ValueError("the ABM account list pre-creates opportunities, so it needs `as_of` (event time)")
-    return AccountRules(psl=psl, free_domains=free, names=names, abm=accounts, abm_as_of=as_of)
+    return AccountRules(psl=psl, free_domains=free, names=names, abm=accounts, abm_as_of=as_of, tenants=tenants)
 
 
 def default_roles(profiles: Mapping[str, Any]) -> RoleMap:
@@ -152,7 +164,7 @@ def load(env: Mapping[str, str] = os.environ) -> GroupingConfig:
     catalog = Catalog.from_dict(_yaml(sources["catalog"]))
     names = company_names(_yaml(sources["company_names"]))
     accounts = account_rules(PublicSuffixList(), free_domains(sources["freemail"]), names,
-                             _yaml(sources["accounts"]))
+                             _yaml(sources["accounts"]), tenant_platforms(sources["tenant_platforms"]))
     profiles = _yaml(sources["profiles"])
     identity, people = rules.get("identity", {}), rules.get("people", {})
     return GroupingConfig(

@@ -50,6 +50,8 @@ class TouchRef(Message):
     title: Text | None = None
     asset_id: Identifier | None = None
     topic: Text | None = None
+    # Made by a machine (touch.automated): kept for the record, never engagement.
+    automated: bool = False
 
 
 class _OpportunityEventBase(Message):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
+from shared.hosts import host_of
 from shared.schemas.base import (
     Email,
     Hostname,
@@ -149,9 +150,15 @@ class TouchEvent(_Timed):
         return self.person.key()
 
 
+def _host_form(value: Any) -> Any:
+    return host_of(value) if isinstance(value, str) else value
+
+
 class CompanyTraits(Message):
     name: NonEmptyStr | None = None
-    domain: Hostname | None = None
+    # The company's domain or website in any URL or host form ("https://www.berkut.ru/"),
+    # kept as its host; grouping reduces it to the registrable domain (issue 13).
+    domain: Annotated[Hostname | None, BeforeValidator(_host_form)] = None
     group_id: ShortStr | None = None
 
 

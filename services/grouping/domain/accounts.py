@@ -2,6 +2,9 @@
 
 - A corporate email's registrable domain (Public Suffix List) is the account, so
   hr.romashka.ru and romashka.ru are one company.
+- On shared platforms that give each customer a subdomain (Microsoft 365's
+  <tenant>.onmicrosoft.com), the tenant's subdomain is the account, not the platform's
+  registrable domain, which the Public Suffix List does not split (TenantPlatforms).
 - Free and disposable mail domains never make an account: such a person is matched by the
   normalised company name, first against the ABM account list (its domains and aliases take
   precedence over everything learned), then against the directory of names learned from
@@ -20,6 +23,7 @@ from typing import Protocol
 from rapidfuzz import fuzz, process
 
 from services.grouping.domain.scripts import fix_lookalikes, match_key
+from shared.hosts import host_of
 from shared.schemas.opportunity import AccountRef
 
 NAME_ACCOUNT_PREFIX = "name:"
@@ -30,7 +34,8 @@ class SuffixList(Protocol):
 
 
 def _unicode_domain(domain: str) -> str:
-    domain = domain.strip().strip(".").lower()
+    # Any URL or host form (a website typed into a CRM, an ABM list) is its host.
+    domain = host_of(domain).strip(".").lower()
     if "xn--" in domain:
         with contextlib.suppress(UnicodeError):
             domain = domain.encode("ascii").decode("idna")
@@ -157,10 +162,33 @@ Resolution = Resolved | NeedsLookup | Unresolved
 
 
 @dataclass(frozen=True)
+class TenantPlatforms:
+    """Platform suffix -> the suffix its tenants' accounts are named under.
+
+    {"onmicrosoft.com": "onmicrosoft.com", "mail.onmicrosoft.com": "onmicrosoft.com"} makes
+    anna@berezka.onmicrosoft.com and x@berezka.mail.onmicrosoft.com one account,
+    berezka.onmicrosoft.com, and oleg@topol.onmicrosoft.com another.
+    """
+
+    suffixes: Mapping[str, str] = field(default_factory=dict)
+
+    def tenant(self, domain: str) -> str | None:
+        """The tenant's account domain when `domain` is under a platform (the longest
+        matching suffix wins), else None. The platform's own domain is not a tenant."""
+        labels = domain.split(".")
+        for i in range(1, len(labels) - 1):
+            suffix = ".".join(labels[i:])
+            if suffix in self.suffixes:
+                return f"{labels[i - 1]}.{self.suffixes[suffix]}"
+        return None
+
+
+@dataclass(frozen=True)
 class AccountRules:
     psl: SuffixList
     free_domains: frozenset[str]
     names: CompanyNames
+    tenants: TenantPlatforms = TenantPlatforms()
     abm: tuple[AbmAccount, ...] = ()
     abm_as_of: datetime | None = None  # event time given to the pre-created opportunities
     _abm_domains: Mapping[str, AbmAccount] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -179,8 +207,12 @@ class AccountRules:
         object.__setattr__(self, "_abm_names", by_name)
 
     def registrable(self, domain: str) -> str | None:
+        """The account domain of a host: its tenant on a shared platform, else its
+        registrable domain (Public Suffix List); None for a public suffix or nothing."""
         domain = _unicode_domain(domain)
-        return self.psl.privatesuffix(domain) if domain else None
+        if not domain:
+            return None
+        return self.tenants.tenant(domain) or self.psl.privatesuffix(domain)
 
     def is_free(self, domain: str) -> bool:
         domain = _unicode_domain(domain)
@@ -221,11 +253,11 @@ class AccountRules:
 
 def abm_account(psl: SuffixList, names: CompanyNames, name: str, domains: Iterable[str] = (),
                 aliases: Iterable[str] = (), owner: str | None = None,
-                precreate: Iterable[str] = ()) -> AbmAccount:
-    """An ABM list entry with its domains reduced to registrable ones and its id derived."""
-    registrable = tuple(dict.fromkeys(
-        psl.privatesuffix(_unicode_domain(d)) or _unicode_domain(d) for d in domains
-    ))
+                precreate: Iterable[str] = (), tenants: TenantPlatforms = TenantPlatforms()) -> AbmAccount:
+    """An ABM list entry with its domains (any URL or host form) reduced to account domains
+    (tenant on a shared platform, else registrable) and its id derived."""
+    hosts = [_unicode_domain(d) for d in domains]
+    registrable = tuple(dict.fromkeys(tenants.tenant(h) or psl.privatesuffix(h) or h for h in hosts))
     account_id = registrable[0] if registrable else NAME_ACCOUNT_PREFIX + names.normalise(name)
     return AbmAccount(account_id=account_id, name=name, domains=registrable, aliases=tuple(aliases),
                       owner=owner, precreate=tuple(precreate))

@@ -198,7 +198,8 @@ class _Reducer:
     def activity(self, msg: AccountActivity) -> None:
         touch, pid = msg.touch, msg.member.person_id
         self.card(msg.member, msg.occurred_at)
-        passive = touch.kind in self.rules.passive_kinds
+        # An automated touch (a scanner's click, a machine open) is no engagement either.
+        passive = touch.kind in self.rules.passive_kinds or touch.automated
         placed = False
         for solution in msg.solutions:
             opp = self.state.opportunities.get(solution)

@@ -112,7 +112,7 @@ def _touch_ref(event: TouchEvent, pid: str) -> TouchRef:
     return TouchRef(
         event_id=event.event_id, occurred_at=event.occurred_at, source=event.source, kind=event.kind,
         person_id=pid, url=event.content.url, title=event.content.title,
-        asset_id=event.content.asset_id, topic=event.content.topic,
+        asset_id=event.content.asset_id, topic=event.content.topic, automated=event.automated,
     )
 
 

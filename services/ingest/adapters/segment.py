@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -110,14 +109,6 @@ def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _host(value: Any) -> str | None:
-    """Group traits name the company's domain or its website: the host name either way."""
-    value = _str(value)
-    if value is not None and "//" in value:
-        return urlsplit(value).hostname or value
-    return value
-
-
 def _company(value: Any) -> str | None:
     if isinstance(value, dict):
         return _str(value.get("name"))
@@ -169,7 +160,8 @@ def _map(call: _Call, received_at: datetime) -> MapResult:
     if isinstance(call, GroupCall):
         company = compact(
             name=_str(call.traits.get("name")),
-            domain=_host(call.traits.get("domain") or call.traits.get("website")),
+            # domain or website in any URL or host form: the schema keeps the host.
+            domain=_str(call.traits.get("domain") or call.traits.get("website")),
             group_id=_str(call.groupId),
         )
         return build(lambda: IdentityEvent(**common, person=_person(call), company=company),

@@ -137,7 +137,7 @@ def _apply(state: OpportunityState, event: ScoredEvent, config: ScoringConfig) -
             touch = event.touch
             if any(t.event_id == touch.event_id for t in state.touches):
                 return signals  # the same touch attributed again under a new version
-            weight = config.weight(touch.kind)
+            weight = 0.0 if touch.automated else config.weight(touch.kind)
             state.touches.append(TouchRecord(event_id=touch.event_id, person_id=touch.person_id,
                                              kind=touch.kind, at=touch.occurred_at, weight=weight))
             state.touches.sort(key=lambda t: (t.at, t.event_id))

@@ -153,3 +153,37 @@ def test_the_same_number_still_matches_across_spellings(config) -> None:
     names = config.people.accounts.names
     found = names.best_match(names.normalise("Kvartsmontazh31"), ["кварцмонтаж 32", "кварцмонтаж 31"])
     assert found == "кварцмонтаж 31"
+
+
+# Issue 13: any URL or host form of a website, and tenants of shared platforms.
+
+@pytest.mark.parametrize("website", ["https://www.berkut.ru/", "http://berkut.ru", "berkut.ru/", "BERKUT.RU.",
+                                     "www.berkut.ru:443", "//berkut.ru/about?x=1", "https://user@berkut.ru:8443/"])
+def test_a_website_in_any_url_or_host_form_is_the_registrable_domain(config, website) -> None:
+    found = config.people.accounts.resolve("ivan@gmail.com", "Беркут", company_domain=website)
+    assert isinstance(found, Resolved) and found.account.account_id == "berkut.ru"
+
+
+def test_tenants_of_shared_platforms_are_separate_accounts(config) -> None:
+    rules = config.people.accounts
+    ids = [rules.resolve(e).account.account_id for e in (
+        "anna@berezka.onmicrosoft.com", "oleg@topol.onmicrosoft.com", "ivan@berezka.mail.onmicrosoft.com",
+        "li@dongfang.partner.onmschina.cn", "a@romashka.ru")]
+    assert ids == ["berezka.onmicrosoft.com", "topol.onmicrosoft.com", "berezka.onmicrosoft.com",
+                   "dongfang.partner.onmschina.cn", "romashka.ru"]
+    # The platform's own domain is no tenant; its registrable domain stays as it was.
+    assert rules.resolve("admin@onmicrosoft.com").account.account_id == "onmicrosoft.com"
+
+
+def test_abm_list_domains_in_url_form_and_on_tenant_platforms(config) -> None:
+    from services.grouping.config import source, tenant_platforms
+
+    tenants = tenant_platforms(source("tenant_platforms", {}))
+    names = CompanyNames()
+    berezka = abm_account(PublicSuffixList(), names, "Берёзка", domains=["https://www.berezka.ru/",
+                                                                           "berezka.onmicrosoft.com"], tenants=tenants)
+    assert berezka.domains == ("berezka.ru", "berezka.onmicrosoft.com")
+    rules = AccountRules(psl=PublicSuffixList(), free_domains=frozenset(), names=names, abm=(berezka,),
+                         tenants=tenants)
+    assert rules.resolve("oleg@topol.onmicrosoft.com").account.account_id == "topol.onmicrosoft.com"
+    assert rules.resolve("anna@berezka.onmicrosoft.com").account.account_id == "berezka.ru"

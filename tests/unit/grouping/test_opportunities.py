@@ -31,8 +31,10 @@ def card(pid: str, department=Department.other, role=BuyingRole.influencer, sour
     return MemberRef(person_id=pid, email=pid, department=department, role=role, role_source=source)
 
 
-def activity(event_id: str, minute: float, member: MemberRef, *solutions: str, kind="page_view") -> AccountActivity:
-    touch = TouchRef(event_id=event_id, occurred_at=at(minute), source="web", kind=kind, person_id=member.person_id)
+def activity(event_id: str, minute: float, member: MemberRef, *solutions: str, kind="page_view",
+             automated: bool = False) -> AccountActivity:
+    touch = TouchRef(event_id=event_id, occurred_at=at(minute), source="web", kind=kind, person_id=member.person_id,
+                     automated=automated)
     return AccountActivity(input_id=event_id, occurred_at=at(minute), account=ACCOUNT, member=member, touch=touch,
                            solutions=solutions)
 
@@ -105,6 +107,17 @@ def test_passive_touches_never_make_members(config) -> None:
                         activity("d3", 3, elena, "hr", kind="email_delivered"), state=state)
     assert set(state.opportunities["hr"].members) == {"elena@romashka.ru"}
     assert [type(e).__name__ for e in events[-2:]] == ["AccountTouch", "TouchAttributed"]
+
+
+def test_automated_touches_never_create_an_opportunity_or_a_member(config) -> None:
+    # Issue 13: an Apple Mail machine open made an opportunity; a link scanner's click a member.
+    olga = card("olga@romashka.ru", Department.finance, BuyingRole.budget_holder, RoleSource.title)
+    elena = card("elena@romashka.ru", Department.hr, BuyingRole.initiator, RoleSource.title)
+    state, events = run(config.opportunities, activity("o1", 0, olga, "hr", kind="email_open", automated=True))
+    assert state.opportunities == {} and isinstance(events[0], AccountTouch)
+    state, events = run(config.opportunities, activity("t1", 1, elena, "hr"),
+                        activity("c1", 2, olga, "hr", kind="email_click", automated=True), state=state)
+    assert set(state.opportunities["hr"].members) == {"elena@romashka.ru"}
 
 
 def test_a_stricter_creation_rule_attributes_the_waiting_touches_at_creation(config) -> None:
