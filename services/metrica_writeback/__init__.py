@@ -1,0 +1,1 @@
+"""Offline conversions back to Yandex Metrica for the members of a buying group (see worker.py)."""

@@ -1,0 +1,3 @@
+from services.metrica_writeback.worker import main
+
+main()
