@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
+# Benchmarks run the services with the development keys: development mode, said explicitly.
+os.environ.setdefault("BG_ENV", "development")
 
 
 async def fresh_namespace(prefix: str) -> str:

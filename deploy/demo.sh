@@ -4,6 +4,8 @@
 # formats, print the alerts as they fire and the top opportunities with their buying groups.
 # The APIs stay up afterwards.   bash deploy/demo.sh stop   stops everything.
 set -euo pipefail
+# The demo posts with the development keys: development mode, said explicitly (README).
+export BG_ENV="${BG_ENV:-development}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "${1:-}" = stop ]; then
   bash "$ROOT/deploy/services.sh" stop

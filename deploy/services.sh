@@ -5,6 +5,9 @@
 #   deploy/services.sh status
 # Settings come from the environment (see deploy/env.sh and README "Configuration").
 set -euo pipefail
+# The local stack runs with the development keys and tokens, which the services accept only in
+# development mode. Production sets BG_ENV=production and its own secrets (README).
+export BG_ENV="${BG_ENV:-development}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deploy/env.sh

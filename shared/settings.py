@@ -68,3 +68,36 @@ class RedisSettings(BaseSettings):
 @lru_cache
 def kafka_settings() -> KafkaSettings:
     return KafkaSettings()
+
+
+class Deployment(BaseSettings):
+    """BG_ENV: `production` (the default) or `development`.
+
+    Development defaults (API keys, tokens, webhook secrets known to everyone who read this
+    repository) make the local demo and the tests work out of the box. They are accepted only
+    when BG_ENV=development says so; in production a service refuses to start with any of them
+    (require_production_secrets), and the web pages never open without a token.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    bg_env: Literal["production", "development"] = "production"
+
+
+def development_mode() -> bool:
+    """True only when BG_ENV=development is set explicitly."""
+    return Deployment().bg_env == "development"
+
+
+class DevelopmentSecretsError(RuntimeError):
+    """A service was started outside development mode with development secrets."""
+
+
+def require_production_secrets(service: str, in_use: list[str]) -> None:
+    """Refuse to start (DevelopmentSecretsError naming the settings) when development defaults
+    are in use and BG_ENV is not `development`. `in_use`: the names of the settings that still
+    hold a development default, e.g. ["INGEST_API_KEYS", "INGEST_ZOOM_SECRET_TOKEN"]."""
+    if in_use and not development_mode():
+        raise DevelopmentSecretsError(
+            f"{service}: {', '.join(in_use)} still hold development defaults; set them (see README, "
+            "Configuration), or set BG_ENV=development for a local run")

@@ -11,6 +11,10 @@ import pytest
 
 from tests.support.servers import Servers, locate, require
 
+# The tests use the development keys and tokens, which the services accept only in development
+# mode (shared.settings.require_production_secrets); every service process inherits this.
+os.environ.setdefault("BG_ENV", "development")
+
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
 
-import uvicorn
 from redis.asyncio import Redis
 
 from services.ingest.app import create_app
@@ -12,12 +12,16 @@ from services.ingest.dedupe import Deduper
 from services.ingest.memory import Memory
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
+from shared import http
 from shared.logs import configure_logging
-from shared.settings import RedisSettings, kafka_settings
+from shared.settings import DevelopmentSecretsError, RedisSettings, kafka_settings, require_production_secrets
 
 
 def build_app():
+    """(settings, app). Raises DevelopmentSecretsError when a development key or secret is in
+    use and BG_ENV is not `development`."""
     settings = IngestSettings()
+    require_production_secrets("ingest", settings.dev_secrets_in_use())
     redis = Redis.from_url(RedisSettings().redis_url)
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     deduper = Deduper(redis, settings.dedupe_ttl_seconds, prefix=f"bg:ingest:seen:{namespace}")
@@ -27,8 +31,12 @@ def build_app():
 
 def main() -> None:
     configure_logging("ingest")
-    settings, app = build_app()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    try:
+        settings, app = build_app()
+    except DevelopmentSecretsError as exc:
+        sys.exit(f"refusing to start: {exc}")
+    # Header and body deadlines, connection limit: shared/http.py.
+    http.server(app, settings.host, settings.port).run()
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Development keys, so that the local demo and tests work out of the box; the service logs
-# a warning at start while any of them is in use.
+# Development keys, so that the local demo and tests work out of the box; the service starts
+# with any of them only when BG_ENV=development (shared.settings.require_production_secrets).
 DEV_API_KEYS = {
     "api": ["dev-api-key"],
     "segment": ["dev-segment-key"],
@@ -40,7 +40,10 @@ class IngestSettings(BaseSettings):
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
     # Zoom signs every webhook with the app's secret token (x-zm-signature).
     zoom_secret_token: str = DEV_ZOOM_SECRET
-    zoom_max_clock_skew_seconds: int = 300
+    # How far a platform's signed timestamp (Zoom's x-zm-request-timestamp, SendGrid's
+    # X-Twilio-Email-Event-Webhook-Timestamp) may be from now, either way (auth.require_fresh).
+    signature_max_age_seconds: int = Field(300, ge=1, le=86400, validation_alias=AliasChoices(
+        "INGEST_SIGNATURE_MAX_AGE_SECONDS", "INGEST_ZOOM_MAX_CLOCK_SKEW_SECONDS"))
     # Event times more than this ahead of ingest's clock are clamped to the receive time
     # (default) or refused to the dead-letter topic, the original kept (issue 11, timing.py).
     future_tolerance_seconds: int = Field(300, ge=0)
@@ -59,7 +62,15 @@ class IngestSettings(BaseSettings):
     calltouch_subnets: list[str] = Field(default_factory=lambda: list(DEV_CALLTOUCH_SUBNETS))
     roistat_timezone: str = "Europe/Moscow"  # Roistat's `date` is the project's local time
 
-    def uses_dev_secrets(self) -> bool:
+    def dev_secrets_in_use(self) -> list[str]:
+        """The names of the settings that still hold a development default."""
         dev = {k for keys in DEV_API_KEYS.values() for k in keys}
-        return self.zoom_secret_token == DEV_ZOOM_SECRET or DEV_UNISENDER_API_KEY in self.unisender_api_keys or any(
-            k in dev for keys in self.api_keys.values() for k in keys)
+        found = {
+            "INGEST_API_KEYS": any(k in dev for keys in self.api_keys.values() for k in keys),
+            "INGEST_ZOOM_SECRET_TOKEN": self.zoom_secret_token == DEV_ZOOM_SECRET,
+            "INGEST_UNISENDER_API_KEYS": DEV_UNISENDER_API_KEY in self.unisender_api_keys,
+            # Loopback may post as Calltouch only in development.
+            "INGEST_CALLTOUCH_SUBNETS": any(s in self.calltouch_subnets for s in DEV_CALLTOUCH_SUBNETS
+                                            if s != CALLTOUCH_SUBNET),
+        }
+        return [name for name, used in found.items() if used]

@@ -7,7 +7,6 @@ maps the payload and the shared `accept` of app.py dedupes, produces and dead-le
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ SINGLE = batch.Reply(200, refuse_when_all_rejected=True)
 def require_url_key(source: str, settings: IngestSettings, request: Request) -> None:
     """The platform's secret in the webhook URL (?key=...), or any header form auth accepts."""
     if key := request.query_params.get("key"):
-        if not any(hmac.compare_digest(key, k) for k in settings.api_keys.get(source, [])):
+        if not any(auth.same(key, k) for k in settings.api_keys.get(source, [])):
             raise ApiError(403, "forbidden", f"key: not valid for source '{source}'")
         return
     auth.require_key(source, settings.api_keys, request.headers)

@@ -48,6 +48,7 @@ from services.projection.models import (
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import create_web_router
+from services.projection.web.security import EdgeMiddleware
 from shared.apidocs import mount_docs
 from shared.schemas.crm import StageChanged
 
@@ -105,8 +106,9 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
                ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        if settings.uses_dev_tokens():
-            log.warning("development API tokens in use: set BG_API_TOKENS and BG_API_WRITE_TOKENS in production")
+        if in_use := settings.dev_tokens_in_use():
+            # Only reachable with BG_ENV=development (main.serve refuses otherwise).
+            log.warning(f"development mode: {', '.join(in_use)} hold development tokens")
         if lifespan_hooks:
             await lifespan_hooks[0]()
         try:
@@ -129,6 +131,8 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
     )
     mount_docs(app)
     app.mount("/metrics", make_asgi_app())
+    # Security headers, same-origin form posts, NUL in paths and queries (web/security.py).
+    app.add_middleware(EdgeMiddleware)
 
     def _token(credentials: HTTPAuthorizationCredentials | None, allowed: list[str]) -> str:
         if credentials is None:
@@ -177,8 +181,11 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         if refused(exc):
-            return JSONResponse({"error": "validation_error", "message": f"a value is not acceptable: {exc.orig}",
-                                 "errors": []}, status_code=422)
+            # The database's own words stay in the log: they quote SQL and values, not the field.
+            log.warning("database refused a value of a request", extra={"error": repr(exc.orig)})
+            return JSONResponse({"error": "validation_error", "message": "a value of the request cannot be "
+                                 "compared with stored text (characters the database refuses)", "errors": []},
+                                status_code=422)
         if isinstance(exc, OperationalError | InterfaceError) or sqlstate(exc)[:2] in ("08", "53", "57"):
             return _unavailable(exc)
         raise exc

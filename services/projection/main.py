@@ -31,12 +31,18 @@ from services.projection.api import create_app
 from services.projection.consumer import DeadLetters, Health, Projector, rebuild, run_consumer
 from services.projection.repository import Reader, UnitOfWork
 from services.projection.settings import ProjectionSettings
-from shared import topics
+from shared import http, topics
 from shared.codec import encode
 from shared.logs import configure_logging
 from shared.schemas.crm import StageChanged
 from shared.schemas.deadletter import DeadLetter
-from shared.settings import DatabaseSettings, KafkaSettings, kafka_settings
+from shared.settings import (
+    DatabaseSettings,
+    DevelopmentSecretsError,
+    KafkaSettings,
+    kafka_settings,
+    require_production_secrets,
+)
 
 log = logging.getLogger("projection")
 
@@ -70,6 +76,8 @@ class LoggedDeadLetters:
 
 async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSettings,
                 consume: bool, api: bool) -> int:
+    if api:
+        require_production_secrets("projection API", settings.dev_tokens_in_use())
     engine = db.create_engine(database_url, settings.db_schema)
     await db.migrate(engine, settings.db_schema)
     health = Health() if consume else None
@@ -86,8 +94,8 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
         if api:
             publisher = StagePublisher(kafka)
             app = create_app(settings, Reader(engine), publisher.publish, health, (publisher.start, publisher.stop))
-            server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                                                   access_log=False))
+            # Header and body deadlines, connection limit: shared/http.py.
+            server = http.server(app, settings.host, settings.port)
             # uvicorn handles SIGTERM and SIGINT itself; when it stops, the consumer stops too.
             tasks["api"] = asyncio.create_task(server.serve())
         else:
@@ -189,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         coro = serve(settings, database_url, kafka, consume=command in ("run", "consume"),
                      api=command in ("run", "api"))
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(coro)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(coro)
+    except DevelopmentSecretsError as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 130

@@ -8,8 +8,8 @@ import re
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Development tokens, so that the local demo and the tests work out of the box; the service
-# logs a warning at start while any of them is in use.
+# Development tokens, so that the local demo and the tests work out of the box; the API starts
+# with them only when BG_ENV=development (shared.settings.require_production_secrets).
 DEV_READ_TOKEN = "dev-read-token"
 DEV_WRITE_TOKEN = "dev-crm-token"
 
@@ -56,5 +56,11 @@ class ProjectionSettings(BaseSettings):
         """The Kafka consumer group follows the topic namespace, like every other service's."""
         return os.environ.get("BG_TOPIC_NAMESPACE", "") + self.consumer_group
 
+    def dev_tokens_in_use(self) -> list[str]:
+        """The names of the settings that still hold a development token."""
+        return [name for name, tokens in (("BG_API_TOKENS", _split(self.api_tokens)),
+                                          ("BG_API_WRITE_TOKENS", _split(self.write_tokens)))
+                if DEV_READ_TOKEN in tokens or DEV_WRITE_TOKEN in tokens]
+
     def uses_dev_tokens(self) -> bool:
-        return DEV_READ_TOKEN in self.read_tokens or DEV_WRITE_TOKEN in self.crm_tokens
+        return bool(self.dev_tokens_in_use())

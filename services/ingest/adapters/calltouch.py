@@ -44,11 +44,11 @@ def parse(fields: dict[str, str], received_at: datetime) -> list[MapResult]:
     event_id = f"calltouch:{call_id}"
     at = received_at
     if ts := _get(fields, "timestamp"):
-        if not ts.isdigit() or not 0 < int(ts) < 32503680000:
+        if not (ts.isascii() and ts.isdigit()) or not 0 < int(ts) < 32503680000:
             raise PayloadError("timestamp", "unix seconds expected")
         at = datetime.fromtimestamp(int(ts), UTC)
     duration = fields.get("duration", "").strip()
-    if duration and not duration.isdigit():
+    if duration and not (duration.isascii() and duration.isdigit()):
         raise PayloadError("duration", "whole seconds expected")
     raw_phone = _get(fields, "caller")
     phone = phone_user_id(raw_phone)

@@ -14,7 +14,6 @@ dead-lettered, the others go on.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from services.ingest.adapters.results import (
     check_batch_size,
     compact,
 )
+from services.ingest.auth import same
 from shared.schemas.touch import Source, TouchEvent, TouchKind
 
 STATUS_EVENT = "transactional_email_status"
@@ -89,7 +89,7 @@ def expected_auth(raw: bytes, presented: str, api_key: str) -> str:
 
 
 def verify_auth(raw: bytes, presented: str, api_keys: list[str]) -> bool:
-    return any(hmac.compare_digest(presented.lower(), expected_auth(raw, presented, k)) for k in api_keys)
+    return any(same(presented.lower(), expected_auth(raw, presented, k)) for k in api_keys)
 
 
 def _str(value: Any) -> str | None:

@@ -1,7 +1,8 @@
 """Who may see the pages: the read API's own tokens, carried by a cookie.
 
-- Development (the default tokens are in use, so the read API itself is open to anyone who
-  knows them): the pages are open too, with a banner saying so.
+- Development (BG_ENV=development set explicitly, and the default tokens in use, so the read
+  API itself is open to anyone who knows them): the pages are open too, with a banner saying
+  so. Outside development mode the service does not even start with those tokens.
 - Otherwise a valid read token is needed, from the `bg_web_token` cookie, an
   `Authorization: Bearer` header, or a one-time `?token=` in a link (for links in alerts),
   which is moved into the cookie and dropped from the address at once; the login form sets
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.projection.settings import ProjectionSettings
+from shared.settings import development_mode
 
 COOKIE = "bg_web_token"
 LANG_COOKIE = "bg_lang"
@@ -29,7 +31,7 @@ class Access:
 
     @property
     def open(self) -> bool:
-        return self.settings.uses_dev_tokens()
+        return development_mode() and self.settings.uses_dev_tokens()
 
     def valid(self, token: str | None) -> bool:
         return bool(token) and any(hmac.compare_digest(token.encode(), allowed.encode())
