@@ -6,8 +6,7 @@ signals pass through untouched).
   and connections; no framing, no plugins, forms post here only), X-Frame-Options DENY for
   browsers without frame-ancestors, X-Content-Type-Options nosniff, Referrer-Policy
   same-origin (a page's address, which may name an opportunity, never leaves the site).
-  The API's documentation pages (/docs, /redoc) run FastAPI's inline start-up script, so
-  they get every header but the script policy.
+  /docs qualifies too: its start-up script is a file (shared/apidocs.py).
 - Cross-site request forgery: a state-changing request (POST, PUT, PATCH, DELETE) to /web/
   from a browser must come from this site. Browsers say where a request comes from in
   Sec-Fetch-Site (Fetch Metadata) and Origin; a request that names another site is refused
@@ -32,17 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
-# FastAPI's /docs and /redoc start their viewers with an inline script.
-DOCS_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-DOCS = ("/docs", "/redoc")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAME_SITE = frozenset({"same-origin", "none"})
 
 
-def security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    csp = DOCS_CSP if path.startswith(DOCS) else CSP
-    return [(b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 
 
 def cross_site(method: str, path: str, headers: Headers) -> str | None:
@@ -83,7 +77,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        extra = security_headers(path)
+        extra = SECURITY_HEADERS
         refusal = None
         if (found := nul_in(path, scope.get("query_string", b""))) is not None:
             where, name = found
