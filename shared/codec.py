@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.schemas.crm import StageChanged
 from shared.schemas.deadletter import DeadLetter
-from shared.schemas.opportunity import OpportunityEvent
+from shared.schemas.opportunity import OpportunityEvent, OpportunityLogMessage
 from shared.schemas.scoring import ScoringMessage
 from shared.schemas.touch import PersonEvent
 
@@ -56,6 +56,8 @@ class Codec(Generic[T]):
 
 person_events: Codec[PersonEvent] = Codec(PersonEvent)
 opportunity_events: Codec[OpportunityEvent] = Codec(OpportunityEvent)
+# What consumers of bg.opportunity.v1 decode: opportunity events and clock ticks.
+opportunity_log: Codec[OpportunityLogMessage] = Codec(OpportunityLogMessage)
 scoring_messages: Codec[ScoringMessage] = Codec(ScoringMessage)
 dead_letters: Codec[DeadLetter] = Codec(DeadLetter)
 crm_events: Codec[StageChanged] = Codec(StageChanged)

@@ -23,13 +23,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import faust
 import orjson
-from faust.types import EventT, StreamT, TableT, TopicT
+from faust.types import TP, EventT, StreamT, TableT, TopicT
 from pydantic import BaseModel
 
+from services.grouping import clock
 from services.grouping.config import GroupingConfig, load
 from services.grouping.domain import directory, identity, opportunities, people
 from services.grouping.domain.messages import (
@@ -41,6 +43,7 @@ from services.grouping.domain.messages import (
 )
 from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
+from shared.schemas.opportunity import ClockTick
 from shared.settings import kafka_settings
 from shared.streaming import DeadLetterSink, StateCache, make_app, raw_topic
 
@@ -76,6 +79,14 @@ def _failover_options() -> dict[str, float]:
         return {}
     seconds = float(timeout)
     return {"broker_session_timeout": seconds, "broker_heartbeat_interval": min(3.0, seconds / 4)}
+
+
+def _clock_options() -> tuple[float, timedelta]:
+    """BG_CLOCK_TICK_SECONDS (default 5): how often ticks are sent; BG_CLOCK_IDLE_SECONDS
+    (default 30): how long an input partition is quiet, with nothing left to read, before its
+    watermark follows the wall clock (docs/time.md)."""
+    return (float(os.environ.get("BG_CLOCK_TICK_SECONDS", "5")),
+            timedelta(seconds=float(os.environ.get("BG_CLOCK_IDLE_SECONDS", "30"))))
 
 
 class Grouping:
@@ -116,6 +127,8 @@ class Grouping:
         self.profiles = _Keyed(self.people, Codec(people.Profile), max_entries=10_000)
         self.account_states = _Keyed(self.accounts, Codec(opportunities.AccountState), max_entries=2_000)
         self.entry_codec: Codec[directory.DirectoryEntry] = Codec(directory.DirectoryEntry)
+        self.tick_interval, idle_after = _clock_options()
+        self.watermarks = clock.InputWatermarks(idle_after=idle_after)
 
         agent = self.app.agent
         agent(self.person_events, name="route", concurrency=1)(self._route)
@@ -124,6 +137,7 @@ class Grouping:
         agent(self.topics["names"], name="names", concurrency=1)(self._names)
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
         self.app.task(self._precreate)
+        self.app.task(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -143,16 +157,17 @@ class Grouping:
                 await self._dead_letter_on_failure(event, handle)
             keyed.flush()
 
-    async def _dead_letter_on_failure(self, event: EventT, handle: Callable[[EventT], Any]) -> None:
+    async def _dead_letter_on_failure(self, event: EventT, handle: Callable[[EventT], Any]) -> Any:
         try:
-            await handle(event)
+            return await handle(event)
         except DecodeError as exc:
             await self.dlq.send(event, exc.reason, exc.detail)
         except Exception as exc:
             await self.dlq.crashed(event, exc)
+        return None
 
     async def _route(self, stream: StreamT) -> None:
-        async def handle(event: EventT) -> None:
+        async def handle(event: EventT) -> Any:
             try:
                 message = person_events.decode(event.value)
             except DecodeError as exc:
@@ -160,8 +175,35 @@ class Grouping:
                     raise DecodeError("no_identifier", exc.detail) from None
                 raise
             await self._send(identity.route(message))
+            return message.occurred_at
 
-        await self._each(stream, handle)
+        # The route stage reads the input: it keeps the input's watermarks for the clock ticks.
+        async for event in stream.events():
+            occurred_at = await self._dead_letter_on_failure(event, handle)
+            self.watermarks.read(event.message.partition, event.message.offset, occurred_at, clock.wall_clock())
+
+    async def _tick(self) -> None:
+        await clock.tick_forever(self.watermarks, self._caught_up, self._output_partitions,
+                                 self._send_tick, self.tick_interval)
+
+    async def _caught_up(self, partition: int) -> bool:
+        """Nothing left to read on this input partition: processed up to its high-water mark."""
+        tp = TP(self.person_events.get_topic_name(), partition)
+        try:
+            highwater = self.app.consumer.highwater(tp)
+            position = self.watermarks.next_offset(partition)
+            if position is None:  # nothing processed since the assignment
+                position = await self.app.consumer.position(tp)
+        except Exception:  # not (or no longer) assigned, no fetch yet: not known to be caught up
+            return False
+        return highwater is not None and position is not None and position >= highwater
+
+    async def _output_partitions(self) -> list[int]:
+        producer = self.app.producer._ensure_producer()
+        return sorted(await producer.partitions_for(self.topics["opportunities"].get_topic_name()))
+
+    async def _send_tick(self, partition: int, tick: ClockTick) -> None:
+        await self.topics["opportunities"].send(key=tick.key().encode(), value=encode(tick), partition=partition)
 
     async def _stitch(self, stream: StreamT) -> None:
         limits = self.config.identity
@@ -222,11 +264,16 @@ class Grouping:
         for keyed in (self.nodes, self.profiles, self.account_states):
             keyed.drop()
 
+    def _input_partitions(self, tps: set) -> list[int]:
+        return [tp.partition for tp in tps if tp.topic == self.person_events.get_topic_name()]
+
     async def _on_revoked(self, app: faust.App, revoked: set, **_: Any) -> None:
         self._drop_states()
+        self.watermarks.revoked(self._input_partitions(revoked))
 
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
         self._drop_states()
+        self.watermarks.assigned(self._input_partitions(assigned))
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from services.projection.domain import NotApplicable, Row, map_message, reduce_rows
 from services.projection.repository import UnitOfWork
 from shared import topics
-from shared.codec import DecodeError, crm_events, encode, opportunity_events, scoring_messages
+from shared.codec import DecodeError, crm_events, encode, opportunity_log, scoring_messages
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -37,7 +37,7 @@ MESSAGES = Counter("bg_projection_messages_total", "Messages consumed, by topic 
 BATCH_SECONDS = Histogram("bg_projection_batch_seconds", "Time to apply one batch, commit included")
 
 SOURCES: dict[topics.Topic, Callable[[bytes], Any]] = {
-    topics.OPPORTUNITY_EVENTS: opportunity_events.decode,
+    topics.OPPORTUNITY_EVENTS: opportunity_log.decode,
     topics.SCORES: scoring_messages.decode,
     topics.SIGNALS: scoring_messages.decode,
     topics.CRM_STAGES: crm_events.decode,

@@ -18,11 +18,13 @@ from shared.schemas.crm import StageChanged
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
+    ClockTick,
     MemberAdded,
     MemberRef,
     MemberRoleChanged,
     OpportunityCreated,
     OpportunityEvent,
+    OpportunityLogMessage,
     TouchAttributed,
     TouchRef,
 )
@@ -210,7 +212,9 @@ def map_stage_change(message: StageChanged) -> list[Row]:
     ]
 
 
-def map_message(message: OpportunityEvent | ScoringMessage | StageChanged) -> list[Row]:
+def map_message(message: OpportunityLogMessage | ScoringMessage | StageChanged) -> list[Row]:
+    if isinstance(message, ClockTick):
+        return []  # the clock moves scoring's timers; their effects arrive as scores and signals
     if isinstance(message, OpportunityScore | Signal):
         return map_scoring_message(message)
     if isinstance(message, StageChanged):

@@ -101,7 +101,8 @@ UPSERTS: dict[Kind, Insert] = {
     "opportunity_created": _opportunity(
         ("origin", "expected_roles", "required_roles", "created_at"), lambda t, ex: t.created_at.is_(None)),
     "opportunity_score": _opportunity(
-        ("score", "tier", "breakdown", "score_version", "score_as_of"),
+        ("score", "tier", "breakdown", "score_version", "score_as_of", "score_status", "score_formed_at",
+         "score_stalled_since"),
         lambda t, ex: _newer((t.score_version, t.score_as_of), (ex.score_version, ex.score_as_of))),
     "opportunity_stage": _opportunity(
         ("stage", "outcome", "amount", "currency", "stage_changed_at", "stage_event_id"),
@@ -128,8 +129,9 @@ WHERE m.opportunity_id = ANY(CAST(:ids AS text[]))
 # Derived columns, recomputed from the other tables: a function of their content only, so
 # the final rows do not depend on how messages of different topics interleaved. Missing roles
 # are the roles the group should have (the profile of the opportunity, else the scoring's)
-# that no member covers. The lifecycle follows the latest formation signal; a CRM's won or
-# lost outcome overrides it.
+# that no member covers. The lifecycle and formed_at follow the latest score (scoring
+# recomputes them over the full touch set, so late touches correct them), else the formation
+# signals; a CRM's won or lost outcome overrides it.
 REFRESH_OPPORTUNITIES = text("""
 WITH ids AS (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS id),
 mem AS (
@@ -162,8 +164,9 @@ UPDATE opportunities o SET
   touches_count = coalesce(tt.n, 0),
   first_touch_at = tt.first_at,
   last_activity_at = coalesce(tt.last_at, o.created_at),
-  formed_at = formed.formed_at,
-  status = CASE WHEN o.outcome IN ('won', 'lost') THEN o.outcome ELSE coalesce(life.lifecycle, 'forming') END,
+  formed_at = coalesce(o.score_formed_at, formed.formed_at),
+  status = CASE WHEN o.outcome IN ('won', 'lost') THEN o.outcome
+                ELSE coalesce(o.score_status, life.lifecycle, 'forming') END,
   change_seq = nextval('opportunity_change_seq')
 FROM ids
   LEFT JOIN mem ON mem.id = ids.id

@@ -81,6 +81,10 @@ opportunities = Table(
     Column("score_version", Integer),
     Column("score_as_of", TS),
     Column("breakdown", JSONB),
+    # The lifecycle as of the latest score: scoring's record, corrected by late touches.
+    Column("score_status", Text),
+    Column("score_formed_at", TS),
+    Column("score_stalled_since", TS),
     # From the CRM: the latest (changed_at, event id) wins.
     Column("stage", Text, nullable=False, server_default=text("'identified'")),
     Column("outcome", Text, nullable=False, server_default=text("'open'")),

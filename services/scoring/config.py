@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
-from shared.schemas.roles import BuyingRole
+from shared.schemas.roles import BuyingRole, Department
 from shared.schemas.touch import TouchKind
 
 DEFAULT_PATH = Path(__file__).parent / "config" / "scoring.yaml"
@@ -59,6 +59,9 @@ class FormationConfig(_Strict):
     min_people: int = Field(ge=2)
     min_departments: int = Field(ge=1)
     window: timedelta
+    # Departments a title did not reveal ("other") say nothing about breadth: a person of an
+    # unknown department never counts as a second department (issue 15).
+    uncounted_departments: frozenset[Department] = frozenset({Department.other})
 
     @model_validator(mode="after")
     def _forming_first(self) -> FormationConfig:
@@ -68,9 +71,20 @@ class FormationConfig(_Strict):
 
 
 class TimersConfig(_Strict):
-    allowed_lateness: timedelta
     role_gap_after: timedelta
     stall_after: timedelta
+    # A signal whose fact is older than this behind the log's wall clock is history (backfill).
+    backfill_after: timedelta = timedelta(hours=1)
+    # How often, in the log's time, an idle opportunity's score is recomputed so that its
+    # priority decays, and for how long after its last touch (then it has decayed away).
+    rescore_every: timedelta = timedelta(days=1)
+    rescore_for: timedelta = timedelta(days=90)
+
+    @model_validator(mode="after")
+    def _positive(self) -> TimersConfig:
+        if min(self.role_gap_after, self.stall_after, self.rescore_every, self.rescore_for) <= timedelta(0):
+            raise ValueError("timers must be positive durations")
+        return self
 
 
 class Profile(_Strict):

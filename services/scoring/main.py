@@ -6,9 +6,11 @@ only moves data between Kafka and the processor (services.scoring.processor).
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from faust.streams import _current_event
 from faust.types import TP, EventT
@@ -16,14 +18,13 @@ from faust.types import TP, EventT
 from services.scoring.config import load_config
 from services.scoring.processor import Processor
 from shared import topics
-from shared.codec import DecodeError, encode, opportunity_events
+from shared.codec import DecodeError, encode, opportunity_log
 from shared.schemas.scoring import Signal
 from shared.streaming import DeadLetterSink, make_app, raw_topic
 
 SERVICE = "scoring"
 # Messages per batch, and how long a batch waits to fill (seconds). A batch writes each
-# opportunity it touched once; its messages are acknowledged after it (faust's take_events),
-# so the redelivered tail grows by up to BATCH messages (redelivery.WINDOW covers it).
+# opportunity it touched once; its messages are acknowledged after it (faust's take_events).
 BATCH = 500
 WITHIN = 0.05
 
@@ -56,20 +57,31 @@ def writing_as(event: EventT) -> Iterator[None]:
 
 @app.agent(source, concurrency=1)
 async def score_opportunities(stream):
+    # The commit policy (docs/exactly-once.md): outputs acknowledged by Kafka, then the states
+    # written, then the offsets committed (take_events acks the batch when the body is done).
     async for events in stream.take_events(BATCH, WITHIN):
         last_of: dict[int, EventT] = {}
+        sent = []
         for event in events:
             last_of[event.message.partition] = event
             try:
-                message = opportunity_events.decode(event.value)
-                for output in processor.process(event.message.partition, event.message.offset, message):
+                message = opportunity_log.decode(event.value)
+                outputs = processor.process(event.message.partition, message, record_time(event))
+                for output in outputs:
                     target = signals_topic if isinstance(output, Signal) else scores_topic
-                    await target.send(key=output.key().encode(), value=encode(output))
+                    sent.append(await target.send(key=output.key().encode(), value=encode(output)))
             except DecodeError as exc:
                 await dead_letters.send(event, exc.reason, exc.detail)
             except Exception as exc:  # faust would ack it silently; keep it instead
                 await dead_letters.crashed(event, exc)
+        await asyncio.gather(*sent)
         await flush(last_of)
+
+
+def record_time(event: EventT) -> datetime | None:
+    """The record's timestamp: when its writer sent it, kept in the log (the log's wall clock)."""
+    timestamp = event.message.timestamp
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
 
 
 async def flush(last_of: dict[int, EventT]) -> None:

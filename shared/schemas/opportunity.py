@@ -101,3 +101,30 @@ OpportunityEvent = Annotated[
     OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch,
     Field(discriminator="type"),
 ]
+
+
+class ClockTick(Message):
+    """The writer's clock, written into the log so that time moves on a quiet partition.
+
+    Grouping sends one to every partition of bg.opportunity.v1 every few seconds
+    (services/grouping/clock.py). `watermarks` maps each input partition of
+    bg.person-events.v1 the sending worker owns to its watermark: the latest event time read
+    from it, or the wall clock once it has been idle and caught up (Flink's idleness, Kafka
+    Streams' wall-clock punctuation). `wall` is the sender's wall clock. Consumers never read
+    a wall clock of their own to decide: replaying the log replays the ticks (docs/time.md).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    type: Literal["clock_tick"] = "clock_tick"
+    watermarks: dict[int, UtcDatetime]
+    wall: UtcDatetime
+
+    def key(self) -> str:
+        return "#clock"
+
+
+# Everything on bg.opportunity.v1: the opportunity events and the clock ticks between them.
+OpportunityLogMessage = Annotated[
+    OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch | ClockTick,
+    Field(discriminator="type"),
+]

@@ -16,6 +16,7 @@ from shared.schemas.roles import BuyingRole, Department
 SCHEMA_VERSION = 1
 
 Tier = Literal["A", "B", "C"]
+Lifecycle = Literal["forming", "formed", "stalled"]
 SignalType = Literal[
     "group_forming", "group_formed", "group_expanded", "role_gap",
     "priority_changed", "stalled", "reactivated",
@@ -52,10 +53,18 @@ class OpportunityScore(Message):
     account_id: ShortStr
     solution: ShortStr
     version: int = Field(ge=1)
-    as_of: UtcDatetime  # event time the score is computed at: the latest of the opportunity's own events
+    # The moment the score is computed at: the latest of the opportunity's own events, or a
+    # later moment of the log's clock when time alone moved it (decay, a stall: "rescores").
+    # (version, as_of) orders an opportunity's scores.
+    as_of: UtcDatetime
     score: float
     tier: Tier
     breakdown: ScoreBreakdown
+    # The lifecycle as of as_of, computed over the opportunity's full touch set: a late touch
+    # corrects formed_at, and the next score carries the corrected value.
+    status: Lifecycle = "forming"
+    formed_at: UtcDatetime | None = None
+    stalled_since: UtcDatetime | None = None
 
     def key(self) -> str:
         return self.opportunity_id
@@ -64,7 +73,9 @@ class OpportunityScore(Message):
 class Signal(Message):
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["signal"] = "signal"
-    signal_id: ShortStr  # deterministic: the same log gives the same ids
+    # The fact's own id ("<opportunity>:group_formed", "<opportunity>:stalled:<since>"): the
+    # same fact always gets the same id, whichever message, replay or restart announces it.
+    signal_id: ShortStr
     signal: SignalType
     opportunity_id: ShortStr
     account_id: ShortStr

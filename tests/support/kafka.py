@@ -16,12 +16,13 @@ from shared.codec import DecodeError
 from shared.settings import kafka_settings
 
 
-async def produce(topic: str, messages: list[tuple[str, bytes]]) -> None:
+async def produce(topic: str, messages: list[tuple[str, bytes]], timestamp_ms: int | None = None) -> None:
+    """`timestamp_ms`: the records' timestamp (the log's wall clock), else the producer's clock."""
     producer = AIOKafkaProducer(**kafka_settings().aiokafka_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in messages:
-            await producer.send(topic, key=key.encode(), value=value)
+            await producer.send(topic, key=key.encode(), value=value, timestamp_ms=timestamp_ms)
         await producer.flush()
     finally:
         await producer.stop()

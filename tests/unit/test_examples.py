@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.codec import DecodeError, dead_letters, opportunity_events, person_events, scoring_messages
+from shared.codec import DecodeError, dead_letters, opportunity_log, person_events, scoring_messages
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
-CODECS = {"person-events": person_events, "opportunity": opportunity_events, "score": scoring_messages,
+CODECS = {"person-events": person_events, "opportunity": opportunity_log, "score": scoring_messages,
           "signal": scoring_messages, "dlq": dead_letters}
 
 

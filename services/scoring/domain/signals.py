@@ -1,18 +1,33 @@
-"""The per-opportunity state machine: `step(state, event, watermark)` -> new state, score, signals.
+"""The per-opportunity state machine: facts, their signals and the scores (docs/time.md).
 
-Decisions that wait for time to pass (group_formed, role_gap, stalled) are timers judged by
-the watermark, so they depend only on the log, never on when it is read. Every signal's id
-is "<opportunity_id>:<signal>:<n>" and its occurred_at is the event time at which it became
-true, so replaying a log gives byte-identical signals.
+    step(state, event, now, wall, partition, config)  one opportunity event applied
+    advance(state, now, wall, config)                 time alone moved: due timers fire
 
-Scores (and the score, tier and breakdown inside signals) are computed as of the latest of
-the opportunity's OWN events, never at the partition's watermark: the watermark at a given
-event depends on how other opportunities' events interleave with it on the partition, which
-differs between runs (grouping writes from several partitions) and between worker counts.
+`now` is the partition's clock after the message (PartitionClock.now: the latest event time,
+or the clock ticks grouping writes into the log when it is quiet); `wall` is the log's wall
+clock (record timestamps and ticks). Both come from the log, never from this process's own
+clock, so replaying a log gives the same facts, ids and scores.
+
+A fact is decided when the message that makes it true is processed, with no hold for late
+data, and announced once under its own id:
+
+    group_forming     <opp>:group_forming
+    group_formed      <opp>:group_formed
+    group_expanded    <opp>:group_expanded:<digest of the people and roles it adds>
+    role_gap          <opp>:role_gap                     (formed_at + timers.role_gap_after)
+    stalled           <opp>:stalled:<since>              (last touch + timers.stall_after)
+    reactivated       <opp>:reactivated:<since>          (the touch that ends that stall)
+    priority_changed  <opp>:priority_changed:<as_of>:<tier>
+
+Late touches correct the record instead of announcing again: formed_at and forming_at are
+recomputed over the full touch set (the next score carries them), a stall the touch shows
+was never one moves or ends. A redelivered message therefore re-emits byte-identical
+outputs, and sinks deduplicate them by id and by (version, as_of).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +41,7 @@ from shared.schemas.opportunity import (
     OpportunityCreated,
     TouchAttributed,
 )
-from shared.schemas.scoring import OpportunityScore, Signal, SignalType
+from shared.schemas.scoring import Lifecycle, OpportunityScore, Signal, SignalType
 
 ScoredEvent = OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed
 
@@ -34,9 +49,24 @@ ScoredEvent = OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttrib
 @dataclass(frozen=True)
 class Step:
     state: OpportunityState
-    scores: tuple[OpportunityScore, ...] = ()
-    signals: tuple[Signal, ...] = field(default_factory=tuple)
+    outputs: tuple[OpportunityScore | Signal, ...] = ()  # in the order they were decided
     changed: bool = True  # False: the event was applied before, the state is the same object
+
+    @property
+    def scores(self) -> list[OpportunityScore]:
+        return [o for o in self.outputs if isinstance(o, OpportunityScore)]
+
+    @property
+    def signals(self) -> list[Signal]:
+        return [o for o in self.outputs if isinstance(o, Signal)]
+
+
+@dataclass
+class _Out:
+    """What one step emits, and the log's wall clock that marks signals as history."""
+
+    wall: datetime | None
+    items: list[OpportunityScore | Signal] = field(default_factory=list)
 
 
 def new_state(event: ScoredEvent, partition: int) -> OpportunityState:
@@ -49,76 +79,63 @@ def new_state(event: ScoredEvent, partition: int) -> OpportunityState:
     )
 
 
-def step(state: OpportunityState | None, event: ScoredEvent, watermark: datetime, partition: int,
-         config: ScoringConfig) -> Step:
-    """Apply one opportunity event at the partition's watermark (which already includes it)."""
+def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall: datetime | None,
+         partition: int, config: ScoringConfig) -> Step:
+    """Apply one opportunity event; `now` already includes the event's own time."""
     if state is None:
         state = new_state(event, partition)
     if event.version <= state.version:
         return Step(state, changed=False)  # already applied: at-least-once delivery, or a replay
     state = state.model_copy(deep=True)
     state.partition = partition
-    signals: list[Signal] = []
-    # Time passes before the event happens: timers already due fire first, so a touch after
-    # a long silence reports stalled, then reactivated. They see the state before the event,
-    # as they would have had another opportunity's event fired them (advance), which the
-    # interleaving decides.
-    signals += _fire_timers(state, watermark, config)
+    out = _Out(wall)
+    # Time passes before the event happens: what was due before it fires first, so a touch
+    # after a long silence reports stalled, then reactivated. No rescore: the event's own
+    # score supersedes it at once.
+    _fire_timers(state, min(now, event.occurred_at), config, out, rescore=False)
     state.scored_at = max(filter(None, (state.scored_at, event.occurred_at)))
-    signals += _apply(state, event, config)
-    signals += _fire_timers(state, watermark, config)
-
-    # Folded before scoring, so that the score is a function of the state as stored and a
-    # redelivered event can send it again byte for byte (current_score): folded mass decays
-    # like the touches it replaced only up to float rounding.
+    _apply(state, event, now, config, out)
+    _decide(state, event.event_id, config, out)
     _fold_old_touches(state, config)
-    score = current_score(state, config)
-    if state.tier is not None and score.tier != state.tier:
-        signals.append(_signal(state, "priority_changed", event.occurred_at, config,
-                               (event.event_id,), {"from": state.tier, "to": score.tier}))
-    state.tier = score.tier
-    _plan(state, config)
-    return Step(state, (score,), tuple(signals))
+    # As of the latest moment already scored: a late event never moves the priority back.
+    _emit_score(state, max(filter(None, (state.scored_at, state.score_as_of))), config, out)
+    _fire_timers(state, now, config, out)
+    return Step(state, tuple(out.items))
+
+
+def advance(state: OpportunityState, now: datetime, wall: datetime | None, config: ScoringConfig) -> Step:
+    """Fire this opportunity's timers that the clock (moved by another message) has passed."""
+    state = state.model_copy(deep=True)
+    out = _Out(wall)
+    _fire_timers(state, now, config, out)
+    return Step(state, tuple(out.items))
 
 
 def current_score(state: OpportunityState, config: ScoringConfig) -> OpportunityScore:
-    """The score step emitted for the state's version; timers firing since do not change it."""
-    current = score_opportunity(state, state.scored_at, config)
-    return OpportunityScore(
-        opportunity_id=state.opportunity_id, account_id=state.account_id, solution=state.solution,
-        version=state.version, as_of=state.scored_at, score=current.score, tier=current.tier,
-        breakdown=current.breakdown,
-    )
-
-
-def advance(state: OpportunityState, watermark: datetime, config: ScoringConfig) -> Step:
-    """Fire this opportunity's timers that the watermark (moved by another event) has passed."""
-    state = state.model_copy(deep=True)
-    signals = _fire_timers(state, watermark, config)
-    _plan(state, config)
-    return Step(state, (), tuple(signals))
+    """The latest score the state sent (as of score_as_of), computed again."""
+    return _score(state, state.score_as_of or state.scored_at, config)
 
 
 def next_due(state: OpportunityState, config: ScoringConfig) -> datetime | None:
-    """The earliest watermark at which a timer of this opportunity fires, if any is pending."""
-    due = []
-    if state.formed_at is None:
-        if state.formation_candidate is not None:
-            due.append(state.formation_candidate)
-    else:
-        if not state.role_gap_checked:
-            due.append(state.formed_at + config.timers.role_gap_after)
-        if state.stalled_since is None and state.last_touch_at is not None:
-            due.append(state.last_touch_at + config.timers.stall_after)
+    """The earliest clock reading at which a timer of this opportunity fires, if any is pending."""
+    due = [at for at, _ in _timers(state, config)]
+    rescore = _next_rescore(state, config)
+    if rescore is not None:
+        due.append(rescore)
     return min(due) if due else None
 
 
-def _apply(state: OpportunityState, event: ScoredEvent, config: ScoringConfig) -> list[Signal]:
+def status_at(state: OpportunityState, as_of: datetime) -> Lifecycle:
+    if state.stalled_since is not None and state.stalled_since <= as_of:
+        return "stalled"
+    return "formed" if state.formed_at is not None else "forming"
+
+
+def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: ScoringConfig, out: _Out) -> None:
     state.version = event.version
     account = event.account
     state.account_name = account.name or state.account_name
     state.account_owner = account.owner or state.account_owner
-    signals: list[Signal] = []
     match event:
         case OpportunityCreated():
             profile = config.default_profile
@@ -136,89 +153,159 @@ def _apply(state: OpportunityState, event: ScoredEvent, config: ScoringConfig) -
         case TouchAttributed():
             touch = event.touch
             if any(t.event_id == touch.event_id for t in state.touches):
-                return signals  # the same touch attributed again under a new version
+                return  # the same touch attributed again under a new version
             weight = 0.0 if touch.automated else config.weight(touch.kind)
             state.touches.append(TouchRecord(event_id=touch.event_id, person_id=touch.person_id,
                                              kind=touch.kind, at=touch.occurred_at, weight=weight))
             state.touches.sort(key=lambda t: (t.at, t.event_id))
             if weight > 0:
                 state.last_touch_at = max(filter(None, (state.last_touch_at, touch.occurred_at)))
-                if state.stalled_since is not None:
-                    signals.append(_signal(
-                        state, "reactivated", touch.occurred_at, config, (touch.event_id,),
-                        {"stalled_since": state.stalled_since.isoformat()},
-                    ))
-                    state.stalled_since = None
-    signals += _expansion(state, event.event_id, config)
-    return signals
+                _touch_during_stall(state, touch.event_id, touch.occurred_at, now, config, out)
 
 
-def _fire_timers(state: OpportunityState, watermark: datetime, config: ScoringConfig) -> list[Signal]:
-    """Timers the watermark has passed. What their signals carry comes from the opportunity's
-    own events only (not which event moved the watermark, nor the watermark itself): which
-    message fires them depends on how other opportunities' events interleave."""
-    signals: list[Signal] = []
+def _touch_during_stall(state: OpportunityState, event_id: str, at: datetime, now: datetime,
+                        config: ScoringConfig, out: _Out) -> None:
+    """A touch that arrives while the group is stalled ends the stall if it makes the group
+    active as of now; a late touch that does not only corrects when the stall began."""
+    since = state.stalled_since
+    if since is None or state.last_touch_at is None:
+        return
+    due = state.last_touch_at + config.timers.stall_after
+    if due > now:
+        state.stalled_since = None
+        _signal(state, "reactivated", f"reactivated:{_stamp(since)}", max(at, since), config, out,
+                (event_id,), {"stalled_since": since.isoformat()})
+    else:
+        state.stalled_since = due
+
+
+def _decide(state: OpportunityState, event_id: str, config: ScoringConfig, out: _Out) -> None:
+    """Formation facts over the full touch set, announced the first time they hold."""
     formation = config.formation
-    if state.forming_at is None and state.formed_at is None:
-        # Forming is the early, tentative heads-up: it does not wait for the watermark.
-        found = _criteria_met(state, formation.forming_people, 1, config)
-        if found is not None:
-            at, touches = found
-            state.forming_at = at
-            signals.append(_signal(state, "group_forming", at, config, touches,
-                                   {"people": len(_engaged_people(state))}))
-    if state.formed_at is None:
-        # Formed is a decision held until the watermark passes the moment the criteria first
-        # held, so touches delivered late within the allowed lateness join the group it
-        # announces and arrival order inside that lateness cannot change it.
-        found = _criteria_met(state, formation.min_people, formation.min_departments, config)
-        state.formation_candidate = found[0] if found else None
-        if found is not None and watermark >= found[0]:
-            at, touches = found
-            state.formed_at = at
-            state.formation_candidate = None
+    forming = _criteria_met(state, formation.forming_people, 1, config)
+    if forming is not None:
+        state.forming_at = forming[0]
+        if not state.forming_announced:
+            state.forming_announced = True
+            _signal(state, "group_forming", "group_forming", forming[0], config, out, forming[1],
+                    {"people": len(_engaged_people(state))})
+    formed = _criteria_met(state, formation.min_people, formation.min_departments, config)
+    if formed is not None:
+        state.formed_at = formed[0]
+        if not state.formed_announced:
+            state.formed_announced = True
             group = _engaged_people(state)
-            covered, _ = group_roles(state, group)
             state.announced_members = group
-            state.announced_roles = covered
-            signals.append(_signal(state, "group_formed", at, config, touches, {"people": len(group)}))
-    if state.formed_at is None:
-        return signals
-
-    if not state.role_gap_checked:
-        due = state.formed_at + config.timers.role_gap_after
-        if watermark >= due:
-            state.role_gap_checked = True
-            group = _engaged_people(state)
-            roles = {state.members[p].role for p in group}
-            missing = [r for r in state.required_roles if r not in roles]
-            if missing:
-                # Time passing triggers it: no event of the opportunity does.
-                signals.append(_signal(state, "role_gap", due, config, (),
-                                       {"missing_required": ",".join(missing), "due_at": due.isoformat()}))
-    if state.stalled_since is None and state.last_touch_at is not None:
-        due = state.last_touch_at + config.timers.stall_after
-        if watermark >= due:
-            state.stalled_since = due
-            last = [t.event_id for t in state.touches if t.at == state.last_touch_at and t.weight > 0]
-            signals.append(_signal(state, "stalled", due, config, last[-1:],
-                                   {"last_touch_at": state.last_touch_at.isoformat(), "due_at": due.isoformat()}))
-    return signals
+            state.announced_roles = group_roles(state, group)[0]
+            _signal(state, "group_formed", "group_formed", formed[0], config, out, formed[1],
+                    {"people": len(group)})
+            return
+    if state.formed_announced:
+        _expansion(state, event_id, config, out)
 
 
-def _expansion(state: OpportunityState, event_id: str, config: ScoringConfig) -> list[Signal]:
-    if state.formed_at is None:
-        return []
+def _expansion(state: OpportunityState, event_id: str, config: ScoringConfig, out: _Out) -> None:
     group = _engaged_people(state)
     covered, _ = group_roles(state, group)
     new_people = [p for p in group if p not in state.announced_members]
     new_roles = [r for r in covered if r not in state.announced_roles]
     if not new_people and not new_roles:
-        return []
+        return
     state.announced_members = sorted({*state.announced_members, *new_people})
     state.announced_roles = [*state.announced_roles, *new_roles]
-    return [_signal(state, "group_expanded", _event_time(state, event_id), config,
-                    (event_id,), {"new_members": ",".join(new_people), "new_roles": ",".join(new_roles)})]
+    digest = hashlib.sha1("|".join([*new_people, "#", *new_roles]).encode()).hexdigest()[:12]
+    _signal(state, "group_expanded", f"group_expanded:{digest}", _event_time(state, event_id), config, out,
+            (event_id,), {"new_members": ",".join(new_people), "new_roles": ",".join(new_roles)})
+
+
+def _timers(state: OpportunityState, config: ScoringConfig) -> list[tuple[datetime, str]]:
+    """(due, kind) of the pending fact timers; rescoring is planned apart (_next_rescore)."""
+    if state.formed_at is None:
+        return []
+    pending = []
+    if not state.role_gap_checked:
+        pending.append((state.formed_at + config.timers.role_gap_after, "role_gap"))
+    if state.stalled_since is None and state.last_touch_at is not None:
+        pending.append((state.last_touch_at + config.timers.stall_after, "stalled"))
+    return pending
+
+
+def _fire_timers(state: OpportunityState, now: datetime, config: ScoringConfig, out: _Out,
+                 rescore: bool = True) -> None:
+    """Fire, in the order they fell due, the timers `now` has passed, then rescore once."""
+    for due, kind in sorted(_timers(state, config)):
+        if due > now:
+            break
+        if kind == "role_gap":
+            state.role_gap_checked = True
+            roles = {state.members[p].role for p in _engaged_people(state)}
+            missing = [r for r in state.required_roles if r not in roles]
+            if missing:
+                _signal(state, "role_gap", "role_gap", due, config, out, (),
+                        {"missing_required": ",".join(missing), "due_at": due.isoformat()})
+        else:
+            state.stalled_since = due
+            last = [t.event_id for t in state.touches if t.at == state.last_touch_at and t.weight > 0]
+            _signal(state, "stalled", f"stalled:{_stamp(due)}", due, config, out, last[-1:],
+                    {"last_touch_at": state.last_touch_at.isoformat(), "due_at": due.isoformat()})
+            _emit_score(state, due, config, out)
+    at = _last_rescore(state, now, config) if rescore else None
+    if at is not None:
+        _emit_score(state, at, config, out)
+
+
+def _rescore_grid(state: OpportunityState, config: ScoringConfig) -> tuple[datetime, datetime] | None:
+    """(origin, limit) of the moments an idle opportunity is rescored at: its latest event
+    + k x timers.rescore_every, up to timers.rescore_for after it. None before its first score."""
+    if state.scored_at is None or state.score_as_of is None:
+        return None
+    return state.scored_at, state.scored_at + config.timers.rescore_for
+
+
+def _next_rescore(state: OpportunityState, config: ScoringConfig) -> datetime | None:
+    grid = _rescore_grid(state, config)
+    if grid is None:
+        return None
+    origin, limit = grid
+    every = config.timers.rescore_every
+    k = (state.score_as_of - origin) // every + 1
+    at = origin + k * every
+    return at if at <= limit else None
+
+
+def _last_rescore(state: OpportunityState, now: datetime, config: ScoringConfig) -> datetime | None:
+    """The latest grid moment the clock has passed and no score was sent at or after, if any:
+    however far the clock jumped, one rescore brings the priority up to date."""
+    grid = _rescore_grid(state, config)
+    if grid is None:
+        return None
+    origin, limit = grid
+    every = config.timers.rescore_every
+    end = min(now, limit)
+    if end < origin + every:
+        return None
+    at = origin + ((end - origin) // every) * every
+    return at if at > state.score_as_of else None
+
+
+def _emit_score(state: OpportunityState, as_of: datetime, config: ScoringConfig, out: _Out) -> None:
+    score = _score(state, as_of, config)
+    state.score_as_of = as_of
+    if state.tier is not None and score.tier != state.tier:
+        _signal(state, "priority_changed", f"priority_changed:{_stamp(as_of)}:{score.tier}", as_of, config, out,
+                (), {"from": state.tier, "to": score.tier})
+    state.tier = score.tier
+    out.items.append(score)
+
+
+def _score(state: OpportunityState, as_of: datetime, config: ScoringConfig) -> OpportunityScore:
+    current = score_opportunity(state, as_of, config)
+    return OpportunityScore(
+        opportunity_id=state.opportunity_id, account_id=state.account_id, solution=state.solution,
+        version=state.version, as_of=as_of, score=current.score, tier=current.tier,
+        breakdown=current.breakdown, status=status_at(state, as_of), formed_at=state.formed_at,
+        stalled_since=state.stalled_since if state.stalled_since and state.stalled_since <= as_of else None,
+    )
 
 
 def _event_time(state: OpportunityState, event_id: str) -> datetime:
@@ -239,8 +326,10 @@ def _engaged_people(state: OpportunityState) -> list[str]:
 def _criteria_met(state: OpportunityState, people: int, departments: int,
                   config: ScoringConfig) -> tuple[datetime, tuple[str, ...]] | None:
     """The earliest touch time at which the window ending there held enough people and
-    departments, with the latest touch of each person in that window; None if it never did."""
+    counted departments, with the latest touch of each person in that window; None if it
+    never did. A function of the touch set, not of the order touches arrived in."""
     window = config.formation.window
+    uncounted = config.formation.uncounted_departments
     touches = [t for t in state.touches if t.weight > 0 and t.person_id in state.members]
     start = 0
     for end, last in enumerate(touches):
@@ -249,7 +338,7 @@ def _criteria_met(state: OpportunityState, people: int, departments: int,
         latest: dict[str, TouchRecord] = {}
         for t in touches[start:end + 1]:
             latest[t.person_id] = t
-        depts = {state.members[p].department for p in latest}
+        depts = {d for p in latest if (d := state.members[p].department) not in uncounted}
         if len(latest) >= people and len(depts) >= departments:
             return last.at, tuple(t.event_id for t in sorted(latest.values(), key=lambda t: (t.at, t.event_id)))
     return None
@@ -260,11 +349,10 @@ def _fold_old_touches(state: OpportunityState, config: ScoringConfig) -> None:
 
     Only the formation decision needs single touches, and only within its window, which the
     horizon covers (checked by the config). The horizon follows the opportunity's own latest
-    event, not the watermark, so that what is folded (and the float rounding it brings) does
-    not depend on other opportunities' events. Less the lateness, it is never later than a
-    horizon at the watermark (which is at least that event's time minus the lateness), so a
-    formation still waiting for the watermark keeps its window's touches."""
-    horizon = state.scored_at - config.timers.allowed_lateness - config.retain_touches
+    event, so what is folded does not depend on other opportunities' events. A touch that
+    arrives already older than the horizon is folded at once: it counts in engagement, never
+    in a formation window (docs/time.md, "older than the state holds")."""
+    horizon = state.scored_at - config.retain_touches
     old = [t for t in state.touches if t.at < horizon]
     if not old:
         return
@@ -285,30 +373,27 @@ def _fold_old_touches(state: OpportunityState, config: ScoringConfig) -> None:
         member.folded_touches += len(mine)
 
 
-def _plan(state: OpportunityState, config: ScoringConfig) -> None:
-    if state.formed_at is None:
-        found = _criteria_met(state, config.formation.min_people, config.formation.min_departments, config)
-        state.formation_candidate = found[0] if found else None
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y%m%dT%H%M%S") + (f".{at.microsecond:06d}" if at.microsecond else "")
 
 
-def _signal(state: OpportunityState, kind: SignalType, at: datetime, config: ScoringConfig,
-            triggers: Iterable[str], detail: dict) -> Signal:
-    number = state.signal_counts.get(kind, 0) + 1
-    state.signal_counts[kind] = number
+def _signal(state: OpportunityState, kind: SignalType, fact: str, at: datetime, config: ScoringConfig,
+            out: _Out, triggers: Iterable[str], detail: dict) -> None:
     # As of the opportunity's own latest event, or the moment the signal became true when that
-    # is later (a timer: stalled shows the score decayed to the moment it stalled); never the
-    # watermark that happened to fire it.
+    # is later (a timer: stalled shows the score decayed to the moment it stalled).
     as_of = max(filter(None, (state.scored_at, at)))
     current = score_opportunity(state, as_of, config)
     group = _engaged_people(state)
     covered, missing = group_roles(state, group)
     in_group = set(group)
-    return Signal(
-        signal_id=f"{state.opportunity_id}:{kind}:{number}",
+    backfill = out.wall is not None and out.wall - at > config.timers.backfill_after
+    out.items.append(Signal(
+        signal_id=f"{state.opportunity_id}:{fact}",
         signal=kind, opportunity_id=state.opportunity_id, account_id=state.account_id,
         account_name=state.account_name, account_owner=state.account_owner, solution=state.solution,
         occurred_at=at, score=current.score, tier=current.tier,
         members=tuple(m for m in current.breakdown.members if m.person_id in in_group),
         covered_roles=tuple(covered), missing_roles=tuple(missing),
         trigger_event_ids=tuple(dict.fromkeys(triggers)), breakdown=current.breakdown, detail=detail,
-    )
+        backfill=backfill,
+    ))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.roles import BuyingRole, Department
-from shared.schemas.scoring import SignalType, Tier
+from shared.schemas.scoring import Tier
 from shared.schemas.touch import TouchKind
 
 
@@ -34,22 +34,13 @@ class MemberState(_State):
     folded_touches: int = 0
 
 
-class EmittedSignal(_State):
-    """A signal as it was sent, kept so that a redelivered message can send it again."""
-
-    offset: int  # of the input message whose handling emitted it
-    # The encoded signal as a string: re-sent byte for byte, and loading a state does not
-    # validate every kept signal again on each of the opportunity's events.
-    signal: str
-
-
 class OpportunityState(_State):
     opportunity_id: str
     account_id: str
     account_name: str | None = None
     account_owner: str | None = None
     solution: str
-    # The input partition: timers of this opportunity are driven by that partition's watermark.
+    # The input partition: this opportunity's timers follow that partition's clock.
     partition: int
     version: int = 0
     expected_roles: tuple[BuyingRole, ...] = ()
@@ -57,29 +48,53 @@ class OpportunityState(_State):
     members: dict[str, MemberState] = Field(default_factory=dict)
     touches: list[TouchRecord] = Field(default_factory=list)  # sorted by (at, event_id)
     last_touch_at: datetime | None = None
-    tier: Tier | None = None
+    tier: Tier | None = None  # of the latest score sent
+    # Facts, each recomputed over the full touch set as touches arrive (late ones included),
+    # and whether it was announced: a fact is announced once, under its own id.
     forming_at: datetime | None = None
-    formation_candidate: datetime | None = None  # when the formation criteria first held
+    forming_announced: bool = False
     formed_at: datetime | None = None
+    formed_announced: bool = False
     announced_members: list[str] = Field(default_factory=list)
     announced_roles: list[BuyingRole] = Field(default_factory=list)
     role_gap_checked: bool = False
-    stalled_since: datetime | None = None
-    signal_counts: dict[SignalType, int] = Field(default_factory=dict)
-    # The latest event time among this opportunity's own events: its score's as_of.
+    stalled_since: datetime | None = None  # set while the group is stalled
+    # The latest event time among this opportunity's own events.
     scored_at: datetime | None = None
-    # What a redelivery of the latest applied event needs (services.scoring.redelivery): its
-    # input offset and the signals recent messages emitted.
-    applied_offset: int = -1
-    emitted: list[EmittedSignal] = Field(default_factory=list)
+    # The as_of of the latest score sent: a rescore moves it past scored_at.
+    score_as_of: datetime | None = None
 
 
 class PartitionClock(_State):
-    """The latest event time seen on one input partition."""
+    """The log's clock of one input partition of bg.opportunity.v1.
+
+    `max_event_time`: the latest event time read from the partition. `watermarks`: the latest
+    clock tick's watermark per partition of grouping's input (a tick may come from any worker;
+    each input partition has one owner at a time). `wall`: the latest writer wall clock read
+    (record timestamps and ticks). All of it comes from the log, so a replay rebuilds it.
+    """
 
     max_event_time: datetime | None = None
+    watermarks: dict[int, datetime] = Field(default_factory=dict)
+    wall: datetime | None = None
 
-    def observe(self, occurred_at: datetime, lateness: timedelta) -> tuple[PartitionClock, datetime]:
-        """The clock after an event, and the watermark: the latest event time minus the lateness."""
+    def now(self) -> datetime | None:
+        """The partition's clock: the latest event time, or the slowest input partition's
+        watermark when the ticks are ahead of it (a quiet partition)."""
+        ticked = min(self.watermarks.values()) if self.watermarks else None
+        known = [t for t in (self.max_event_time, ticked) if t is not None]
+        return max(known) if known else None
+
+    def observe_event(self, occurred_at: datetime, wall: datetime | None) -> PartitionClock:
         latest = occurred_at if self.max_event_time is None else max(self.max_event_time, occurred_at)
-        return PartitionClock(max_event_time=latest), latest - lateness
+        return self.model_copy(update={"max_event_time": latest, "wall": _later(self.wall, wall)})
+
+    def observe_tick(self, watermarks: dict[int, datetime], wall: datetime) -> PartitionClock:
+        merged = dict(self.watermarks)
+        for partition, at in watermarks.items():
+            merged[partition] = at if partition not in merged else max(merged[partition], at)
+        return self.model_copy(update={"watermarks": merged, "wall": _later(self.wall, wall)})
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)

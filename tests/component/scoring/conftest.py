@@ -28,6 +28,10 @@ from tests.unit.scoring.stories import (
 )
 
 BAD_MESSAGE = b'{"type": "member_added", "version": 0}'
+# The log's wall clock: every record is stamped as written a day after the story's end, so a
+# worker and the in-process processor mark the same signals as backfill.
+WALL = day(61)
+WALL_MS = int(WALL.timestamp() * 1000)
 
 
 def partition_of(key: str) -> int:
@@ -89,7 +93,7 @@ async def run_worker(name: str, log: list[tuple[str, bytes]], expected_signals: 
     worker = ServiceProcess(f"scoring-{name.rstrip('.')}", ["-m", "services.scoring"], env={
         "BG_TOPIC_NAMESPACE": name, "BG_STATE_DIR": str(tmp_path / name), "LOG_LEVEL": "warn"})
     worker.start()
-    await produce(topic_in(name, topics.OPPORTUNITY_EVENTS), log)
+    await produce(topic_in(name, topics.OPPORTUNITY_EVENTS), log, WALL_MS)
     try:
         signals = await collect(topic_in(name, topics.SIGNALS), until=lambda k: len(k) >= expected_signals,
                                 timeout=90, settle=2)
@@ -107,7 +111,7 @@ async def replayed(servers, tmp_path_factory) -> Replayed:
     token = f"-{uuid.uuid4().hex[:6]}"
     story, opportunities = build_story(token)
     events = story.in_time_order()
-    expected = replay(events, load_config(), partition_of)
+    expected = replay(events, load_config(), partition_of, WALL)
     log = [(e.key(), encode(e)) for e in events] + [(opportunities["gaz"], BAD_MESSAGE)]
     n_signals = sum(o.type == "signal" for o in expected)
     n_scores = len(expected) - n_signals

@@ -18,7 +18,15 @@ from shared import topics
 from shared.codec import scoring_messages
 from shared.schemas.opportunity import AccountTouch
 from shared.settings import kafka_settings
-from tests.component.scoring.conftest import Replayed, create_namespace, decoded, partition_of, topic_in
+from tests.component.scoring.conftest import (
+    WALL,
+    WALL_MS,
+    Replayed,
+    create_namespace,
+    decoded,
+    partition_of,
+    topic_in,
+)
 from tests.support.kafka import collect, produce, wait_for
 from tests.support.processes import ServiceProcess
 from tests.unit.scoring.stories import positions
@@ -32,30 +40,33 @@ CRASHING_WORKER = "tests.component.scoring.crashing_worker"
 
 
 def kept(signals: list[bytes], scores: list[bytes]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """What downstream keeps: each signal id once, the highest score version per opportunity.
-    Every copy of one signal id, or of one opportunity's score version, must be the same bytes."""
+    """What downstream keeps: each signal id once, each opportunity's score of the highest
+    (version, as_of). Every copy of one signal id, or of one (version, as_of), must be the same bytes."""
     by_id: dict[str, bytes] = {}
     for raw, signal_ in zip(signals, decoded(signals), strict=True):
         assert by_id.setdefault(signal_.signal_id, raw) == raw, f"two versions of {signal_.signal_id}"
-    latest: dict[str, tuple[int, bytes]] = {}
+    seen: dict[tuple, bytes] = {}
+    latest: dict[str, tuple] = {}
     for raw, score in zip(scores, decoded(scores), strict=True):
-        version, first = latest.get(score.opportunity_id, (0, raw))
-        assert score.version != version or first == raw, f"two versions of {score.opportunity_id} v{version}"
-        if score.version > version:
-            latest[score.opportunity_id] = (score.version, raw)
+        order = (score.version, score.as_of)
+        key = (score.opportunity_id, *order)
+        assert seen.setdefault(key, raw) == raw, f"two versions of {key}"
+        if score.opportunity_id not in latest or order > latest[score.opportunity_id][0]:
+            latest[score.opportunity_id] = (order, raw)
     return by_id, {key: raw for key, (_, raw) in latest.items()}
 
 
 async def collect_until_kept(name: str, expected: tuple[dict, dict]) -> tuple[dict, dict]:
     """Read the namespace's outputs until they hold every expected signal id and score version."""
     signal_ids, scores = expected
-    versions = {key: scoring_messages.decode(raw).version for key, raw in scores.items()}
+    orders = {key: (m.version, m.as_of) for key, m in ((k, scoring_messages.decode(raw)) for k, raw in scores.items())}
 
     def complete_scores(raw: list[bytes]) -> bool:
-        latest: dict[str, int] = {}
+        latest: dict[str, tuple] = {}
         for score in decoded(raw):
-            latest[score.opportunity_id] = max(latest.get(score.opportunity_id, 0), score.version)
-        return all(latest.get(key, 0) >= version for key, version in versions.items())
+            latest[score.opportunity_id] = max(latest.get(score.opportunity_id, (0, score.as_of)),
+                                               (score.version, score.as_of))
+        return all(key in latest and latest[key] >= order for key, order in orders.items())
 
     signals = await collect(topic_in(name, topics.SIGNALS), timeout=60, settle=2,
                             until=lambda raw: {s.signal_id for s in decoded(raw)} >= set(signal_ids))
@@ -70,10 +81,10 @@ def baseline(replayed: Replayed) -> tuple[dict, dict]:
 
 def crash_points(replayed: Replayed) -> tuple[str, str, int]:
     """A signal an opportunity's own event emits, one a tick fires on another opportunity (its
-    timer, due when the tick moves the partition's watermark), and a log position between them."""
+    timer, due when the tick moves the partition's clock), and a log position between them."""
     processor = Processor(load_config(), {})
-    emitted = [(n, event, processor.process(partition, offset, event))
-               for n, (partition, offset, event) in enumerate(positions(replayed.events, partition_of))]
+    emitted = [(n, event, processor.process(partition, event, WALL))
+               for n, (partition, _, event) in enumerate(positions(replayed.events, partition_of))]
     own = next((n, o.signal_id) for n, event, outputs in emitted for o in outputs
                if o.type == "signal" and o.signal == "group_formed" and o.opportunity_id == event.opportunity_id)
     fired = next(o.signal_id for n, event, outputs in emitted if isinstance(event, AccountTouch)
@@ -102,15 +113,15 @@ async def test_a_worker_killed_mid_stream_and_restarted_gives_what_an_uninterrup
         "BROKER_COMMIT_INTERVAL": "60", **QUICK_GROUP})
     try:
         worker.start()
-        await produce(source, replayed.log[:split])
-        await wait_crashed(worker)  # after the table write of the event that formed a group, before its sends
+        await produce(source, replayed.log[:split], WALL_MS)
+        await wait_crashed(worker)  # while sending the batch of the event that formed a group
         worker.start()
-        # The restarted worker finds that event applied, and sends what it emitted again.
+        # The restarted worker processes that batch again from the states before it.
         await collect(topic_in(name, topics.SIGNALS), until=lambda raw: own in {s.signal_id for s in decoded(raw)},
                       timeout=60)
         worker.kill()  # mid-stream, from outside: the log so far is in the changelog, not committed
         worker.start()
-        await produce(source, replayed.log[split:])
+        await produce(source, replayed.log[split:], WALL_MS)
         await wait_crashed(worker)  # before sending what a tick fired on another opportunity
         worker.start()
         assert await collect_until_kept(name, baseline(replayed)) == baseline(replayed)
@@ -156,7 +167,7 @@ async def test_two_workers_in_one_group_split_the_partitions_and_give_what_one_g
         for worker in workers:
             worker.start()
         await wait_for(split_between_two, timeout=45, interval=0.5)
-        await produce(source, replayed.log)
+        await produce(source, replayed.log, WALL_MS)
         assert await collect_until_kept(name, baseline(replayed)) == baseline(replayed)
         # Both still share the partitions (a rebalance in between may have moved some: the
         # result must not depend on it).

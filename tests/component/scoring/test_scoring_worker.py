@@ -23,33 +23,44 @@ def signals(replayed: Replayed, key: str, kind: str | None = None) -> list:
 
 
 def latest_score(replayed: Replayed, key: str):
+    """The opportunity's record as a projection keeps it: the score of the highest (version, as_of)."""
     opp = replayed.opportunities[key]
-    return max((s for s in decoded(replayed.runs[0].scores) if s.opportunity_id == opp), key=lambda s: s.version)
+    return max((s for s in decoded(replayed.runs[0].scores) if s.opportunity_id == opp),
+               key=lambda s: (s.version, s.as_of))
+
+
+def score_at_last_event(replayed: Replayed, key: str):
+    opp = replayed.opportunities[key]
+    version = latest_score(replayed, key).version
+    return min((s for s in decoded(replayed.runs[0].scores) if s.opportunity_id == opp and s.version == version),
+               key=lambda s: s.as_of)
 
 
 async def test_argotrubosbyt_outranks_gazmyasneft(replayed: Replayed) -> None:
-    argo, gaz = latest_score(replayed, "argo"), latest_score(replayed, "gaz")
+    argo, gaz = score_at_last_event(replayed, "argo"), score_at_last_event(replayed, "gaz")
     assert argo.score > gaz.score
     assert (argo.tier, argo.breakdown.engaged_members) == ("A", 4)
     assert gaz.tier != "A" and gaz.breakdown.breadth == 0
     assert signals(replayed, "gaz") == []  # one person alone: no forming, no group, no alert
 
 
-async def test_krasnaya_romashka_gives_exactly_one_group_formed_with_four_members_and_roles(replayed: Replayed) -> None:
+async def test_krasnaya_romashka_forms_once_and_the_ceo_expands_it_to_four_roles(replayed: Replayed) -> None:
     formed = signals(replayed, "romashka", "group_formed")
     assert len(formed) == 1
-    members = {(m.name, m.department, m.role) for m in formed[0].members}
-    assert members == {
+    # Announced by Ольга's touch, which met the criteria (no hold for late data) ...
+    assert {(m.name, m.department, m.role) for m in formed[0].members} == {
         ("Елена Соколова", "hr", BuyingRole.initiator),
         ("Сергей Волков", "it", BuyingRole.technical_validator),
         ("Ольга Петрова", "finance", BuyingRole.budget_holder),
-        ("Иван Михайлов", "executive", BuyingRole.decision_maker),
     }
-    assert set(formed[0].covered_roles) == {BuyingRole.initiator, BuyingRole.technical_validator,
-                                            BuyingRole.budget_holder, BuyingRole.decision_maker}
-    assert formed[0].missing_roles == ()
+    assert formed[0].missing_roles == (BuyingRole.decision_maker,)
     assert len(signals(replayed, "romashka", "group_forming")) == 1
-    assert signals(replayed, "romashka", "group_expanded") == []
+    # ... and Иван, five hours later, completes the four roles.
+    (expanded,) = signals(replayed, "romashka", "group_expanded")
+    assert set(expanded.covered_roles) == {BuyingRole.initiator, BuyingRole.technical_validator,
+                                           BuyingRole.budget_holder, BuyingRole.decision_maker}
+    assert expanded.detail["new_roles"] == "decision_maker"
+    assert latest_score(replayed, "romashka").formed_at == formed[0].occurred_at
 
 
 async def test_role_gap_and_stalled_fire_at_the_configured_times(replayed: Replayed) -> None:
@@ -69,7 +80,10 @@ async def test_role_gap_and_stalled_fire_at_the_configured_times(replayed: Repla
     assert back.occurred_at == day(31, 1)
     # Quiet again after the return; the day-60 tick on its partition passes the second due time.
     assert stalled[1].occurred_at == day(31, 1) + CONFIG.timers.stall_after
-    assert [s.signal_id for s in stalled] == [f"{replayed.opportunities['veter']}:stalled:{n}" for n in (1, 2)]
+    assert [s.signal_id for s in stalled] == [f"{replayed.opportunities['veter']}:stalled:{at:%Y%m%dT%H%M%S}"
+                                              for at in (first_due, day(31, 1) + CONFIG.timers.stall_after)]
+    assert all(s.backfill for s in stalled)  # the log was written a day after the story: history
+    assert latest_score(replayed, "veter").status == "stalled"
 
 
 async def test_replaying_the_same_log_twice_gives_identical_signals(replayed: Replayed) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
+    ClockTick,
     MemberAdded,
     MemberRef,
     MemberRoleChanged,
@@ -102,9 +103,14 @@ class Story:
             touch=TouchRef(event_id=f"tick-{self._touches}", occurred_at=at, source=Source.web,
                            kind=TouchKind.page_view, person_id=f"visitor@{account_id}")))
 
+    def tick(self, at: datetime, wall: datetime | None = None, partitions: int = 4) -> None:
+        """A clock tick as grouping writes it: every input partition's watermark at `at`."""
+        self.events.append(ClockTick(watermarks={p: at for p in range(partitions)}, wall=wall or at))
+
     def in_time_order(self) -> list:
         """The log as a replay reads it: by event time (stable, so one opportunity keeps its order)."""
-        return sorted(self.events, key=lambda e: e.occurred_at)
+        return sorted(self.events, key=lambda e: min(e.watermarks.values()) if isinstance(e, ClockTick)
+                      else e.occurred_at)
 
 
 def gazmyasneft(story: Story, start: float = 0) -> str:
@@ -185,14 +191,15 @@ def positions(events: list, partition_of=lambda key: 0) -> list[tuple[int, int, 
     return placed
 
 
-def replay(events: list, config, partition_of=lambda key: 0) -> list:
-    """Run events through the worker's processor with a dict for its table: (scores + signals) in order."""
+def replay(events: list, config, partition_of=lambda key: 0, wall=None) -> list:
+    """Run events through the worker's processor with a dict for its table: (scores + signals)
+    in order. `wall`: the record timestamp of every message (None: the log has none)."""
     from services.scoring.processor import Processor
 
     processor = Processor(config, {})
     outputs: list = []
-    for partition, offset, event in positions(events, partition_of):
-        outputs += processor.process(partition, offset, event)
+    for partition, _, event in positions(events, partition_of):
+        outputs += processor.process(partition, event, wall)
     return outputs
 
 
