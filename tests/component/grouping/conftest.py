@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer
 
 from services.grouping.config import GroupingConfig, load
 from shared import topics
-from shared.codec import encode, opportunity_events
+from shared.codec import encode, opportunity_log
+from shared.schemas.opportunity import ClockTick
 from shared.settings import kafka_settings
 from tests.support.kafka import produce
 from tests.support.processes import ServiceProcess
@@ -106,7 +107,8 @@ class OutputReader:
                 while True:
                     batches = await consumer.getmany(timeout_ms=200)
                     for records in batches.values():
-                        self.events += [opportunity_events.decode(r.value) for r in records]
+                        decoded = (opportunity_log.decode(r.value) for r in records)
+                        self.events += [m for m in decoded if not isinstance(m, ClockTick)]
             finally:
                 await consumer.stop()
 
