@@ -22,7 +22,7 @@ def test_an_automated_touch_is_recorded_with_weight_zero_and_no_engagement() -> 
     story.events[-1] = scanner.model_copy(update={"touch": scanner.touch.model_copy(update={"automated": True})})
     state = None
     for event in story.events:
-        result = step(state, event, event.occurred_at, 0, CONFIG)
+        result = step(state, event, event.occurred_at, None, 0, CONFIG)
         state = result.state
     person, automated = state.touches
     assert person.weight == CONFIG.weight("email_click") > 0
