@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-Platform = Literal["segment", "sendgrid", "zoom", "api"]
+Platform = Literal["segment", "sendgrid", "zoom", "api", "tilda", "mtslink", "unisender", "calltouch", "roistat"]
 PATHS: dict[Platform, str] = {
     "segment": "/v1/sources/segment", "sendgrid": "/v1/sources/sendgrid",
     "zoom": "/v1/sources/zoom", "api": "/v1/events",
+    "tilda": "/v1/sources/tilda", "mtslink": "/v1/sources/mtslink", "unisender": "/v1/sources/unisender",
+    "calltouch": "/v1/sources/calltouch", "roistat": "/v1/sources/roistat",
 }
 
 
