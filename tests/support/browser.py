@@ -15,12 +15,15 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 
 
 @asynccontextmanager
-async def russian_page() -> AsyncIterator[tuple[Page, list[str]]]:
-    """A desktop-sized page in Russian, and the JavaScript errors it raises while open."""
+async def russian_page(width: int = 1440, height: int = 900) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A page in Russian (desktop-sized unless told: 375 x 812 is a phone), and the JavaScript
+    errors it raises while open."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 900}, locale="ru-RU")
+            context = await browser.new_context(viewport={"width": width, "height": height}, locale="ru-RU",
+                                                is_mobile=width < 600, has_touch=width < 600)
+            page = await context.new_page()
             page.set_default_timeout(15_000)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -8,6 +8,9 @@ tests/artifacts/screenshots/ (the committed ones come from the pipeline test in 
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,11 +25,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import topics
 from shared.codec import encode
 from shared.schemas.scoring import Signal
+from shared.schemas.touch import TouchKind
 from tests.component.projection.conftest import Env, wait_caught_up
 from tests.support.browser import russian_page
 from tests.support.kafka import produce
 from tests.support.processes import ARTIFACTS, free_port
-from tests.unit.projection.stories import Log, argotrubosbyt, day, gazmyasneft, krasnaya_romashka
+from tests.unit.projection.stories import (
+    ELENA,
+    IVAN,
+    OLGA,
+    SERGEY,
+    Log,
+    argotrubosbyt,
+    day,
+    gazmyasneft,
+    krasnaya_romashka,
+)
 
 pytestmark = pytest.mark.component
 
@@ -160,3 +174,127 @@ async def test_browser_finds_the_buying_group_and_sees_live_signals(site: Site):
         await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
         assert errors == []
     assert time.monotonic() - started < 60
+
+
+# ------------------------------------------------------------------ issue 14: any screen, search, export
+
+
+FITS = """() => {
+  const width = window.innerWidth;
+  const outside = [];
+  for (const cell of document.querySelectorAll("tr[data-opportunity-id] td")) {
+    const box = cell.getBoundingClientRect();
+    if (box.width <= 0 || box.height <= 0 || box.left < -1 || box.right > width + 1) {
+      outside.push((cell.dataset.label || cell.className) + ": " + Math.round(box.left) + ".." + Math.round(box.right));
+    }
+  }
+  const lang = document.querySelector(".lang-en").getBoundingClientRect();
+  return {scroll: document.documentElement.scrollWidth, width, outside,
+          lang: lang.width > 0 && lang.right <= width + 1};
+}"""
+
+
+@pytest.mark.parametrize("width", [1440, 375])
+async def test_pages_fit_the_screen_and_every_column_is_in_view(site: Site, width: int):
+    """No sideways scroll at 1440 and 375 px; every column of every row is within the screen."""
+    async with russian_page(width=width, height=900 if width > 600 else 812) as (page, errors):
+        await page.goto(f"{site.url}/web/?token={READ_TOKEN}")
+        await expect(page.locator("tr[data-opportunity-id]")).to_have_count(3)
+        found = await page.evaluate(FITS)
+        assert found["scroll"] <= found["width"] and found["outside"] == [] and found["lang"], found
+        assert await page.locator("tr[data-opportunity-id] td").count() == 3 * 10
+        if width < 600:  # one card per opportunity: each value carries its column's name
+            labels = await page.locator("tr[data-opportunity-id]").first.locator("td").evaluate_all(
+                "cells => cells.map(c => getComputedStyle(c, '::before').content)")
+            assert '"Балл"' in labels and '"Роли"' in labels and '"Статус"' in labels
+            await page.screenshot(path=SCREENSHOTS / "priorities-375.png", full_page=True)
+        await page.locator("tr", has_text="Красная ромашка").get_by_role("link", name="Красная ромашка").click()
+        await expect(page.locator(".seat.filled")).to_have_count(4)
+        scroll, inner = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner
+        if width < 600:
+            await page.screenshot(path=SCREENSHOTS / "opportunity-375.png", full_page=True)
+        await page.goto(f"{site.url}/web/metrics")
+        await expect(page.locator("svg.plot")).to_have_count(6)
+        scroll, inner = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll <= inner
+        assert errors == []
+
+
+def test_search_finds_people_emails_companies_and_domains_and_exports_csv(site: Site):
+    romashka_domain = site.log.accounts[site.romashka].account_id
+    with httpx.Client(base_url=site.url, timeout=10, headers={"Authorization": f"Bearer {READ_TOKEN}"}) as client:
+        def found(q: str) -> list[str]:
+            page = client.get("/web/", params={"q": q})
+            assert page.status_code == 200
+            return sorted(set(re.findall(r'<tr data-opportunity-id="([^"]+)"', page.text)))
+
+        assert found("Сергей Волков") == [site.romashka]  # a person's name
+        assert found(f"olga.petrova@{romashka_domain}") == [site.romashka]  # an email
+        assert found("Арготрубо") == [site.argo]  # a company
+        assert found(romashka_domain.split("-")[0] + "-") == [site.romashka]  # a domain
+        assert found("нет-такого") == []
+
+        refused = client.get("/web/", params={"tier": "Z"})
+        assert refused.status_code == 422 and "(tier)" in refused.text and "«Z»" in refused.text
+        assert client.get("/web/", params={"tier": "", "status": ""}).status_code == 200
+
+        listing = client.get("/web/export.csv", params={"q": "ромашка"})
+        assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/csv")
+        assert "attachment" in listing.headers["content-disposition"]
+        rows = list(csv.reader(io.StringIO(listing.text.lstrip("\ufeff"))))
+        assert len(rows) == 2 and rows[1][1] == site.romashka and rows[1][2] == "Красная ромашка"
+        group = client.get(f"/web/opportunities/{quote(site.romashka, safe='')}/group.csv", params={"lang": "en"})
+        members = list(csv.reader(io.StringIO(group.text.lstrip("\ufeff"))))
+        assert members[0][0] == "Person" and sorted(r[0] for r in members[1:]) == sorted(
+            ["Елена Соколова", "Сергей Волков", "Ольга Петрова", "Иван Михайлов"])
+        assert client.get("/web/opportunities/none.ru%3Ahr/group.csv").status_code == 404
+        # Without the token: no data.
+        assert httpx.get(f"{site.url}/web/export.csv", timeout=10).status_code == 401
+
+
+async def test_the_pages_follow_new_members_status_and_rows_without_a_reload(site: Site, engine: AsyncEngine):
+    """Issue 11 item 6: an open opportunity page and the list update from the live stream."""
+    log = site.log
+    mark = len(log.messages)
+    swallow = log.opportunity("lastochka.ru", "Ласточка", at=day(20))
+    log.touch(swallow, ELENA, TouchKind.page_view, day(20))
+    log.touch(swallow, SERGEY, TouchKind.page_view, day(20, 1))
+    log.score(swallow, 35.0, "C", day(20, 1))
+    log.signal(swallow, "group_forming", day(20, 1), 35.0, "C")
+    await site.env.produce(log, start=mark)
+    await wait_caught_up(site.env, engine)
+
+    async with russian_page() as (listing, errors):
+        await listing.goto(f"{site.url}/web/?token={READ_TOKEN}")
+        row = listing.locator(f'tr[data-opportunity-id="{swallow}"]')
+        await expect(row.locator("td.members")).to_have_text("2")
+        await expect(row.locator(".badge")).to_have_text("формируется")
+        opened = await listing.context.new_page()
+        await opened.goto(f"{site.url}/web/opportunities/{quote(swallow, safe='')}")
+        await expect(opened.locator(".seat.filled")).to_have_count(2)
+        await expect(opened.locator(".opp-head .badge")).to_have_text("формируется")
+        for page in (listing, opened):
+            await expect_live(page)
+            await page.evaluate("window.notReloaded = true")
+
+        mark = len(log.messages)
+        log.touch(swallow, OLGA, TouchKind.download, day(20, 2), asset_id="hr-roi-case")
+        log.score(swallow, 72.0, "A", day(20, 2))
+        log.signal(swallow, "group_formed", day(20, 2), 72.0, "A")
+        newcomer = log.opportunity("novaya.ru", "Новая заря", at=day(20, 3))
+        log.touch(newcomer, IVAN, TouchKind.event_registered, day(20, 3))
+        await site.env.produce(log, start=mark)
+
+        await expect(opened.locator(".seat.filled")).to_have_count(3, timeout=20_000)
+        await expect(opened.locator(".seat.filled", has_text="Ольга Петрова")).to_be_visible()
+        await expect(opened.locator(".opp-head .badge")).to_have_text("сформирована")
+        await expect(opened.locator(".opp-head .members-count")).to_have_text("3")
+        await expect(opened.locator(".scorebox .big")).to_have_text("72,0")
+        await expect(row.locator("td.members")).to_have_text("3", timeout=20_000)
+        await expect(row.locator(".badge")).to_have_text("сформирована")
+        await expect(row.locator("td.score")).to_have_text("72,0")
+        await expect(listing.locator(f'tr[data-opportunity-id="{newcomer}"]')).to_contain_text("Новая заря")
+        for page in (listing, opened):
+            assert await page.evaluate("window.notReloaded") is True
+        assert errors == []
