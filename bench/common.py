@@ -45,5 +45,21 @@ def save(name: str, results: dict) -> Path:
     return path
 
 
+BENCHMARKS_JSON = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.json"
+
+
+def record(name: str, value: float, unit: str, baseline: float | None, command: str) -> None:
+    """Put one headline figure into docs/benchmarks.json (committed), replacing an older one of
+    the same name: {name, value, unit, baseline, ratio (value / baseline), date, command}."""
+    entries = json.loads(BENCHMARKS_JSON.read_text()) if BENCHMARKS_JSON.exists() else []
+    entries = [e for e in entries if e["name"] != name]
+    entries.append({"name": name, "value": round(value, 3), "unit": unit,
+                    "baseline": None if baseline is None else round(baseline, 3),
+                    "ratio": None if not baseline else round(value / baseline, 4),
+                    "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command})
+    BENCHMARKS_JSON.write_text(json.dumps(sorted(entries, key=lambda e: e["name"]), indent=2, ensure_ascii=False)
+                               + "\n")
+
+
 def run(coro) -> None:
     asyncio.run(coro)
