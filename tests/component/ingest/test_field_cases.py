@@ -162,3 +162,36 @@ async def test_zoom_reconnect_empty_and_hashed_email_are_one_attendance_with_a_d
     assert [e.kind for e in got] == ["webinar_registered", "webinar_attended", "webinar_left"]
     assert {e.person.email for e in got} == {f"s.volkov@romashka{tag}.ru"}
     assert got[2].properties["session_seconds"] == 30 * 60  # latest join 10:30, left 11:00
+
+
+async def test_property_a_random_bad_item_never_loses_a_good_one_through_the_service(ingest_url):
+    """Hypothesis drives batches with one corrupted item through the running service; every
+    good item must be accepted (then read back from Kafka), the bad one named or taken."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.unit.ingest.test_batch_property import corrupted
+
+    tag = uuid.uuid4().hex[:8]
+    expected: list[str] = []
+    counter = iter(range(10**6))
+
+    @given(data=st.data(), size=st.integers(min_value=1, max_value=5))
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    def one_batch(data, size):
+        n = next(counter)
+        good = [{"email": f"p{n}-{i}@prop{tag}.ru", "timestamp": 1764061200, "event": "click",
+                 "sg_event_id": f"sg-{tag}-{n}-{i}", "url": "https://vendor.example/hr"} for i in range(size)]
+        at = data.draw(st.integers(min_value=0, max_value=size))
+        bad = data.draw(corrupted({**good[0], "sg_event_id": f"sg-{tag}-{n}-bad", "email": f"bad{n}@prop{tag}.ru"}))
+        r = post(f"{ingest_url}/v1/sources/sendgrid", [*good[:at], bad, *good[at:]], SENDGRID)
+        assert r.status_code == 202, r.text
+        answer = r.json()
+        ids = [f"sendgrid:{g['sg_event_id']}" for g in good]
+        assert set(ids) <= set(answer["event_ids"]), answer
+        assert all(f["index"] == at for f in answer["failed"]), answer
+        expected.extend(ids)
+
+    one_batch()
+    got = await events_where(lambda e: f"sg-{tag}-" in e.event_id, len(expected), settle=1.0)
+    assert set(expected) <= {e.event_id for e in got}
