@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.schemas.crm import StageChanged
+from shared.schemas.crm import QualificationEvent, StageChanged
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.opportunity import OpportunityEvent, OpportunityLogMessage
 from shared.schemas.scoring import ScoringMessage
@@ -61,4 +61,5 @@ opportunity_log: Codec[OpportunityLogMessage] = Codec(OpportunityLogMessage)
 scoring_messages: Codec[ScoringMessage] = Codec(ScoringMessage)
 dead_letters: Codec[DeadLetter] = Codec(DeadLetter)
 crm_events: Codec[StageChanged] = Codec(StageChanged)
+qualification_events: Codec[QualificationEvent] = Codec(QualificationEvent)
 encode = Codec.encode

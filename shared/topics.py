@@ -40,12 +40,15 @@ GROUPING_DLQ = Topic("bg.grouping.dlq.v1", "person events grouping could not use
 SCORING_DLQ = Topic("bg.scoring.dlq.v1", "opportunity events scoring could not use")
 PROJECTION_DLQ = Topic("bg.projection.dlq.v1", "messages projection could not apply")
 ALERTS_DLQ = Topic("bg.alerts.dlq.v1", "alerts not delivered after the last retry")
-CRM_STAGES = Topic("bg.crm-stage.v1", "stage changes CRMs report through the projection API, keyed by opportunity")
+CRM_STAGES = Topic("bg.crm-stage.v1", "stage changes CRMs reported before v2 (old history), keyed by opportunity")
+QUALIFICATION = Topic("bg.crm-stage.v2", "stage moves (rules, people, CRMs), exit criteria, seller's team, deal terms; "
+                      "keyed by opportunity")
 METRICA_WRITEBACK_DLQ = Topic("bg.metrica-writeback.dlq.v1", "offline conversions Metrica refused or never took")
 
 ALL = (
     PERSON_EVENTS, OPPORTUNITY_EVENTS, SCORES, SIGNALS,
-    INGEST_DLQ, GROUPING_DLQ, SCORING_DLQ, PROJECTION_DLQ, ALERTS_DLQ, CRM_STAGES, METRICA_WRITEBACK_DLQ,
+    INGEST_DLQ, GROUPING_DLQ, SCORING_DLQ, PROJECTION_DLQ, ALERTS_DLQ, CRM_STAGES, QUALIFICATION,
+    METRICA_WRITEBACK_DLQ,
 )
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from services.grouping.domain.accounts import person_id
 from services.ingest.adapters.ids import client_id_of
-from shared.schemas.crm import StageChanged
+from shared.schemas.crm import StageChanged, StageMoved
 from shared.schemas.scoring import Signal
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
@@ -72,23 +72,26 @@ class Goals:
     opportunity_won: str = "bg_opportunity_won"
 
 
-def fact_of(message: Signal | StageChanged, goals: Goals) -> tuple[str, str, datetime] | None:
+Fact = Signal | StageChanged | StageMoved  # a won deal: a CRM's v1 change, or a v2 stage move
+
+
+def fact_of(message: Fact, goals: Goals) -> tuple[str, str, datetime] | None:
     """(fact id, Metrica goal, event time) for the facts that are uploaded; None for the rest."""
     if isinstance(message, Signal) and message.signal == "group_formed":
         return message.signal_id, goals.group_formed, message.occurred_at
-    if isinstance(message, StageChanged) and message.outcome == "won":
+    if isinstance(message, StageChanged | StageMoved) and message.outcome == "won":
         return message.event_id, goals.opportunity_won, message.changed_at
     return None
 
 
-def conversions(message: Signal | StageChanged, client_ids: dict[str, set[str]], goals: Goals) -> list[Conversion]:
+def conversions(message: Fact, client_ids: dict[str, set[str]], goals: Goals) -> list[Conversion]:
     """client_ids: member person_id -> their ClientIDs. One conversion per distinct ClientID."""
     fact = fact_of(message, goals)
     if fact is None:
         return []
     fact_id, target, at = fact
-    price = message.amount if isinstance(message, StageChanged) else None
-    currency = message.currency if isinstance(message, StageChanged) and price is not None else None
+    price = message.amount if isinstance(message, StageChanged | StageMoved) else None
+    currency = message.currency if isinstance(message, StageChanged | StageMoved) and price is not None else None
     ids = sorted({c for owned in client_ids.values() for c in owned})
     return [Conversion(c, target, at, price, currency, fact_id) for c in ids]
 

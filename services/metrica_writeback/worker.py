@@ -32,9 +32,9 @@ from redis.asyncio import Redis
 
 from services.metrica_writeback.domain import Conversion, Goals, conversions, csv_body, links
 from shared import topics
-from shared.codec import DecodeError, crm_events, encode, person_events, scoring_messages
+from shared.codec import DecodeError, crm_events, encode, person_events, qualification_events, scoring_messages
 from shared.logs import configure_logging
-from shared.schemas.crm import StageChanged
+from shared.schemas.crm import StageChanged, StageMoved
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
 from shared.settings import RedisSettings, kafka_settings
@@ -152,7 +152,8 @@ class Worker:
             else:
                 facts.append(record)
         for record in facts:
-            codec = crm_events if record.topic == topics.CRM_STAGES.name else scoring_messages
+            codec = {topics.CRM_STAGES.name: crm_events, topics.QUALIFICATION.name: qualification_events}.get(
+                record.topic, scoring_messages)
             try:
                 message = codec.decode(record.value)
             except DecodeError as exc:
@@ -163,8 +164,8 @@ class Worker:
     async def handle_fact(self, message, record) -> None:
         if isinstance(message, Signal):
             await self.store.add_members(message.opportunity_id, [m.person_id for m in message.members])
-        if not isinstance(message, Signal | StageChanged):
-            return  # scores on the signal topic's neighbour codec: nothing to upload
+        if not isinstance(message, Signal | StageChanged | StageMoved):
+            return  # scores, criteria, teams, deal terms: nothing to upload
         members = await self.store.members(message.opportunity_id)
         owned = {pid: await self.store.client_ids(pid) for pid in members}
         batch = await self.store.not_uploaded(conversions(message, owned, self.goals))
@@ -190,6 +191,7 @@ async def run(settings: WritebackSettings, stop: asyncio.Event | None = None) ->
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     kafka = kafka_settings()
     consumer = AIOKafkaConsumer(topics.PERSON_EVENTS.name, topics.SIGNALS.name, topics.CRM_STAGES.name,
+                                topics.QUALIFICATION.name,
                                 **kafka.aiokafka_kwargs(), group_id=f"{namespace}bg-metrica-writeback",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)

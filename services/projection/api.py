@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -26,31 +26,44 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.projection import domain
+from services.projection import forecast as fc
 from services.projection.consumer import Health, refused, sqlstate
+from services.projection.funnel import Funnel, configured
 from services.projection.models import (
     NO_CONTROL,
+    Accepted,
     Account,
+    Analytics,
     Attribution,
     AttributionReport,
     ChangePage,
+    CriterionRequest,
+    DealRequest,
     ErrorBody,
+    Forecast,
+    FunnelOut,
     Metrics,
     OpportunityDetail,
     OpportunityPage,
     OpportunitySummary,
     Readiness,
-    StageAccepted,
     StageRequest,
     Status,
+    Team,
+    TeamRequest,
     Tier,
     UtcTime,
 )
+from services.projection.reports import analytics_view, forecast_view
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import create_web_router
 from services.projection.web.security import EdgeMiddleware
+from shared.alert_routing import alert_recipients
 from shared.apidocs import mount_docs
-from shared.schemas.crm import StageChanged
+from shared.schemas.crm import CriterionMarked, DealTermsSet, StageMoved, TeamAssigned
+
+QualificationMessage = StageMoved | CriterionMarked | TeamAssigned | DealTermsSet
 
 log = logging.getLogger("projection.api")
 
@@ -81,29 +94,57 @@ def _period(since: datetime | None, until: datetime | None) -> None:
         raise ApiError(422, "validation_error", "until must be after since", field="query.until")
 
 
-StagePublisher = Callable[[StageChanged], Awaitable[None]]
+Publisher = Callable[[QualificationMessage], Awaitable[None]]
+Clock = Callable[[], datetime]
+# A CRM's or a browser's clock may run a little ahead of ours; further ahead is an error.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def stage_event(opportunity: dict[str, Any], body: StageRequest, now: datetime) -> StageChanged:
-    """The event for a reported change. Its id is a digest of the change, so that a CRM retrying
-    the same change (with its changed_at) writes a duplicate the projection ignores."""
-    outcome = body.outcome or (body.stage.lower() if body.stage.lower() in ("won", "lost") else "open")
-    changed_at = body.changed_at or now
-    digest = hashlib.sha256("\x1f".join([
-        opportunity["opportunity_id"], body.stage, outcome, repr(body.amount), body.currency or "",
-        changed_at.isoformat(), body.source,
-    ]).encode()).hexdigest()[:32]
-    return StageChanged(
-        event_id=f"stage:{digest}", opportunity_id=opportunity["opportunity_id"],
-        account_id=opportunity["account_id"], solution=opportunity["solution"], stage=body.stage,
-        outcome=outcome, amount=body.amount, currency=body.currency, changed_at=changed_at, source=body.source,
-    )
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
-def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: StagePublisher,
+def event_time(value: datetime | None, now: datetime, field: str) -> datetime:
+    """The time of a reported fact: given, else now. A time in the future is refused (422 naming
+    the field): the latest change wins, so one dated 2030 would lock the opportunity."""
+    if value is None:
+        return now
+    if value > now + FUTURE_TOLERANCE:
+        raise ApiError(422, "validation_error", f"{field.split('.')[-1]} {value.isoformat()} is in the future "
+                       f"(now {now.isoformat(timespec='seconds')}); report a change when it has happened", field=field)
+    return value
+
+
+def stage_event(funnel: Funnel, opportunity: dict[str, Any], body: StageRequest, now: datetime) -> StageMoved:
+    """The event for a reported change; its id is a digest of the change, so that retrying the
+    same change (with its changed_at) is a duplicate the projection ignores."""
+    stage = funnel.stage_for(body.stage)
+    if stage is None:
+        known = ", ".join([s.code for s in funnel.stages] + sorted(funnel.crm_stages))
+        raise ApiError(422, "validation_error", f"stage {body.stage!r} is neither a funnel stage nor a CRM stage "
+                       f"of funnel.yaml (known: {known})", field="body.stage")
+    outcome = body.outcome or stage.outcome or "open"
+    if outcome != (stage.outcome or "open"):
+        raise ApiError(422, "validation_error", f"outcome {outcome!r} contradicts stage {stage.code!r}",
+                       field="body.outcome")
+    changed_at = event_time(body.changed_at, now, "body.changed_at")
+    crm_stage = body.stage if body.stage != stage.code else None
+    changed_by = body.changed_by or body.source
+    return StageMoved(
+        event_id="stage:" + _digest(opportunity["opportunity_id"], stage.code, outcome, body.amount, body.currency,
+                                    changed_at.isoformat(), body.source, changed_by, body.reason),
+        opportunity_id=opportunity["opportunity_id"], account_id=opportunity["account_id"],
+        solution=opportunity["solution"], stage=stage.code, from_stage=opportunity.get("stage"), crm_stage=crm_stage,
+        outcome=outcome, changed_at=changed_at, changed_by=changed_by, author=body.author, reason=body.reason,
+        amount=body.amount, currency=body.currency)
+
+
+def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                consumer: Health | None = None,
                lifespan_hooks: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]] | None = None,
-               ) -> FastAPI:
+               funnel: Funnel | None = None, clock: Clock = lambda: datetime.now(UTC)) -> FastAPI:
+    """`clock` judges "in the future" for reported facts: the API's own clock, at the edge only."""
+    funnel = funnel or configured()
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         if in_use := settings.dev_tokens_in_use():
@@ -247,7 +288,9 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
         found = await reader.opportunity(opportunity_id, timeline_limit)
         if found is None:
             raise ApiError(404, "not_found", f"no opportunity {opportunity_id!r}", field="path.opportunity_id")
-        return OpportunityDetail.model_validate({**found, "score_breakdown": found["breakdown"]})
+        return OpportunityDetail.model_validate({
+            **found, "score_breakdown": found["breakdown"],
+            "alert_recipients": alert_recipients(found["team"], found["account_owner"], funnel.team_roles)})
 
     @app.get("/v1/accounts/{domain}", response_model=Account, responses=NOT_FOUND, dependencies=v1,
              summary="An account (by id or any of its domains) with its opportunities and contacts")
@@ -280,29 +323,145 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish_stage: Stag
             "contacts_per_opportunity": found["raw_contacts"] / identified if identified else None,
         })
 
-    @app.post("/v1/opportunities/{opportunity_id}/stage", status_code=202, response_model=StageAccepted,
-              responses={**NOT_FOUND, 403: {"model": ErrorBody}}, dependencies=[Depends(crm_access)],
-              summary="A CRM reports a stage change (won and lost among them)")
-    async def report_stage(opportunity_id: Id, body: StageRequest) -> StageAccepted:
-        opportunity = await reader.opportunity_ident(opportunity_id)
-        if opportunity is None:
+    async def _ident(opportunity_id: str) -> dict[str, Any]:
+        found = await reader.opportunity_ident(opportunity_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no opportunity {opportunity_id!r}", field="path.opportunity_id")
-        event = stage_event(opportunity, body, datetime.now(UTC))
+        return found
+
+    async def _report(event: QualificationMessage, at: datetime, what: str, key: str | None = None) -> Accepted:
+        """Publish, wait until the projection shows it, and say honestly what came of it."""
+        before = await reader.holder(event.opportunity_id, what, key)
+        recorded_before = await reader.stage_recorded(event.event_id) if what == "stage" else False
+        if before is not None and (before[0] == event.event_id or recorded_before):
+            return await _answer(event, "duplicate", before[0] == event.event_id,
+                                 "this change was reported before")
         try:
-            await publish_stage(event)
-        except (KafkaError, OSError) as exc:
+            await publish(event)
+        except (KafkaError, OSError, TimeoutError) as exc:
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge the change: {exc!r}",
                            headers={"Retry-After": "5"}) from None
         deadline = time.monotonic() + settings.stage_wait_seconds
-        applied = await reader.stage_applied(event.event_id)
-        while not applied and time.monotonic() < deadline:
+        while True:
+            holder = await reader.holder(event.opportunity_id, what, key)
+            if holder is not None and holder[0] == event.event_id:
+                return await _answer(event, "applied", True, "the change is the opportunity's state now")
+            if holder is not None and holder[1] is not None and (holder[1], holder[0] or "") > (at, event.event_id):
+                # The latest change wins: this one never will. It stays in the log (and, for a
+                # stage, in the history), but the state is the later one's.
+                return await _answer(event, "stale", False, (
+                    f"stale: a later change holds (at {holder[1].isoformat()}, event {holder[0]}); this one "
+                    "is kept in the history but does not change the current state"))
+            if time.monotonic() >= deadline:
+                return await _answer(event, "pending", False, "published; not yet visible: read the opportunity again")
             await asyncio.sleep(0.1)
-            applied = await reader.stage_applied(event.event_id)
-        summary = None
-        if applied:
-            found = await reader.opportunity(opportunity_id, 1)
-            summary = OpportunitySummary.model_validate(found) if found else None
-        return StageAccepted(event_id=event.event_id, applied=applied, opportunity=summary)
+
+    async def _answer(event: QualificationMessage, result: str, applied: bool, message: str) -> Accepted:
+        found = await reader.opportunity(event.opportunity_id, 1)
+        summary = OpportunitySummary.model_validate(found) if found else None
+        return Accepted(event_id=event.event_id, result=result, applied=applied, message=message, opportunity=summary)
+
+    write = [Depends(crm_access)]
+    WRITE_ERRORS = {**NOT_FOUND, 403: {"model": ErrorBody}}
+
+    @app.post("/v1/opportunities/{opportunity_id}/stage", status_code=202, response_model=Accepted,
+              responses=WRITE_ERRORS, dependencies=write,
+              summary="A person or a CRM moves an opportunity to a stage (forward, back, won, lost)")
+    async def report_stage(opportunity_id: Id, body: StageRequest) -> Accepted:
+        opportunity = await reader.opportunity(opportunity_id, 1)
+        if opportunity is None:
+            raise ApiError(404, "not_found", f"no opportunity {opportunity_id!r}", field="path.opportunity_id")
+        event = stage_event(funnel, opportunity, body, clock())
+        return await _report(event, event.changed_at, "stage")
+
+    @app.post("/v1/opportunities/{opportunity_id}/criteria/{criterion}", status_code=202, response_model=Accepted,
+              responses=WRITE_ERRORS, dependencies=write,
+              summary="A person says whether an exit criterion holds, with the evidence")
+    async def mark_criterion(opportunity_id: Id, criterion: Annotated[str, Path(max_length=100)],
+                             body: CriterionRequest) -> Accepted:
+        found = funnel.criteria.get(criterion)
+        if found is None:
+            raise ApiError(422, "validation_error", f"no criterion {criterion!r} in the funnel "
+                           f"(set by a person: {', '.join(funnel.person_criteria)})", field="path.criterion")
+        if found.derived:
+            raise ApiError(422, "validation_error", f"criterion {criterion!r} is derived from the buying group "
+                           f"({found.rule}); it cannot be set by hand", field="path.criterion")
+        if body.holds and body.evidence is None:
+            raise ApiError(422, "validation_error", "evidence is required when the criterion holds",
+                           field="body.evidence")
+        ident = await _ident(opportunity_id)
+        at = event_time(body.marked_at, clock(), "body.marked_at")
+        event = CriterionMarked(
+            event_id="mark:" + _digest(opportunity_id, criterion, body.holds, body.evidence, body.marked_by,
+                                       at.isoformat()),
+            opportunity_id=opportunity_id, account_id=ident["account_id"], solution=ident["solution"],
+            criterion=criterion, holds=body.holds, evidence=body.evidence, marked_by=body.marked_by, marked_at=at)
+        return await _report(event, at, "criterion", criterion)
+
+    @app.put("/v1/opportunities/{opportunity_id}/team/{role}", status_code=202, response_model=Accepted,
+             responses=WRITE_ERRORS, dependencies=write, summary="Assign a seller to a role of the opportunity's team")
+    async def assign_team(opportunity_id: Id, role: Annotated[str, Path(max_length=50)], body: TeamRequest
+                          ) -> Accepted:
+        if role not in funnel.team_roles:
+            raise ApiError(422, "validation_error", f"no team role {role!r} (roles: {', '.join(funnel.team_roles)})",
+                           field="path.role")
+        ident = await _ident(opportunity_id)
+        at = event_time(body.assigned_at, clock(), "body.assigned_at")
+        event = TeamAssigned(
+            event_id=f"team:{_digest(opportunity_id, role, body.person, body.assigned_by, at.isoformat())}",
+            opportunity_id=opportunity_id, account_id=ident["account_id"], solution=ident["solution"], role=role,
+            person=body.person, assigned_by=body.assigned_by, assigned_at=at)
+        return await _report(event, at, "team", role)
+
+    @app.put("/v1/opportunities/{opportunity_id}/deal", status_code=202, response_model=Accepted,
+             responses=WRITE_ERRORS, dependencies=write, summary="Amount and expected close date of the deal")
+    async def set_deal(opportunity_id: Id, body: DealRequest) -> Accepted:
+        ident = await _ident(opportunity_id)
+        at = event_time(body.set_at, clock(), "body.set_at")
+        event = DealTermsSet(
+            event_id="deal:" + _digest(opportunity_id, body.amount, body.currency, body.expected_close_on, body.set_by,
+                                       at.isoformat()),
+            opportunity_id=opportunity_id, account_id=ident["account_id"], solution=ident["solution"],
+            amount=body.amount, currency=body.currency, expected_close_on=body.expected_close_on,
+            set_by=body.set_by, set_at=at)
+        return await _report(event, at, "deal")
+
+    @app.get("/v1/opportunities/{opportunity_id}/team", response_model=Team, responses=NOT_FOUND, dependencies=v1,
+             summary="The seller's team of an opportunity, and who its alerts go to")
+    async def get_team(opportunity_id: Id) -> Team:
+        found = await reader.opportunity(opportunity_id, 1)
+        if found is None:
+            raise ApiError(404, "not_found", f"no opportunity {opportunity_id!r}", field="path.opportunity_id")
+        return Team(opportunity_id=opportunity_id, team=found["team"], account_owner=found["account_owner"],
+                    alert_recipients=alert_recipients(found["team"], found["account_owner"], funnel.team_roles))
+
+    @app.get("/v1/funnel", response_model=FunnelOut, responses=ERRORS, dependencies=v1,
+             summary="The qualifying funnel (stages, probabilities, exit criteria, team roles) with open counts")
+    async def get_funnel() -> FunnelOut:
+        counts = {row["stage"]: row for row in await reader.stage_counts()}
+        return FunnelOut(
+            stages=[{**stage.model_dump(), "exit": list(stage.exit),
+                     "opportunities": counts.get(stage.code, {}).get("opportunities", 0),
+                     "amount": counts.get(stage.code, {}).get("amount") or 0.0} for stage in funnel.stages],
+            criteria=[{"code": code, "name": c.name.model_dump(), "derived": c.derived, "rule": c.rule}
+                      for code, c in funnel.criteria.items()],
+            team_roles=[r.model_dump() for r in funnel.team.roles], crm_stages=funnel.crm_stages)
+
+    @app.get("/v1/forecast", response_model=Forecast, responses=ERRORS, dependencies=v1,
+             summary="Forecast from opportunities (amount x stage probability x group health) next to a lead count")
+    async def get_forecast(
+        period: Annotated[fc.Period, Query(description="by expected close date")] = "month",
+        by: Annotated[fc.GroupBy, Query(description="member (the team's forecast role), solution, stage")] = "none",
+    ) -> Forecast:
+        return Forecast.model_validate(await forecast_view(reader, funnel, period, by))
+
+    @app.get("/v1/analytics", response_model=Analytics, responses=ERRORS, dependencies=v1,
+             summary="Time in stage, conversion, cycle, members at each transition, stalled share, won-deal insights")
+    async def get_analytics(
+        finance_days: Annotated[int | None, Query(ge=1, le=365, description="finance engaged within N days = early "
+                                                                            "(default: funnel.yaml)")] = None,
+    ) -> Analytics:
+        return Analytics.model_validate(await analytics_view(reader, funnel, finance_days))
 
     async def _credited(opportunity_id: str, model: domain.Model) -> dict[str, Any] | None:
         found = await reader.opportunity(opportunity_id, 1)

@@ -26,7 +26,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from services.projection.domain import NotApplicable, Row, map_message, reduce_rows
 from services.projection.repository import UnitOfWork
 from shared import topics
-from shared.codec import DecodeError, crm_events, encode, opportunity_log, scoring_messages
+from shared.codec import (
+    DecodeError,
+    crm_events,
+    encode,
+    opportunity_log,
+    qualification_events,
+    scoring_messages,
+)
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -41,6 +48,7 @@ SOURCES: dict[topics.Topic, Callable[[bytes], Any]] = {
     topics.SCORES: scoring_messages.decode,
     topics.SIGNALS: scoring_messages.decode,
     topics.CRM_STAGES: crm_events.decode,
+    topics.QUALIFICATION: qualification_events.decode,
 }
 
 

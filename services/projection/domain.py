@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from shared.schemas.crm import StageChanged
+from services.projection.funnel import Funnel, configured
+from shared.schemas.crm import (
+    CriterionMarked,
+    DealTermsSet,
+    QualificationEvent,
+    StageChanged,
+    StageMoved,
+    TeamAssigned,
+)
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
@@ -33,7 +41,8 @@ from shared.schemas.scoring import OpportunityScore, ScoringMessage, Signal
 Kind = Literal[
     "account_ref", "account_seen", "contact_ref", "contact_seen",
     "opportunity_stub", "opportunity_event", "opportunity_created", "opportunity_score", "opportunity_stage",
-    "member", "touch", "signal", "score_history", "stage_change",
+    "member", "touch", "signal", "score_history", "stage_change", "opportunity_deal", "criterion_mark",
+    "team_member",
 ]
 
 
@@ -55,6 +64,8 @@ KEYS: dict[Kind, tuple[str, ...]] = {
     "opportunity_stage": ("opportunity_id",), "member": ("opportunity_id", "person_id"),
     "touch": ("scope", "touch_id"), "signal": ("signal_id",),
     "score_history": ("opportunity_id", "version", "as_of"), "stage_change": ("event_id",),
+    "opportunity_deal": ("opportunity_id",), "criterion_mark": ("opportunity_id", "criterion"),
+    "team_member": ("opportunity_id", "role"),
 }
 
 
@@ -196,29 +207,87 @@ def map_scoring_message(message: ScoringMessage) -> list[Row]:
     ]
 
 
-def map_stage_change(message: StageChanged) -> list[Row]:
-    oid = message.opportunity_id
-    ident = {"opportunity_id": oid, "account_id": message.account_id, "solution": message.solution}
+def _stage_rows(ident: dict[str, Any], event_id: str, stage: str, outcome: str, changed_at: datetime,
+                author: str, crm_stage: str | None, history: dict[str, Any]) -> list[Row]:
     return [
         Row("opportunity_stage", {
-            **ident, "stage": message.stage, "outcome": message.outcome, "amount": message.amount,
-            "currency": message.currency, "stage_changed_at": message.changed_at, "stage_event_id": message.event_id,
+            **ident, "stage": stage, "outcome": outcome, "stage_changed_at": changed_at, "stage_event_id": event_id,
+            "stage_author": author, "crm_stage": crm_stage,
         }),
         Row("stage_change", {
-            "event_id": message.event_id, "opportunity_id": oid, "stage": message.stage, "outcome": message.outcome,
-            "amount": message.amount, "currency": message.currency, "changed_at": message.changed_at,
-            "source": message.source,
+            "event_id": event_id, "opportunity_id": ident["opportunity_id"], "stage": stage, "outcome": outcome,
+            "changed_at": changed_at, "author": author, "crm_stage": crm_stage, **history,
         }),
     ]
 
 
-def map_message(message: OpportunityLogMessage | ScoringMessage | StageChanged) -> list[Row]:
+def _deal(ident: dict[str, Any], event_id: str, at: datetime, amount: float | None, currency: str | None,
+          expected_close_on: Any = None) -> Row:
+    return Row("opportunity_deal", {**ident, "amount": amount, "currency": currency,
+                                    "expected_close_on": expected_close_on, "deal_at": at, "deal_event_id": event_id})
+
+
+def map_stage_change(message: StageChanged, funnel: Funnel) -> list[Row]:
+    """A v1 change (a CRM's own stage name): mapped onto the funnel; a name the funnel does not
+    map stays as it is (the rules then treat the opportunity as at the funnel's first stage)."""
+    ident = {"opportunity_id": message.opportunity_id, "account_id": message.account_id,
+             "solution": message.solution}
+    if message.outcome != "open":
+        stage = funnel.outcome_stage(message.outcome).code
+    else:
+        found = funnel.stage_for(message.stage)
+        stage = found.code if found else message.stage
+    rows = _stage_rows(ident, message.event_id, stage, message.outcome, message.changed_at, "crm", message.stage, {
+        "amount": message.amount, "currency": message.currency, "source": message.source,
+        "changed_by": message.source, "from_stage": None, "reason": None, "criteria": [],
+    })
+    if message.amount is not None:
+        rows.append(_deal(ident, message.event_id, message.changed_at, message.amount, message.currency))
+    return rows
+
+
+def map_qualification(message: QualificationEvent) -> list[Row]:
+    """A v2 message (bg.crm-stage.v2): stage moves, a person's criteria, the team, deal terms."""
+    oid = message.opportunity_id
+    ident = {"opportunity_id": oid, "account_id": message.account_id, "solution": message.solution}
+    if isinstance(message, StageMoved):
+        rows = _stage_rows(ident, message.event_id, message.stage, message.outcome, message.changed_at,
+                           message.author, message.crm_stage, {
+                               "amount": message.amount, "currency": message.currency,
+                               "source": message.author, "changed_by": message.changed_by,
+                               "from_stage": message.from_stage, "reason": message.reason,
+                               "criteria": list(message.criteria)})
+        if message.amount is not None:
+            rows.append(_deal(ident, message.event_id, message.changed_at, message.amount, message.currency))
+        return rows
+    if isinstance(message, CriterionMarked):
+        return [Row("opportunity_stub", ident), Row("criterion_mark", {
+            "opportunity_id": oid, "criterion": message.criterion, "holds": message.holds,
+            "evidence": message.evidence, "marked_by": message.marked_by, "marked_at": message.marked_at,
+            "event_id": message.event_id})]
+    if isinstance(message, TeamAssigned):
+        return [Row("opportunity_stub", ident), Row("team_member", {
+            "opportunity_id": oid, "role": message.role, "person": message.person,
+            "assigned_by": message.assigned_by, "assigned_at": message.assigned_at, "event_id": message.event_id})]
+    assert isinstance(message, DealTermsSet)
+    return [_deal(ident, message.event_id, message.set_at, message.amount, message.currency,
+                  message.expected_close_on)]
+
+
+Message = (OpportunityLogMessage | ScoringMessage | StageChanged | StageMoved | CriterionMarked | TeamAssigned
+           | DealTermsSet)
+
+
+def map_message(message: Message, funnel: Funnel | None = None) -> list[Row]:
+    """Rows of one message; `funnel` (default: the configured one) maps a v1 CRM stage name."""
     if isinstance(message, ClockTick):
         return []  # the clock moves scoring's timers; their effects arrive as scores and signals
     if isinstance(message, OpportunityScore | Signal):
         return map_scoring_message(message)
     if isinstance(message, StageChanged):
-        return map_stage_change(message)
+        return map_stage_change(message, funnel or configured())
+    if isinstance(message, StageMoved | CriterionMarked | TeamAssigned | DealTermsSet):
+        return map_qualification(message)
     return map_opportunity_event(message)
 
 
@@ -266,6 +335,9 @@ MERGE: dict[Kind, Callable[[dict, dict], dict]] = {
     "signal": _first,
     "score_history": _first,
     "stage_change": _first,
+    "opportunity_deal": _latest("deal_at", "deal_event_id"),
+    "criterion_mark": _latest("marked_at", "event_id"),
+    "team_member": _latest("assigned_at", "event_id"),
 }
 
 

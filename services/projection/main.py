@@ -29,12 +29,14 @@ from aiokafka import AIOKafkaProducer
 from services.projection import db
 from services.projection.api import create_app
 from services.projection.consumer import DeadLetters, Health, Projector, rebuild, run_consumer
+from services.projection.funnel import configured
+from services.projection.qualifying import Qualifier
 from services.projection.repository import Reader, UnitOfWork
 from services.projection.settings import ProjectionSettings
 from shared import http, topics
 from shared.codec import encode
 from shared.logs import configure_logging
-from shared.schemas.crm import StageChanged
+from shared.schemas.crm import CriterionMarked, DealTermsSet, StageMoved, TeamAssigned
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import (
     DatabaseSettings,
@@ -46,9 +48,12 @@ from shared.settings import (
 
 log = logging.getLogger("projection")
 
+QualificationMessage = StageMoved | CriterionMarked | TeamAssigned | DealTermsSet
 
-class StagePublisher:
-    """Writes the stage changes CRMs report to Kafka (acks=all), for the consumer to apply."""
+
+class QualificationPublisher:
+    """Writes qualification messages to bg.crm-stage.v2 (acks=all): what people and CRMs report
+    through the API, and the qualification rules' moves; the consumer applies them."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self._producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
@@ -59,9 +64,14 @@ class StagePublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, event: StageChanged) -> None:
+    async def publish(self, event: QualificationMessage) -> None:
         await asyncio.wait_for(self._producer.send_and_wait(
-            topics.CRM_STAGES.name, key=event.key().encode(), value=encode(event)), timeout=15)
+            topics.QUALIFICATION.name, key=event.key().encode(), value=encode(event)), timeout=15)
+
+    async def publish_many(self, events: Sequence[QualificationMessage]) -> None:
+        name = topics.QUALIFICATION.name
+        futures = [await self._producer.send(name, key=e.key().encode(), value=encode(e)) for e in events]
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
 
 
 class LoggedDeadLetters:
@@ -85,15 +95,18 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
     tasks: dict[str, asyncio.Task] = {}
     server: uvicorn.Server | None = None
     dead_letters = DeadLetters(kafka)
+    publisher = QualificationPublisher(kafka)
+    funnel = configured()
     try:
+        await publisher.start()
         if consume:
             await dead_letters.start()
-            projector = Projector(UnitOfWork(engine), dead_letters, settings.group_id, health)
+            uow = UnitOfWork(engine, Qualifier(funnel, publisher.publish_many))
+            projector = Projector(uow, dead_letters, settings.group_id, health)
             tasks["consumer"] = asyncio.create_task(run_consumer(
                 kafka, projector, settings.group_id, stop, settings.batch_max_records, settings.poll_timeout_ms))
         if api:
-            publisher = StagePublisher(kafka)
-            app = create_app(settings, Reader(engine), publisher.publish, health, (publisher.start, publisher.stop))
+            app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel)
             # Header and body deadlines, connection limit: shared/http.py.
             server = http.server(app, settings.host, settings.port)
             # uvicorn handles SIGTERM and SIGINT itself; when it stops, the consumer stops too.
@@ -117,6 +130,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
             task.cancel()
         if consume:
             await dead_letters.stop()
+        await publisher.stop()
         await engine.dispose()
 
 
@@ -125,7 +139,7 @@ def openapi_spec(settings: ProjectionSettings | None = None) -> dict:
     settings = settings or ProjectionSettings()
     engine = db.create_engine(DatabaseSettings().database_url, settings.db_schema)
 
-    async def _no_publisher(event: StageChanged) -> None:
+    async def _no_publisher(event: QualificationMessage) -> None:
         raise RuntimeError("the spec-only app does not publish")
 
     return create_app(settings, Reader(engine), _no_publisher).openapi()
@@ -156,7 +170,9 @@ async def rebuild_command(settings: ProjectionSettings, database_url: str, kafka
         if isinstance(sink, DeadLetters):
             await sink.start()
         try:
-            projector = Projector(UnitOfWork(engine), sink, settings.group_id)
+            # The moves the rules made live are on the topic: replayed, not made again.
+            uow = UnitOfWork(engine, Qualifier(configured(), publish=None))
+            projector = Projector(uow, sink, settings.group_id)
             count = await rebuild(kafka, projector, settings.batch_max_records, progress)
         finally:
             if isinstance(sink, DeadLetters):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -41,12 +41,22 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = []
 
 
+class CriterionOut(BaseModel):
+    code: str
+    derived: bool = Field(description="derived from the buying group (else set by a person with evidence)")
+    holds: bool
+    since: datetime | None = Field(description="event time it started to hold")
+    evidence: str | None
+    marked_by: str | None
+
+
 class OpportunitySummary(BaseModel):
     opportunity_id: str
     account_id: str
     account_name: str | None
     solution: str
-    stage: str = Field(description="the CRM's stage; 'identified' until a CRM reports one")
+    stage: str = Field(description="the funnel stage (GET /v1/funnel); target_base until the rules, a person "
+                                   "or a CRM move it")
     outcome: Outcome
     status: Status = Field(description="forming -> formed (group_formed signal) <-> stalled; won or lost from the CRM")
     score: float | None
@@ -67,6 +77,14 @@ class OpportunitySummary(BaseModel):
     stage_changed_at: datetime | None
     version: int = Field(description="the highest opportunity event version applied (0: known only from scoring)")
     change_seq: int = Field(description="position in the change feed")
+    stage_author: str | None = Field(None, description="who set the stage: rules, person or crm")
+    crm_stage: str | None = Field(None, description="the CRM's own name of the stage, when a CRM set it")
+    expected_close_on: date | None = Field(None, description="expected close date, from a person or the CRM")
+    team: dict[str, str] = Field({}, description="the seller's team: {role: person} (roles: GET /v1/funnel)")
+    criteria: list[CriterionOut] = Field([], description="exit criteria of the current stage")
+    proposed_stage: str | None = Field(None, description="the next stage, proposed when only a person's "
+                                                         "criteria miss")
+    missing_criteria: list[str] = []
 
 
 class RankedOpportunity(OpportunitySummary):
@@ -123,11 +141,19 @@ class SignalOut(BaseModel):
 class StageChange(BaseModel):
     event_id: str
     stage: str
+    from_stage: str | None = None
+    crm_stage: str | None = None
     outcome: Outcome
     amount: float | None
     currency: str | None
     changed_at: datetime
     source: str
+    author: str = Field("crm", description="rules, person or crm")
+    changed_by: str | None = None
+    reason: str | None = None
+    criteria: list[str] = Field([], description="the exit criteria that held (a move of the rules)")
+    engaged_members: int | None = Field(None, description="members engaged as of the change (recorded with it)")
+    members_count: int | None = None
 
 
 class OpportunityDetail(OpportunitySummary):
@@ -141,6 +167,8 @@ class OpportunityDetail(OpportunitySummary):
     timeline: list[Touch] = Field(description="the latest touches, oldest first")
     signals: list[SignalOut]
     stage_history: list[StageChange]
+    alert_recipients: list[str] = Field([], description="who alerts about this opportunity go to: its team, "
+                                                    "else the account owner")
 
 
 class Contact(BaseModel):
@@ -206,23 +234,149 @@ class Metrics(BaseModel):
     per_status: list[StatusCount]
 
 
+Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)]
+Why = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+EventTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+
+
 class StageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
-                                            pattern=NO_CONTROL)]
-    outcome: Outcome | None = Field(None, description="default: won or lost when the stage is named so, else open")
+                                            pattern=NO_CONTROL)] = Field(
+        description="a funnel stage code, or the CRM's own stage name mapped in funnel.yaml (crm_stages)")
+    outcome: Outcome | None = Field(None, description="default: won or lost when the stage is so, else open")
     amount: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False, description="deal value")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    changed_at: Annotated[AwareDatetime, AfterValidator(to_utc)] | None = Field(
-        None, description="when the CRM recorded the change (default: now); the latest change wins")
+    changed_at: EventTime | None = Field(
+        None, description="when the change happened (default: now); not in the future; the latest change wins")
+    changed_by: Who | None = Field(None, description="the person who changed it (default: the source)")
+    reason: Why | None = Field(None, description="why")
+    author: Literal["person", "crm"] = Field("crm", description="a person (web page, API) or a CRM")
     source: Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.\-]+$")] = "crm"
 
 
-class StageAccepted(BaseModel):
+Result = Literal["applied", "stale", "duplicate", "pending"]
+
+
+class Accepted(BaseModel):
     event_id: str
-    applied: bool = Field(description="the change is already visible in the read API")
+    result: Result = Field(description="applied: the change is the opportunity's state now; stale: it is recorded "
+                                       "but a later change holds; duplicate: it was reported before; pending: "
+                                       "not yet visible (retry the read)")
+    applied: bool = Field(description="true only when the change is the opportunity's state now")
+    message: str
     opportunity: OpportunitySummary | None
+
+
+StageAccepted = Accepted
+
+
+class CriterionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    holds: bool
+    evidence: Why | None = Field(None, description="required when holds is true: what shows it")
+    marked_by: Who
+    marked_at: EventTime | None = Field(None, description="default: now; not in the future")
+
+
+class TeamRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person: Who | None = Field(description="the seller (address or name); null: nobody any more")
+    assigned_by: Who
+    assigned_at: EventTime | None = Field(None, description="default: now; not in the future")
+
+
+class DealRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    expected_close_on: date | None = None
+    set_by: Who
+    set_at: EventTime | None = Field(None, description="default: now; not in the future")
+
+
+class Team(BaseModel):
+    opportunity_id: str
+    team: dict[str, str]
+    account_owner: str | None
+    alert_recipients: list[str] = Field(description="the team, else the account owner")
+
+
+class FunnelStageOut(BaseModel):
+    code: str
+    name: dict[str, str]
+    description: dict[str, str] | None
+    probability: float
+    engaged_benchmark: float
+    exit: list[str]
+    outcome: str | None
+    opportunities: int
+    amount: float
+
+
+class FunnelCriterionOut(BaseModel):
+    code: str
+    name: dict[str, str]
+    derived: bool
+    rule: str | None
+
+
+class FunnelOut(BaseModel):
+    stages: list[FunnelStageOut]
+    criteria: list[FunnelCriterionOut]
+    team_roles: list[dict[str, Any]]
+    crm_stages: dict[str, str]
+
+
+class ForecastLineOut(BaseModel):
+    period: str = Field(description="2026-10 (month), 2026-Q4 (quarter) or 'undated'")
+    group: str | None
+    deals: int
+    pipeline: float = Field(description="sum of amounts")
+    weighted: float = Field(description="amount x stage probability")
+    adjusted: float = Field(description="weighted x buying-group health")
+    opportunity_ids: list[str]
+
+
+class LeadForecastOut(BaseModel):
+    period: str
+    leads: int
+    value: float | None
+
+
+class ForecastDealOut(BaseModel):
+    opportunity_id: str
+    account: str
+    solution: str
+    stage: str
+    owner: str | None
+    amount: float | None
+    currency: str | None
+    expected_close_on: date | None
+    probability: float
+    weighted: float
+    health: float
+    adjusted: float
+    role_coverage: float
+    required_roles: int
+    covered_required_roles: int
+    engaged_members: int
+    engaged_benchmark: float
+    explanation: str
+
+
+class Forecast(BaseModel):
+    period: str
+    by: str
+    lines: list[ForecastLineOut]
+    lead_count: list[LeadForecastOut] = Field(description="the lead-count forecast of the same periods")
+    lead_model: dict[str, Any] = Field(description="leads, won, conversion, average_amount, cycle_days")
+    deals: list[ForecastDealOut]
+    method: str
 
 
 class CreditedTouch(Touch):
@@ -267,3 +421,15 @@ class Readiness(BaseModel):
     consumer: dict[str, Any] | None
 
 
+
+
+class Analytics(BaseModel):
+    time_in_stage: list[dict[str, Any]] = Field(description="per open stage: n, mean, median days of completed stays")
+    conversion: list[dict[str, Any]] = Field(description="from, to, reached, passed, rate")
+    cycle_days: dict[str, dict[str, Any]] = Field(description="won / lost: n, mean, median days from first touch")
+    engaged_at_transition: list[dict[str, Any]] = Field(
+        description="per stage entered: members engaged at the transition (n, mean, median) and the benchmark")
+    stalled: list[dict[str, Any]] = Field(description="per open stage: open, stalled, share")
+    finance: dict[str, Any] = Field(description="closed deals whose finance engaged within `days` of the first touch "
+                                                "(early), later (late), never: closed, won, win_rate, won cycle")
+    won_content_by_role: list[dict[str, Any]] = Field(description="role, content, touches, won opportunities")

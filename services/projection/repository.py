@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from publicsuffixlist import PublicSuffixList
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text, tuple_
@@ -88,6 +88,14 @@ def _immutable(table: Any, returning: ColumnElement | None = None) -> Insert:
     return stmt.returning(returning) if returning is not None else stmt
 
 
+def _latest_by(table: Any, keys: list[str], at: str) -> Insert:
+    """Latest (at, event_id) wins; returns the opportunity when the row changed."""
+    t, stmt = table.c, insert(table)
+    columns = [c.name for c in table.columns if c.name not in keys]
+    return _update(stmt, keys, columns, _newer((t[at], t.event_id), (stmt.excluded[at], stmt.excluded.event_id))
+                   ).returning(t.opportunity_id)
+
+
 # In this order: parents first is not required (no foreign keys), but a fixed order of tables
 # with rows sorted by key means concurrent consumers lock rows in the same order.
 UPSERTS: dict[Kind, Insert] = {
@@ -105,13 +113,18 @@ UPSERTS: dict[Kind, Insert] = {
          "score_stalled_since"),
         lambda t, ex: _newer((t.score_version, t.score_as_of), (ex.score_version, ex.score_as_of))),
     "opportunity_stage": _opportunity(
-        ("stage", "outcome", "amount", "currency", "stage_changed_at", "stage_event_id"),
+        ("stage", "outcome", "stage_changed_at", "stage_event_id", "stage_author", "crm_stage"),
         lambda t, ex: _newer((t.stage_changed_at, t.stage_event_id), (ex.stage_changed_at, ex.stage_event_id))),
+    "opportunity_deal": _opportunity(
+        ("amount", "currency", "expected_close_on", "deal_at", "deal_event_id"),
+        lambda t, ex: _newer((t.deal_at, t.deal_event_id), (ex.deal_at, ex.deal_event_id))),
     "member": _member(),
     "touch": _immutable(s.touches, s.touches.c.opportunity_id),
     "signal": _immutable(s.signals, s.signals.c.opportunity_id),
     "score_history": _immutable(s.score_history),
-    "stage_change": _immutable(s.stage_changes),
+    "stage_change": _immutable(s.stage_changes, s.stage_changes.c.opportunity_id),
+    "criterion_mark": _latest_by(s.criterion_marks, ["opportunity_id", "criterion"], "marked_at"),
+    "team_member": _latest_by(s.opportunity_team, ["opportunity_id", "role"], "assigned_at"),
 }
 
 REFRESH_MEMBERS = text("""
@@ -124,6 +137,16 @@ UPDATE opportunity_members m SET
     FROM opportunities o CROSS JOIN LATERAL jsonb_array_elements(coalesce(o.breakdown->'members', '[]')) c
     WHERE o.opportunity_id = m.opportunity_id AND c->>'person_id' = m.person_id LIMIT 1)
 WHERE m.opportunity_id = ANY(CAST(:ids AS text[]))
+""")
+
+# The group at each stage transition, as of the transition's event time (not the group now).
+REFRESH_TRANSITIONS = text("""
+UPDATE stage_changes sc SET
+  engaged_members = (SELECT count(DISTINCT t.person_id) FROM touches t
+                     WHERE t.opportunity_id = sc.opportunity_id AND t.occurred_at <= sc.changed_at),
+  members_count = (SELECT count(*) FROM opportunity_members m
+                   WHERE m.opportunity_id = sc.opportunity_id AND m.joined_at <= sc.changed_at)
+WHERE sc.opportunity_id = ANY(CAST(:ids AS text[]))
 """)
 
 # Derived columns, recomputed from the other tables: a function of their content only, so
@@ -165,6 +188,8 @@ UPDATE opportunities o SET
   first_touch_at = tt.first_at,
   last_activity_at = coalesce(tt.last_at, o.created_at),
   formed_at = coalesce(o.score_formed_at, formed.formed_at),
+  team = coalesce((SELECT jsonb_object_agg(tm.role, tm.person ORDER BY tm.role) FROM opportunity_team tm
+                   WHERE tm.opportunity_id = o.opportunity_id AND tm.person IS NOT NULL), '{}'::jsonb),
   status = CASE WHEN o.outcome IN ('won', 'lost') THEN o.outcome
                 ELSE coalesce(o.score_status, life.lifecycle, 'forming') END,
   change_seq = nextval('opportunity_change_seq')
@@ -234,11 +259,20 @@ async def refresh(conn: AsyncConnection, opportunity_ids: set[str]) -> None:
     ids = sorted(opportunity_ids)
     await conn.execute(REFRESH_MEMBERS, {"ids": ids})
     await conn.execute(REFRESH_OPPORTUNITIES, {"ids": ids})
+    await conn.execute(REFRESH_TRANSITIONS, {"ids": ids})
+
+
+class Qualify(Protocol):
+    async def __call__(self, conn: AsyncConnection, opportunity_ids: set[str]) -> set[str]: ...
 
 
 class UnitOfWork:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """`qualify` (qualifying.Qualifier) runs in the same transaction after the derived columns
+    are fresh: it evaluates the changed opportunities and returns those its moves changed too."""
+
+    def __init__(self, engine: AsyncEngine, qualify: Qualify | None = None) -> None:
         self.engine = engine
+        self.qualify = qualify
 
     async def apply(self, consumer: str, rows: Mapping[Kind, list[dict]],
                     offsets: Mapping[TopicPartition, int]) -> int:
@@ -246,6 +280,8 @@ class UnitOfWork:
         async with self.engine.begin() as conn:
             changed = await write_rows(conn, rows)
             await refresh(conn, changed)
+            if self.qualify is not None and changed:
+                changed |= await self.qualify(conn, changed)
             if offsets:
                 await conn.execute(OFFSETS_UPSERT, [
                     {"consumer": consumer, "topic": topic, "partition": partition, "next_offset": offset}
@@ -275,6 +311,7 @@ SUMMARY_COLUMNS = (
     o.status, o.score, o.tier, o.origin, o.created_at, o.formed_at, o.first_touch_at, o.last_activity_at,
     o.members_count, o.engaged_members, o.touches_count, o.departments, o.covered_roles, o.missing_roles,
     o.amount, o.currency, o.stage_changed_at, o.version, o.change_seq,
+    o.stage_author, o.crm_stage, o.expected_close_on, o.team, o.criteria, o.proposed_stage, o.missing_criteria,
 )
 
 
@@ -371,10 +408,86 @@ class Reader:
             found = row.mappings().first()
             return dict(found) if found else None
 
-    async def stage_applied(self, event_id: str) -> bool:
+    async def stage_recorded(self, event_id: str) -> bool:
+        """The change is in the stage history (applied to the row or not)."""
         async with self.engine.connect() as conn:
             return bool(await conn.scalar(
                 select(func.count()).select_from(s.stage_changes).where(s.stage_changes.c.event_id == event_id)))
+
+    async def holder(self, opportunity_id: str, what: str, key: str | None = None
+                     ) -> tuple[str | None, datetime | None] | None:
+        """Which event holds a piece of the opportunity's state now, and its time: what is
+        'stage', 'deal', 'criterion' (key: the criterion) or 'team' (key: the role).
+        None: no such opportunity; (None, None): nothing set yet."""
+        async with self.engine.connect() as conn:
+            if what in ("stage", "deal"):
+                cols = (o.stage_event_id, o.stage_changed_at) if what == "stage" else (o.deal_event_id, o.deal_at)
+                row = (await conn.execute(select(*cols).where(o.opportunity_id == opportunity_id))).first()
+                return None if row is None else (row[0], row[1])
+            table, at, key_col = ((s.criterion_marks, "marked_at", "criterion") if what == "criterion"
+                                  else (s.opportunity_team, "assigned_at", "role"))
+            row = (await conn.execute(select(table.c.event_id, table.c[at]).where(
+                table.c.opportunity_id == opportunity_id, table.c[key_col] == key))).first()
+            return (None, None) if row is None else (row[0], row[1])
+
+    async def board(self, limit: int) -> list[dict[str, Any]]:
+        """Open opportunities and the latest closed ones, for the funnel board."""
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                _summary().where(o.created_at.is_not(None)).order_by(*PRIORITY).limit(limit)))
+
+    async def deals(self) -> list[dict[str, Any]]:
+        """Open opportunities with what the forecast needs: the roles engaged members play."""
+        engaged_roles = (select(func.array_agg(func.distinct(m.role))).where(
+            m.opportunity_id == o.opportunity_id, m.touches_count > 0).scalar_subquery())
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                select(*SUMMARY_COLUMNS, o.required_roles, s.accounts.c.owner.label("account_owner"),
+                       engaged_roles.label("engaged_roles"))
+                .select_from(s.opportunities.outerjoin(s.accounts, s.accounts.c.account_id == o.account_id))
+                .where(o.outcome == "open", o.created_at.is_not(None)).order_by(o.opportunity_id)))
+
+    async def lead_history(self) -> tuple[list[datetime], list[tuple[datetime, datetime, float | None]]]:
+        """First-seen times of every contact (the leads), and (start, won at, amount) of won deals."""
+        c = s.contacts.c
+        async with self.engine.connect() as conn:
+            leads = list(await conn.scalars(select(c.first_seen_at).where(c.first_seen_at.is_not(None))))
+            won = (await conn.execute(
+                select(func.coalesce(o.first_touch_at, o.created_at), o.stage_changed_at, o.amount)
+                .where(o.outcome == "won", o.stage_changed_at.is_not(None),
+                       func.coalesce(o.first_touch_at, o.created_at).is_not(None)))).all()
+        return leads, [(a, b, amt) for a, b, amt in won]
+
+    async def funnel_facts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, datetime]]:
+        """For the analytics: opportunities, the stage history, the first touch of a finance member."""
+        sc = s.stage_changes.c
+        async with self.engine.connect() as conn:
+            opportunities = _dicts(await conn.execute(
+                select(o.opportunity_id, o.created_at, o.first_touch_at, o.stage, o.outcome, o.status)
+                .where(o.created_at.is_not(None)).order_by(o.opportunity_id)))
+            history = _dicts(await conn.execute(
+                select(sc.opportunity_id, sc.event_id, sc.stage, sc.changed_at, sc.engaged_members)
+                .order_by(sc.opportunity_id, sc.changed_at, sc.event_id)))
+            finance = {oid: at for oid, at in await conn.execute(
+                select(m.opportunity_id, func.min(m.first_touch_at))
+                .where(or_(m.department == "finance", m.role == "budget_holder"), m.first_touch_at.is_not(None))
+                .group_by(m.opportunity_id))}
+        return opportunities, history, finance
+
+    async def stage_counts(self) -> list[dict[str, Any]]:
+        """Opportunities and their amounts per stage (open ones, and won and lost by outcome)."""
+        stage = case((o.outcome == "open", o.stage), else_=o.outcome)
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(
+                select(stage.label("stage"), func.count().label("opportunities"),
+                       func.coalesce(func.sum(o.amount), 0.0).label("amount"))
+                .where(o.created_at.is_not(None)).group_by(stage)))
+
+    async def won_content_by_role(self, per_role: int) -> list[dict[str, Any]]:
+        """What each role consumed in won groups: content (asset, else page, else topic), touches
+        and won opportunities, the most used first."""
+        async with self.engine.connect() as conn:
+            return _dicts(await conn.execute(WON_CONTENT, {"per_role": per_role}))
 
     async def account(self, domain: str) -> dict[str, Any] | None:
         """By account id or any of its domains; as given first, then in lower case, then the
@@ -489,4 +602,18 @@ WHERE {_IN_PERIOD} GROUP BY r.role ORDER BY r.role
 
 METRICS_PER_STATUS = text(f"""
 SELECT o.status, count(*) AS opportunities FROM opportunities o WHERE {_IN_PERIOD} GROUP BY o.status ORDER BY o.status
+""")
+
+WON_CONTENT = text("""
+WITH used AS (
+  SELECT m.role, coalesce(t.asset_id, t.url, t.topic, t.title) AS content,
+         count(*) AS touches, count(DISTINCT t.opportunity_id) AS opportunities
+  FROM touches t
+  JOIN opportunities o ON o.opportunity_id = t.opportunity_id AND o.outcome = 'won'
+  JOIN opportunity_members m ON m.opportunity_id = t.opportunity_id AND m.person_id = t.person_id
+  WHERE coalesce(t.asset_id, t.url, t.topic, t.title) IS NOT NULL
+  GROUP BY 1, 2),
+ranked AS (SELECT *, row_number() OVER (PARTITION BY role ORDER BY opportunities DESC, touches DESC, content) AS n
+           FROM used)
+SELECT role, content, touches, opportunities FROM ranked WHERE n <= :per_role ORDER BY role, n
 """)

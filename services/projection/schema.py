@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -85,13 +87,19 @@ opportunities = Table(
     Column("score_status", Text),
     Column("score_formed_at", TS),
     Column("score_stalled_since", TS),
-    # From the CRM: the latest (changed_at, event id) wins.
-    Column("stage", Text, nullable=False, server_default=text("'identified'")),
+    # The funnel stage (bg.crm-stage.v1 and v2): the latest (changed_at, event id) wins.
+    Column("stage", Text, nullable=False, server_default=text("'target_base'")),
     Column("outcome", Text, nullable=False, server_default=text("'open'")),
-    Column("amount", Float),
-    Column("currency", Text),
     Column("stage_changed_at", TS),
     Column("stage_event_id", Text),
+    Column("stage_author", Text),  # rules, person or crm
+    Column("crm_stage", Text),  # the CRM's own name of the stage, when a CRM set it
+    # The deal's terms, from people or the CRM: the latest (deal_at, event id) wins.
+    Column("amount", Float),
+    Column("currency", Text),
+    Column("expected_close_on", Date),
+    Column("deal_at", TS),
+    Column("deal_event_id", Text),
     # Derived from the rows above and the member, touch and signal tables after each batch.
     Column("status", Text, nullable=False, server_default=text("'forming'")),
     Column("formed_at", TS),
@@ -103,6 +111,13 @@ opportunities = Table(
     Column("departments", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
     Column("covered_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
     Column("missing_roles", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    # The seller's team {role: person}, from opportunity_team.
+    Column("team", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The qualification rules' view of the current stage (qualification.evaluate): each exit
+    # criterion with whether it holds and since when, and the move proposed to a person.
+    Column("criteria", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("proposed_stage", Text),
+    Column("missing_criteria", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
     Column("change_seq", BigInteger, nullable=False, server_default=change_seq.next_value()),
 )
 Index("ix_opportunities_account", opportunities.c.account_id)
@@ -193,8 +208,41 @@ stage_changes = Table(
     Column("currency", Text),
     Column("changed_at", TS, nullable=False),
     Column("source", Text, nullable=False),
+    Column("from_stage", Text),
+    Column("crm_stage", Text),
+    Column("author", Text, nullable=False, server_default=text("'crm'")),
+    Column("changed_by", Text),
+    Column("reason", Text),
+    Column("criteria", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    # Derived after each batch from the touches and members up to changed_at (event time):
+    # the group as it was at the transition, whenever its messages arrived.
+    Column("engaged_members", Integer),
+    Column("members_count", Integer),
 )
 Index("ix_stage_changes_opportunity", stage_changes.c.opportunity_id, stage_changes.c.changed_at)
+
+# A person's word on a criterion of the funnel: the latest (marked_at, event id) wins.
+criterion_marks = Table(
+    "criterion_marks", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("criterion", Text, primary_key=True),
+    Column("holds", Boolean, nullable=False),
+    Column("evidence", Text),
+    Column("marked_by", Text, nullable=False),
+    Column("marked_at", TS, nullable=False),
+    Column("event_id", Text, nullable=False),
+)
+
+# The seller's team: who plays each role; the latest (assigned_at, event id) wins.
+opportunity_team = Table(
+    "opportunity_team", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("role", Text, primary_key=True),
+    Column("person", Text),
+    Column("assigned_by", Text, nullable=False),
+    Column("assigned_at", TS, nullable=False),
+    Column("event_id", Text, nullable=False),
+)
 
 # The consumer's position, written in the same transaction as the rows it produced: after a
 # crash the consumer seeks here, so every message is applied exactly once to the database.
@@ -208,4 +256,4 @@ consumer_offsets = Table(
 
 # Tables whose content is a function of the topics; a rebuild reproduces them row for row.
 PROJECTED = (accounts, contacts, opportunities, opportunity_members, touches, signals, score_history,
-             stage_changes, consumer_offsets)
+             stage_changes, criterion_marks, opportunity_team, consumer_offsets)

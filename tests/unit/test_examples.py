@@ -5,24 +5,49 @@ from pathlib import Path
 
 import pytest
 
-from shared.codec import DecodeError, dead_letters, opportunity_log, person_events, scoring_messages
+from shared.codec import (
+    DecodeError,
+    crm_events,
+    dead_letters,
+    opportunity_log,
+    person_events,
+    qualification_events,
+    scoring_messages,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
-CODECS = {"person-events": person_events, "opportunity": opportunity_log, "score": scoring_messages,
-          "signal": scoring_messages, "dlq": dead_letters}
+# (topic, version) -> codec; an example is named <topic>.<type>.v<version>.json
+CODECS = {("person-events", 1): person_events, ("opportunity", 1): opportunity_log,
+          ("score", 1): scoring_messages, ("signal", 1): scoring_messages, ("dlq", 1): dead_letters,
+          ("crm-stage", 1): crm_events, ("crm-stage", 2): qualification_events}
+
+
+def _topic_version(path: Path) -> tuple[str, int]:
+    parts = path.name.split(".")
+    return parts[0], int(parts[-2].removeprefix("v"))
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
 def test_example_round_trips(path: Path):
-    codec = CODECS[path.name.split(".")[0]]
+    topic, version = _topic_version(path)
+    codec = CODECS[(topic, version)]
     raw = path.read_bytes()
     message = codec.decode(raw)
-    assert message.schema_version == 1
+    assert message.schema_version == version
     assert json.loads(codec.encode(message)) == json.loads(raw)
 
 
 def test_examples_cover_every_topic():
-    assert {p.name.split(".")[0] for p in EXAMPLES.glob("*.json")} == set(CODECS)
+    assert {_topic_version(p) for p in EXAMPLES.glob("*.json")} == set(CODECS)
+
+
+def test_crm_stage_v2_rejects_a_v1_message_and_the_other_way_round():
+    v1 = (EXAMPLES / "crm-stage.stage_changed.v1.json").read_bytes()
+    v2 = (EXAMPLES / "crm-stage.stage_moved.v2.json").read_bytes()
+    with pytest.raises(DecodeError):
+        qualification_events.decode(v1)
+    with pytest.raises(DecodeError):
+        crm_events.decode(v2)
 
 
 def test_decode_rejects_with_reason_and_field():

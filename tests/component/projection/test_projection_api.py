@@ -96,7 +96,8 @@ def test_the_group_outranks_the_single_active_person(projection, story):
     ({"min_score": 60}, {"romashka", "argo"}),
     ({"formed_since": "2026-09-05T00:00:00Z"}, {"romashka"}),
     ({"formed_since": "2026-09-05T03:00:00+03:00"}, {"romashka"}),
-    ({"stage": "identified"}, {"romashka", "argo", "gaz"}),
+    ({"stage": "warm"}, {"romashka", "argo"}),  # moved by the qualification rules
+    ({"stage": "cold"}, {"gaz"}),
     ({"solution": "wms"}, set()),
 ])
 def test_filters(projection, story, params, expected):
@@ -133,7 +134,8 @@ def test_metrics_compare_opportunities_with_raw_contacts(projection, story):
     assert metrics["role_coverage"] == pytest.approx((1 + 4 / 5 + 1 / 4) / 3)
     assert metrics["days_first_touch_to_formation"] == pytest.approx((9 + 3) / 2)
     assert metrics["stalled_share"] == 0.0
-    assert metrics["per_stage"] == [{"stage": "identified", "opportunities": 3, "engaged_members": 3.0}]
+    assert metrics["per_stage"] == [{"stage": "cold", "opportunities": 1, "engaged_members": 1.0},
+                                    {"stage": "warm", "opportunities": 2, "engaged_members": 4.0}]
     roles = {r["role"]: (r["covered"], r["missing"]) for r in metrics["per_role"]}
     assert roles["decision_maker"] == (1, 2) and roles["initiator"] == (3, 0)
     assert get(projection, "/v1/metrics", since="2030-01-01T00:00:00Z")["opportunities_identified"] == 0
@@ -211,7 +213,9 @@ async def test_a_crm_reports_a_won_deal_and_every_members_touches_get_credit(pro
 
     opp = get(projection, f"/v1/opportunities/{story.romashka}")
     assert (opp["stage"], opp["outcome"], opp["status"], opp["amount"]) == ("won", "won", "won", 1_200_000)
-    assert len(opp["stage_history"]) == 1
+    # The rules' moves (target base -> cold -> warm) and the CRM's won.
+    assert [(h["stage"], h["author"]) for h in opp["stage_history"]] == [
+        ("cold", "rules"), ("warm", "rules"), ("won", "crm")]
 
     credit = get(projection, f"/v1/opportunities/{story.romashka}/attribution", model="position_based")
     assert len(credit["touches"]) == opp["touches_count"]

@@ -123,6 +123,18 @@ def test_stage_change_sets_the_stage_and_keeps_history():
     log.stage(opp, "won", "won", day(40), amount=1_200_000)
     rows = map_message(log.messages[-1][2])
     (stage,) = _of(rows, "opportunity_stage")
-    assert (stage["stage"], stage["outcome"], stage["amount"]) == ("won", "won", 1_200_000)
+    assert (stage["stage"], stage["outcome"], stage["stage_author"]) == ("won", "won", "crm")
+    (deal,) = _of(rows, "opportunity_deal")
+    assert (deal["amount"], deal["deal_at"]) == (1_200_000, day(40))
     (history,) = _of(rows, "stage_change")
     assert history["changed_at"] == day(40)
+
+
+def test_a_v1_crm_stage_name_is_mapped_onto_the_funnel_and_kept():
+    log, opp = _story()
+    log.stage(opp, "Qualified", "open", day(20))
+    (stage,) = _of(map_message(log.messages[-1][2]), "opportunity_stage")
+    assert (stage["stage"], stage["crm_stage"]) == ("warm", "Qualified")
+    log.stage(opp, "some-crm-stage", "open", day(21))
+    (stage,) = _of(map_message(log.messages[-1][2]), "opportunity_stage")
+    assert (stage["stage"], stage["crm_stage"]) == ("some-crm-stage", "some-crm-stage")

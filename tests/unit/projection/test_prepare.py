@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.projection.api import stage_event
+from services.projection.api import ApiError, stage_event
 from services.projection.consumer import prepare, source_decoders
+from services.projection.funnel import configured
 from services.projection.models import StageRequest
 from services.projection.settings import ProjectionSettings
 from shared import topics
@@ -49,14 +50,33 @@ def test_good_and_bad_records():
 
 
 def test_stage_event_id_is_the_same_for_a_retried_change():
-    ident = {"opportunity_id": "romashka.ru:hr", "account_id": "romashka.ru", "solution": "hr"}
+    funnel = configured()
+    ident = {"opportunity_id": "romashka.ru:hr", "account_id": "romashka.ru", "solution": "hr", "stage": "warm"}
     body = StageRequest(stage="Won", amount=1000.0, changed_at="2026-10-01T12:00:00+03:00")
-    first = stage_event(ident, body, datetime(2030, 1, 1, tzinfo=UTC))
-    retried = stage_event(ident, body, datetime(2031, 1, 1, tzinfo=UTC))
+    first = stage_event(funnel, ident, body, datetime(2030, 1, 1, tzinfo=UTC))
+    retried = stage_event(funnel, ident, body, datetime(2031, 1, 1, tzinfo=UTC))
     assert first.event_id == retried.event_id and first.outcome == "won"
+    assert (first.stage, first.crm_stage, first.from_stage) == ("won", "Won", "warm")
     assert first.changed_at == datetime(2026, 10, 1, 9, tzinfo=UTC)
-    other = stage_event(ident, StageRequest(stage="closing", changed_at="2026-10-01T12:00:00Z"), first.changed_at)
-    assert other.event_id != first.event_id and other.outcome == "open"
+    other = stage_event(funnel, ident, StageRequest(stage="closing", changed_at="2026-10-01T12:00:00Z"),
+                        datetime(2030, 1, 1, tzinfo=UTC))
+    assert other.event_id != first.event_id and other.outcome == "open" and other.crm_stage is None
+
+
+def test_a_stage_change_dated_in_the_future_is_refused_naming_the_field():
+    """Issue 17: changed_at 2030-01-01 was accepted and locked the opportunity (the latest wins)."""
+    ident = {"opportunity_id": "romashka.ru:hr", "account_id": "romashka.ru", "solution": "hr", "stage": "warm"}
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    with pytest.raises(ApiError) as err:
+        stage_event(configured(), ident, StageRequest(stage="won", changed_at="2030-01-01T00:00:00Z"), now)
+    assert err.value.status == 422 and err.value.body["errors"][0]["field"] == "body.changed_at"
+    # A clock a few minutes ahead is not an error; an unknown stage or a contradicting outcome is.
+    assert stage_event(configured(), ident, StageRequest(stage="won", changed_at="2026-11-30T09:04:00Z"), now)
+    for body, field in ((StageRequest(stage="nonsense"), "body.stage"),
+                        (StageRequest(stage="won", outcome="lost"), "body.outcome")):
+        with pytest.raises(ApiError) as err:
+            stage_event(configured(), ident, body, now)
+        assert err.value.status == 422 and err.value.body["errors"][0]["field"] == field
 
 
 def test_tokens_from_the_environment(monkeypatch):
