@@ -99,3 +99,10 @@ async def test_unusable_events_go_to_the_dead_letter_topic_with_the_reason(worke
     assert reasons["kind"][0] == "invalid_schema" and "kind" in reasons["kind"][1]
     assert all(d.service == "grouping" and d.source_topic == topics.PERSON_EVENTS.name for d in letters)
     assert worker.proc.poll() is None  # bad input does not stop the worker
+    # ...and the record after them is processed: a person of an internationalised domain (an
+    # id that no header, key or file name may choke on).
+    domain = f"ласточка-{tag}.рф"
+    await send([touch(f"{tag}-idn", 1, email=f"анна@{domain}", job_title="HR-директор",
+                      url="https://vendor.example/solutions/hr/")])
+    events = await read_until(domain, lambda kept: opportunity(kept, f"{domain}:hr").members, settle=0)
+    assert f"анна@{domain}" in opportunity(events, f"{domain}:hr").members

@@ -108,6 +108,8 @@ async def test_each_alert_reaches_its_webhook_exactly_once_despite_failures_and_
         "delivery": {"attempts": 4, "backoff_initial": 0.05, "backoff_max": 0.5, "timeout": 2},
         "cooldown_seconds": 600,
         "redis_prefix": f"bg:alerts:test-{uuid.uuid4().hex[:8]}:",
+        # The replayed story is all there before the dispatcher starts, and it is history.
+        "start": "earliest", "include_backfill": True,
     }))
     config = load_alerts_config(config_path, environ={"ALERT_SECRET": SECRET})
 
@@ -127,9 +129,7 @@ async def test_each_alert_reaches_its_webhook_exactly_once_despite_failures_and_
 
     dispatcher = ServiceProcess(f"alerts-{run.namespace.rstrip('.')}", ["-m", "services.scoring.alerts"], env={
         "BG_TOPIC_NAMESPACE": run.namespace, "BG_ALERTS_CONFIG": str(config_path),
-        "REDIS_URL": servers.redis_url, "ALERT_SECRET": SECRET, "LOG_LEVEL": "warning",
-        # The replayed story is all there before the dispatcher starts, and it is history.
-        "BG_ALERTS_START": "earliest", "BG_ALERTS_INCLUDE_BACKFILL": "1"})
+        "REDIS_URL": servers.redis_url, "ALERT_SECRET": SECRET, "LOG_LEVEL": "warning"})
     signals_topic = topic_in(run.namespace, topics.SIGNALS)
     group = f"{run.namespace}bg-alerts"
 

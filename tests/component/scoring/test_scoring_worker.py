@@ -109,3 +109,9 @@ async def test_a_message_scoring_cannot_use_is_dead_lettered_with_the_reason(rep
         (letter,) = [dead_letters.decode(raw) for raw in run.dead_letters]
         assert letter.service == "scoring" and letter.reason == "invalid_schema"
         assert letter.key == replayed.opportunities["gaz"]
+        # ...and the next records are processed: the events of the same opportunity that came
+        # after it in the log are scored, up to its last version.
+        gaz = replayed.opportunities["gaz"]
+        after = [e for e in replayed.events[len(replayed.events) // 2:] if e.key() == gaz]
+        scored = [s for s in decoded(run.scores) if s.opportunity_id == gaz]
+        assert after and max(s.version for s in scored) == max(e.version for e in replayed.events if e.key() == gaz)
