@@ -141,6 +141,7 @@ def table(report: dict[str, Any]) -> Table:
     out.add_column(f"lead baseline (MQL >= {b['threshold']:g})", justify="right")
     out.add_row("account matching precision", _pct(s["accounts"]["precision"]), "oracle (given)")
     out.add_row("account matching recall", _pct(s["accounts"]["recall"]), "oracle (given)")
+    out.add_row("account matching F1", _pct(s["accounts"]["f1"]), "oracle (given)")
     out.add_row("  of which free-mail people", _pct(s["accounts"]["free_mail_recall"]), "oracle (given)")
     out.add_row("role accuracy", _pct(s["roles"]["role_accuracy"]), "—")
     out.add_row("department accuracy", _pct(s["roles"]["department_accuracy"]), "—")

@@ -16,6 +16,7 @@ Definitions (every time is event time; days are fractional, 86,400 s):
   when all their opportunities are of one system account and it maps to their true account.
   Precision: right / people placed (people of the truth only). Recall: right / people of the
   truth who have a true account and engaged with a solution (whom the system should place).
+  F1: their harmonic mean.
 - Role and department accuracy: over (opportunity, member) pairs whose person has a true role
   (buyers, lone researchers, small teams; not students or competitors).
 - Group formation (account + solution). A detection is an opportunity with a formed_at. It is
@@ -197,8 +198,10 @@ def account_matching(truth: Truth, opportunities: Sequence[Opportunity],
     expected = [p for p in truth.persons.values() if p.account_id and p.engaged_solutions]
     found = sum(1 for p in expected if right(p))
     free = [p for p in expected if p.free_mail]
+    precision, recall = _ratio(correct, len(placed)), _ratio(found, len(expected))
     return {
-        "precision": _ratio(correct, len(placed)), "recall": _ratio(found, len(expected)),
+        "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision and recall else None,
         "placed": len(placed), "correct": correct, "expected": len(expected),
         "free_mail_recall": _ratio(sum(1 for p in free if right(p)), len(free)), "free_mail_expected": len(free),
         "people_unknown_to_truth": len(unknown),
