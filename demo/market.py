@@ -4,7 +4,9 @@
 
 writes `events.jsonl` (one request a line: platform, body, at; in event-time order) and
 `truth.json` (every person's true account, department and role; every true buying group with
-its members, the time it started and the time it formed; which accounts are noise).
+its members, the time it started and the time it formed, and its deal: won, lost or open, the
+amount and close date, and the amount and expected close date the CRM was told; which
+accounts are noise).
 
 The market, per account (the shares are drawn from the seed):
 - buyers: a real buying group (planned size 4-13, several departments) forms on one of the
@@ -69,6 +71,8 @@ SOLUTIONS = ("hr", "wms", "crm", "bi")
 FORMATION_PEOPLE = 3
 FORMATION_DEPARTMENTS = 2
 FORMATION_WINDOW = timedelta(days=21)
+# A typical deal of a six-person group, in roubles, per solution (the deals of the truth).
+DEAL_BASE = {"hr": 1_200_000, "wms": 3_000_000, "crm": 1_500_000, "bi": 2_000_000}
 
 D, R = Department, BuyingRole
 
@@ -1009,6 +1013,36 @@ class Market:
 
     # -- output ---------------------------------------------------------------------------
 
+    def _deal(self, g: PlannedGroup, started: datetime, formed: datetime | None) -> dict[str, Any]:
+        """The deal behind a group: its true outcome, amount and close date, and what the CRM
+        was told (an estimate of the amount and a close date the seller expects, reported when
+        the group formed, else three weeks after it started). Drawn from a generator of its own,
+        seeded by the market's seed and the group, so that the events stay byte for byte what
+        they were without deals.
+
+        won: a bought group closes at its purchase; lost: a stalled group is marked lost two to
+        six weeks after it went quiet; the rest is open at the end of the market. The seller's
+        expected close date is the true one give or take about two weeks for a deal that will
+        close, and the usual 40 to 75 days from the start for one that will not: the forecaster
+        cannot tell them apart by the date."""
+        rng = random.Random(f"{self.seed}:deal:{g.group_id}")
+        amount = round(DEAL_BASE[g.solution] * g.planned_size / 6 * rng.lognormvariate(0, 0.35), -4)
+        outcome, closed = "open", None
+        if g.outcome == "bought" and g.ends < self.end:
+            outcome, closed = "won", g.ends
+        elif g.outcome == "stalled":
+            lost_at = g.ends + timedelta(days=rng.uniform(14, 45))
+            if lost_at < self.end:
+                outcome, closed = "lost", lost_at
+        reported = formed or started + timedelta(days=21)
+        guess = g.ends if outcome == "won" else started + timedelta(days=rng.uniform(40, 75))
+        expected = guess + timedelta(days=rng.gauss(0, 14))
+        return {
+            "outcome": outcome, "amount": amount, "currency": "RUB", "closed_at": iso(closed) if closed else None,
+            "crm": {"reported_at": iso(reported), "amount": round(amount * rng.lognormvariate(0, 0.2), -4),
+                    "expected_close_on": max(expected, reported).date().isoformat()},
+        }
+
     def ordered_requests(self) -> list[Request]:
         return [r for _, _, r in sorted(self.requests, key=lambda x: (x[0], x[1]))]
 
@@ -1052,6 +1086,7 @@ class Market:
                 "formed_at": iso(formed[0]) if formed else None,
                 "formation_members": list(formed[1]) if formed else [],
                 "engagement_ends_at": iso(min(g.ends, self.end)),
+                "deal": self._deal(g, min(first_touch.values()), formed[0] if formed else None),
             })
         accounts = [{"account_id": c.account_id, "name": c.display if c.legal else c.name, "kind": c.kind,
                      "noise": c.noise} for c in self.companies]

@@ -195,3 +195,27 @@ def test_formation_needs_three_people_of_two_departments_within_the_window() -> 
     # The window includes its start: exactly 21 days apart still counts.
     assert formation([(t(0), "a", hr), (t(5), "b", it), (t(21), "c", hr)]) == (t(21), ("a", "b", "c"))
     assert formation([(t(0), "a", hr), (t(1), "b", it)], people=2) == (t(1), ("a", "b"))
+
+
+def test_every_group_has_a_deal_won_lost_or_open_with_what_the_crm_was_told():
+    data = generate(accounts=150, months=6, seed=7)
+    end = datetime.fromisoformat(data.truth["end"].replace("Z", "+00:00"))
+    outcomes = Counter()
+    for g in data.truth["groups"]:
+        deal = g["deal"]
+        outcomes[deal["outcome"]] += 1
+        assert deal["amount"] > 0 and deal["crm"]["amount"] > 0 and deal["currency"] == "RUB"
+        closed = deal["closed_at"] and datetime.fromisoformat(deal["closed_at"].replace("Z", "+00:00"))
+        assert (closed is None) == (deal["outcome"] == "open")
+        assert closed is None or closed < end
+        assert deal["outcome"] != "won" or g["outcome"] == "bought"
+        assert deal["outcome"] != "lost" or g["outcome"] == "stalled"
+        assert deal["crm"]["expected_close_on"] >= deal["crm"]["reported_at"][:10]
+    assert outcomes["won"] >= 10 and outcomes["lost"] >= 10 and outcomes["open"] >= 10
+
+
+def test_deals_do_not_change_the_events(market: MarketData):
+    """The deals come from a generator of their own: the same seed gives the same requests."""
+    again = generate(accounts=60, months=3, seed=7)
+    assert dump_requests(again.requests) == dump_requests(market.requests)
+    assert [g["deal"] for g in again.truth["groups"]] == [g["deal"] for g in market.truth["groups"]]
