@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.schemas.crm import QualificationEvent, StageChanged
+from shared.schemas.crm_sync import CrmLinkMessage
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.opportunity import OpportunityEvent, OpportunityLogMessage
 from shared.schemas.scoring import ScoringMessage
@@ -62,4 +63,5 @@ scoring_messages: Codec[ScoringMessage] = Codec(ScoringMessage)
 dead_letters: Codec[DeadLetter] = Codec(DeadLetter)
 crm_events: Codec[StageChanged] = Codec(StageChanged)
 qualification_events: Codec[QualificationEvent] = Codec(QualificationEvent)
+crm_links: Codec[CrmLinkMessage] = Codec(CrmLinkMessage)
 encode = Codec.encode

@@ -43,12 +43,15 @@ ALERTS_DLQ = Topic("bg.alerts.dlq.v1", "alerts not delivered after the last retr
 CRM_STAGES = Topic("bg.crm-stage.v1", "stage changes CRMs reported before v2 (old history), keyed by opportunity")
 QUALIFICATION = Topic("bg.crm-stage.v2", "stage moves (rules, people, CRMs), exit criteria, seller's team, deal terms; "
                       "keyed by opportunity")
+CRM_LINKS = Topic("bg.crm-links.v1", "CRM companies with their INN and contacts linked to deals by hand, "
+                  "from the CRM connectors; keyed by CRM record")
+CRM_DLQ = Topic("bg.crm.dlq.v1", "CRM records and writes the CRM connectors could not use")
 METRICA_WRITEBACK_DLQ = Topic("bg.metrica-writeback.dlq.v1", "offline conversions Metrica refused or never took")
 
 ALL = (
     PERSON_EVENTS, OPPORTUNITY_EVENTS, SCORES, SIGNALS,
     INGEST_DLQ, GROUPING_DLQ, SCORING_DLQ, PROJECTION_DLQ, ALERTS_DLQ, CRM_STAGES, QUALIFICATION,
-    METRICA_WRITEBACK_DLQ,
+    METRICA_WRITEBACK_DLQ, CRM_LINKS, CRM_DLQ,
 )
 
 

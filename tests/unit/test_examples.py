@@ -8,6 +8,7 @@ import pytest
 from shared.codec import (
     DecodeError,
     crm_events,
+    crm_links,
     dead_letters,
     opportunity_log,
     person_events,
@@ -19,7 +20,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 # (topic, version) -> codec; an example is named <topic>.<type>.v<version>.json
 CODECS = {("person-events", 1): person_events, ("opportunity", 1): opportunity_log,
           ("score", 1): scoring_messages, ("signal", 1): scoring_messages, ("dlq", 1): dead_letters,
-          ("crm-stage", 1): crm_events, ("crm-stage", 2): qualification_events}
+          ("crm-stage", 1): crm_events, ("crm-stage", 2): qualification_events,
+          ("crm-links", 1): crm_links}
 
 
 def _topic_version(path: Path) -> tuple[str, int]:

@@ -24,6 +24,7 @@ from rapidfuzz import fuzz, process
 
 from services.grouping.domain.scripts import fix_lookalikes, match_key
 from shared.hosts import host_of
+from shared.inn import inn as valid_inn
 from shared.schemas.opportunity import AccountRef
 
 NAME_ACCOUNT_PREFIX = "name:"
@@ -261,3 +262,36 @@ def abm_account(psl: SuffixList, names: CompanyNames, name: str, domains: Iterab
     account_id = registrable[0] if registrable else NAME_ACCOUNT_PREFIX + names.normalise(name)
     return AbmAccount(account_id=account_id, name=name, domains=registrable, aliases=tuple(aliases),
                       owner=owner, precreate=tuple(precreate))
+
+
+INN_ACCOUNT_PREFIX = "inn:"
+
+
+def by_inn(resolution: Resolution, inn: str | None, known: Mapping[str, AccountRef]) -> Resolution:
+    """Apply a company's INN (taxpayer number) to a resolution by domain or name.
+
+    `inn`: the company's INN as a person event, form or CRM gave it (validated here with
+    shared.inn: a wrong checksum is ignored, never used as a key); `known`: INN -> the account
+    already seen with that INN (the caller's state). The rules:
+
+    - the same INN is one account: a known INN wins over the name lookup and the domain
+      (two spellings, or a second website, of one company become the account first seen);
+    - different INNs are never merged by name: a name-based resolution (NeedsLookup, a name
+      match in the ABM list) of a company with an unknown INN becomes its own account
+      `inn:<INN>` named as given, so two same-named companies stay apart;
+    - a domain account with an INN not yet known stays the domain's account (the caller
+      records INN -> that account in `known`);
+    - no (valid) INN: the resolution is unchanged.
+    Returns a Resolution; pure.
+    """
+    key = valid_inn(inn) if inn is not None else None
+    if key is None or isinstance(resolution, Unresolved):
+        return resolution
+    if key in known:
+        by_domain = isinstance(resolution, Resolved) and resolution.by_domain \
+            and resolution.account.account_id == known[key].account_id
+        return Resolved(known[key], by_domain=by_domain)
+    if isinstance(resolution, Resolved) and resolution.by_domain:
+        return resolution
+    name = resolution.display_name if isinstance(resolution, NeedsLookup) else resolution.account.name
+    return Resolved(AccountRef(account_id=INN_ACCOUNT_PREFIX + key, name=name), by_domain=False)
