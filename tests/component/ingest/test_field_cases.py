@@ -195,3 +195,40 @@ async def test_property_a_random_bad_item_never_loses_a_good_one_through_the_ser
     one_batch()
     got = await events_where(lambda e: f"sg-{tag}-" in e.event_id, len(expected), settle=1.0)
     assert set(expected) <= {e.event_id for e in got}
+
+
+async def test_segment_field_cases_fixture(ingest_url):
+    """tests/fixtures/payloads/segment_field_cases.json: every new shape in one batch."""
+    tag = uuid.uuid4().hex[:8]
+    r = httpx.post(f"{ingest_url}/v1/sources/segment", content=tagged("segment_field_cases.json", tag),
+                   headers=SEGMENT, timeout=30)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["accepted"], [f["index"] for f in body["failed"]]) == (6, [6])
+    got = {e.event_id.rsplit("-", 1)[1]: e for e in await events_where(lambda e: f"ajs-fc{tag}" in e.event_id, 6)}
+    assert got["1"].person.user_id is None and got["1"].person.email == f"anna@berezka{tag}.ru"
+    assert got["3"].time_adjustments == ("assumed_utc",)
+    assert (got["4"].company.domain, got["5"].company.domain) == (f"www.berkut{tag}.ru", f"berkut{tag}.ru")
+    assert (got["6"].automated, got["6"].automated_reason) == (True, "bot_user_agent")
+    assert not got["2"].automated
+
+
+async def test_refuse_policy_dead_letters_an_event_from_the_future(topic_namespace):
+    """INGEST_FUTURE_POLICY=refuse: the event goes to the DLQ with both times; the rest lands."""
+    from tests.support.processes import ServiceProcess, free_port
+
+    port = free_port()
+    tag = uuid.uuid4().hex[:8]
+    ahead = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    calls = [{"type": "page", "messageId": f"{tag}-future", "anonymousId": f"a-{tag}", "originalTimestamp": ahead},
+             {"type": "page", "messageId": f"{tag}-now", "anonymousId": f"a-{tag}"}]
+    with ServiceProcess("ingest-refuse", ["-m", "services.ingest"],
+                        env={"BG_INGEST_PORT": str(port), "INGEST_FUTURE_POLICY": "refuse"},
+                        health_url=f"http://127.0.0.1:{port}/readyz"):
+        r = post(f"http://127.0.0.1:{port}/v1/sources/segment", {"batch": calls}, SEGMENT)
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1 and r.json()["failed"][0]["reason"] == "future_event_time"
+    [letter] = await letters_where(lambda d: f"{tag}-future" in d.payload, 1)
+    assert letter.reason == "future_event_time" and "ahead of ingest's clock" in letter.detail
+    [landed] = await events_where(lambda e: tag in e.event_id, 1, settle=1.0)
+    assert landed.event_id == f"segment:{tag}-now"

@@ -17,7 +17,9 @@ from shared.schemas.touch import IdentityEvent, TouchEvent
 RECEIVED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    # 64-bit integers: what a JSON encoder (and so a platform) can send.
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
     max_leaves=8,
 )
