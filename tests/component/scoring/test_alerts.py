@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import uuid
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 import pytest
@@ -25,50 +22,13 @@ from shared.settings import kafka_settings
 from tests.component.scoring.conftest import Replayed, decoded, topic_in
 from tests.support.kafka import collect, produce, wait_for
 from tests.support.processes import ServiceProcess
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.component
 
 SECRET = "test-secret"
 ALL_SIGNALS = ["group_forming", "group_formed", "group_expanded", "role_gap", "priority_changed",
                "stalled", "reactivated"]
-
-
-@dataclass(frozen=True)
-class Call:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
-class Receiver:
-    """A webhook receiver that answers 503 to its first `fail_first` calls, then 200."""
-
-    def __init__(self, fail_first: int) -> None:
-        self.calls: list[Call] = []
-        lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # the stdlib's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with lock:
-                    status = 503 if len(receiver.calls) < fail_first else 200
-                    receiver.calls.append(Call(self.path, dict(self.headers), body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def delivered(self) -> list[tuple[str, str]]:
-        return [(c.path, unquote(c.headers[fmt.SIGNAL_ID_HEADER])) for c in self.calls if c.status == 200]
 
 
 def closed_port() -> int:
