@@ -160,19 +160,20 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         now = datetime.now(UTC)
         results = [timing.bound_future(flag_bot(r), now, future_tolerance, settings.future_policy == "refuse")
                    if isinstance(r, TouchEvent | IdentityEvent) else r for r in results]
-        events, unmapped, ignored, repeated = [], [], [], 0
+        events, failed, ignored, repeated = [], [], [], 0
         seen: set[str] = set()
         for r in results:
             if isinstance(r, Ignored):
                 ignored.append(r.reason)
-                continue
-            dedupe_id = r.dedupe_id if isinstance(r, Unmapped | Rejected) else r.event_id
-            if dedupe_id is not None and dedupe_id in seen:
+            elif isinstance(r, Unmapped | Rejected):
+                # A failed item is dead-lettered each time it comes and never claims its id:
+                # the platform's corrected resend under the same id must still land.
+                failed.append(r)
+            elif r.event_id in seen:
                 repeated += 1
-                continue
-            if dedupe_id is not None:
-                seen.add(dedupe_id)
-            (unmapped if isinstance(r, Unmapped | Rejected) else events).append(r)
+            else:
+                seen.add(r.event_id)
+                events.append(r)
         try:
             claims = await deduper.claim(list(seen))
         except RedisError as exc:
@@ -183,10 +184,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                            "by another request; retry shortly", headers={"Retry-After": "1"})
         new = set(claims.new)
         fresh = [e for e in events if e.event_id in new]
-        failed = [u for u in unmapped if u.dedupe_id is None or u.dedupe_id in new]
         dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in failed]
         outcomes = await publisher.publish(fresh, dead)
-        ids = [e.event_id for e in fresh] + [u.dedupe_id for u in failed]
+        ids = [e.event_id for e in fresh] + [None] * len(failed)
         unwritten = {i for i, o in zip(ids, outcomes, strict=True) if o is not None}
         # What was written is confirmed even when something else was not: the platform's retry
         # then gets those as duplicates, and only the rest is written again.
@@ -196,7 +196,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
                            f"writes ({errors[0]!r}); the others were written and a retry counts them as "
                            "duplicates", headers={"Retry-After": "5"})
-        duplicates = len(events) + len(unmapped) - len(fresh) - len(dead) + repeated
+        duplicates = len(events) - len(fresh) + repeated
         for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates),
                            ("dead_lettered", len(dead)), ("ignored", len(ignored))):
             if n:

@@ -8,6 +8,7 @@ error, the retry would carry the same unusable item and the good ones would neve
   not fit the platform's format becomes `Rejected` (the field paths at fault, relative to the
   request body, e.g. `batch.3.timestamp`); one that fits but cannot become a canonical event
   stays `Unmapped` (adapters/results.py). Both carry the item's index in the request.
+  Neither claims its id in the dedupe store: a corrected resend under the same id lands.
 - The API (app.py `accept`) writes the good items to Kafka and every Rejected and Unmapped
   item to the ingest dead-letter topic (bg.ingest.dlq.v1) with its reason, and answers with
   `failed`: one entry per such item, `{index, event_id, reason, errors: [{field, message}]}`.
@@ -85,8 +86,8 @@ def each_item(items: Iterable[Any], parse_one: Callable[[Any], MapResult | list[
         array), so that errors read `batch.3.timestamp`; None when the body is the one item
         (a Zoom webhook), so that errors read `payload.object.id`.
     id_field, id_prefix: where a raw item keeps its platform id (Segment "messageId",
-        SendGrid "sg_event_id") and the prefix of our event ids ("segment:"), so that a
-        rejected item's dead letter is deduplicated like the item would be when present.
+        SendGrid "sg_event_id") and the prefix of our event ids ("segment:"), so that the
+        answer names a rejected item by its id when it has one.
 
     An event too large for one Kafka message (limits.too_large) is Rejected too, with the
     reason "too_large": refused before anything is claimed or written.

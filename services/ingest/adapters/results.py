@@ -34,6 +34,8 @@ class Unmapped:
     reason: str
     detail: str
     item: Any
+    # The item's event id when it has one: named in the answer and keys the dead letter. Not
+    # claimed in the dedupe store (a corrected resend under the same id must land).
     dedupe_id: str | None = None
     index: int | None = None  # the item's position in the request (set by batch.each_item)
 
@@ -48,7 +50,7 @@ class Rejected:
     index: int
     errors: list[dict[str, str]]
     item: Any
-    dedupe_id: str | None = None
+    dedupe_id: str | None = None  # as Unmapped.dedupe_id
     reason: str = "invalid_item"
 
     @property

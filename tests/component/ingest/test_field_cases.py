@@ -232,3 +232,16 @@ async def test_refuse_policy_dead_letters_an_event_from_the_future(topic_namespa
     assert letter.reason == "future_event_time" and "ahead of ingest's clock" in letter.detail
     [landed] = await events_where(lambda e: tag in e.event_id, 1, settle=1.0)
     assert landed.event_id == f"segment:{tag}-now"
+
+
+async def test_a_rejected_item_corrected_and_resent_under_the_same_id_lands(ingest_url):
+    tag = uuid.uuid4().hex[:8]
+    good = {"type": "page", "messageId": f"{tag}-ok", "anonymousId": f"a-{tag}", "timestamp": "2026-11-25T09:00:00Z"}
+    broken = {**good, "messageId": f"{tag}-fix", "timestamp": "25/11/2026"}
+    first = post(f"{ingest_url}/v1/sources/segment", {"batch": [good, broken]}, SEGMENT).json()
+    assert first["failed"][0]["event_id"] == f"segment:{tag}-fix"
+    fixed = {**broken, "timestamp": "2026-11-25T09:01:00Z"}
+    again = post(f"{ingest_url}/v1/sources/segment", {"batch": [good, fixed]}, SEGMENT).json()
+    assert (again["accepted"], again["duplicates"], again["event_ids"]) == (1, 1, [f"segment:{tag}-fix"])
+    got = await events_where(lambda e: tag in e.event_id, 2, settle=1.0)
+    assert sorted(e.event_id for e in got) == [f"segment:{tag}-fix", f"segment:{tag}-ok"]
