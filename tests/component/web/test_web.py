@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -108,7 +107,6 @@ async def expect_live(page: Page) -> None:
 
 
 async def test_browser_finds_the_buying_group_and_sees_live_signals(site: Site):
-    started = time.monotonic()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with russian_page() as (page, errors):
         # A link with ?token= signs the browser in and loses the token from the address.
@@ -176,7 +174,6 @@ async def test_browser_finds_the_buying_group_and_sees_live_signals(site: Site):
         await expect(page.locator("svg.plot")).to_have_count(6)
         await page.screenshot(path=SCREENSHOTS / "metrics.png", full_page=True)
         assert errors == []
-    assert time.monotonic() - started < 60
 
 
 # ------------------------------------------------------------------ issue 14: any screen, search, export
