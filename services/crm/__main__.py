@@ -1,0 +1,3 @@
+from services.crm.main import main
+
+main()
