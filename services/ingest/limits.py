@@ -8,6 +8,7 @@ the producer.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -68,7 +69,11 @@ def _pruned(value: Any, depth: int) -> Any:
 def quoted(item: Any) -> str:
     """The item as JSON text for a dead letter's payload: at most MAX_JSON_DEPTH levels and
     MAX_QUOTE_CHARS characters, so that quoting a refused item never fails nor overflows Kafka."""
-    text = orjson.dumps(_pruned(item, MAX_JSON_DEPTH), default=str).decode()
+    pruned = _pruned(item, MAX_JSON_DEPTH)
+    try:
+        text = orjson.dumps(pruned, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError: integers beyond 64 bits, lone surrogates
+        text = json.dumps(pruned, default=str)
     if len(text) > MAX_QUOTE_CHARS:
         text = text[:MAX_QUOTE_CHARS] + f"... ({len(text):,} characters, cut)"
     return text

@@ -109,6 +109,12 @@ def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A nested object of the spec (context.traits, context.page, context.campaign); one of
+    another shape is left out rather than failing the call."""
+    return value if isinstance(value, dict) else {}
+
+
 def _company(value: Any) -> str | None:
     if isinstance(value, dict):
         return _str(value.get("name"))
@@ -116,8 +122,8 @@ def _company(value: Any) -> str | None:
 
 
 def _person(call: _Call) -> dict:
-    traits = {**call.context.get("traits", {}), **call.traits}
-    name = traits.get("name") or " ".join(filter(None, (traits.get("firstName"), traits.get("lastName"))))
+    traits = {**_obj(call.context.get("traits")), **call.traits}
+    name = traits.get("name") or " ".join(filter(None, (_str(traits.get("firstName")), _str(traits.get("lastName")))))
     return compact(
         email=_str(traits.get("email") or call.properties.get("email")),
         anonymous_id=_str(call.anonymousId),
@@ -130,13 +136,13 @@ def _person(call: _Call) -> dict:
 
 
 def _context(call: _Call) -> dict:
-    campaign = call.context.get("campaign") or {}
+    campaign = _obj(call.context.get("campaign"))
     utm = {f"utm_{k}": str(v) for k, v in campaign.items() if isinstance(v, (str, int))}
     return compact(ip=_str(call.context.get("ip")), user_agent=_str(call.context.get("userAgent")), utm=utm)
 
 
 def _content(call: _Call, title: str | None) -> dict:
-    props, page = call.properties, call.context.get("page", {})
+    props, page = call.properties, _obj(call.context.get("page"))
     return compact(
         url=_str(props.get("url") or page.get("url")),
         title=_str(props.get("title") or title or page.get("title")),
