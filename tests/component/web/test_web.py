@@ -194,7 +194,7 @@ FITS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1440, 375])
+@pytest.mark.parametrize("width", [1440, 375, 360])
 async def test_pages_fit_the_screen_and_every_column_is_in_view(site: Site, width: int):
     """No sideways scroll at 1440 and 375 px; every column of every row is within the screen."""
     async with russian_page(width=width, height=900 if width > 600 else 812) as (page, errors):
@@ -297,4 +297,16 @@ async def test_the_pages_follow_new_members_status_and_rows_without_a_reload(sit
         await expect(listing.locator(f'tr[data-opportunity-id="{newcomer}"]')).to_contain_text("Новая заря")
         for page in (listing, opened):
             assert await page.evaluate("window.notReloaded") is True
+        assert errors == []
+
+
+async def test_api_docs_render_from_the_services_own_assets(site: Site):
+    """/docs is not blank on a closed network: Swagger UI comes from this process, under its CSP."""
+    async with russian_page() as (page, errors):
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        await page.goto(f"{site.url}/docs")
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Buying-group engine")
+        await expect(page.locator(".opblock-summary-path", has_text="/v1/changes")).to_be_visible()
+        assert requested and all(url.startswith(site.url) or url.startswith("data:") for url in requested), requested
         assert errors == []
