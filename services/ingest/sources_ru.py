@@ -84,12 +84,14 @@ def register(app: FastAPI, settings: IngestSettings, *, accept: Accept, timed: T
     @app.post("/v1/sources/mtslink", status_code=200, responses=responses,
               summary="MTS Link webhook {event, occurredAt, data}; X-Webhook-Signature when a secret is set")
     async def post_mtslink(request: Request):
-        raw = await read_body(request, limit)
+        # Keys and signature headers are checked before the body is read.
         if settings.mtslink_webhook_secret:
-            auth.require_hmac("X-Webhook-Signature", request.headers.get("x-webhook-signature"),
-                              mtslink.signature(settings.mtslink_webhook_secret, raw))
+            signature = auth.require_header("X-Webhook-Signature", request.headers.get("x-webhook-signature"))
+            raw = await read_body(request, limit)
+            auth.require_hmac("X-Webhook-Signature", signature, mtslink.signature(settings.mtslink_webhook_secret, raw))
         else:
             require_url_key("mtslink", settings, request)
+            raw = await read_body(request, limit)
         body = parse_json(raw)
         return await timed("mtslink", lambda: accept("mtslink", run_adapter(lambda: mtslink.parse(body)), MTSLINK))
 

@@ -84,7 +84,7 @@ class Webhook(_Open):
 
 def expected_auth(raw: bytes, presented: str, api_key: str) -> str:
     """MD5 hex of the raw body with the presented auth value replaced by the API key."""
-    needle = b'"' + presented.encode() + b'"'
+    needle = b'"' + presented.encode("utf-8", "surrogatepass") + b'"'
     return hashlib.md5(raw.replace(needle, b'"' + api_key.encode() + b'"', 1)).hexdigest()
 
 
