@@ -24,6 +24,9 @@ WORDS: dict[str, dict[Lang, str]] = {
     "status.lost": {"ru": "проиграна", "en": "lost"},
     # Stages: the engine's own (identified) and the usual ones CRMs report (DOMAIN.md's funnel).
     "stage.identified": {"ru": "выявлена", "en": "identified"},
+    # The default funnel's (services/projection/config/funnel.yaml) besides the ones below.
+    "stage.target_base": {"ru": "целевая база", "en": "target base"},
+    "stage.potential_deal": {"ru": "потенциальная сделка", "en": "potential deal"},
     "stage.qualified": {"ru": "квалифицирована", "en": "qualified"},
     "stage.cold": {"ru": "холодная", "en": "cold"},
     "stage.warm": {"ru": "тёплая", "en": "warm"},

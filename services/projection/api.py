@@ -58,6 +58,7 @@ from services.projection.reports import analytics_view, forecast_view
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import create_web_router
+from services.projection.web.funnel_pages import Writes, create_funnel_router
 from services.projection.web.security import EdgeMiddleware
 from shared.alert_routing import alert_recipients
 from shared.apidocs import mount_docs
@@ -522,6 +523,9 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                                  won_opportunities=len(won),
                                  groups=domain.credit_groups(selected, group_keys[group_by]))
 
+    # The funnel pages write through the very functions of the write endpoints above.
+    app.include_router(create_funnel_router(reader, settings, funnel, Writes(
+        stage=report_stage, criterion=mark_criterion, team=assign_team, deal=set_deal)))
     # The pages for people (/web/, their static files and live signals); not part of the API spec.
     app.include_router(create_web_router(reader, settings))
     return app

@@ -16,6 +16,10 @@ TEXT: dict[str, dict[Lang, str]] = {
     "app.title": {"ru": "Группы закупки", "en": "Buying groups"},
     "nav.priorities": {"ru": "Приоритеты", "en": "Priorities"},
     "nav.metrics": {"ru": "Метрики", "en": "Metrics"},
+    # The funnel pages' own text is in funnel_text.py; these three are in every page's header.
+    "nav.funnel": {"ru": "Воронка", "en": "Funnel"},
+    "nav.forecast": {"ru": "Прогноз", "en": "Forecast"},
+    "nav.analytics": {"ru": "Аналитика воронки", "en": "Funnel analytics"},
     "nav.lang": {"ru": "Язык", "en": "Language"},
     "live.label": {"ru": "Живые сигналы", "en": "Live signals"},
     "live.connecting": {"ru": "подключение…", "en": "connecting…"},
