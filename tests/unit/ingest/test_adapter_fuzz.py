@@ -22,7 +22,7 @@ from tests.support.fuzz import json_values, mutated
 from tests.support.payloads import load
 
 RECEIVED = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 CANONICAL = {"events": [{"event_id": "c-1", "occurred_at": "2026-10-01T10:00:00Z", "source": "web",
                          "kind": "download", "person": {"email": "elena@romashka.ru", "name": "Елена"},
                          "content": {"url": "https://vendor.example/hr", "title": "HR"},

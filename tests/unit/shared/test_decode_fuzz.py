@@ -31,7 +31,7 @@ CODECS = {"person_events": person_events, "opportunity_events": opportunity_even
           "grouping.identity_inputs": identity_inputs, "grouping.people_inputs": people_inputs,
           "grouping.names_inputs": names_inputs, "grouping.account_inputs": account_inputs}
 EXAMPLE_MESSAGES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.json"))]
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
 def as_bytes(value) -> bytes:
