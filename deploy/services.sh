@@ -48,7 +48,7 @@ start_one() {
   if pid_of "$name" >/dev/null; then log "$name already running (pid $(pid_of "$name"))"; return 0; fi
   # No subshell: nohup execs python, so $! is the service's own pid (what `stop` must signal).
   cd "$ROOT"
-  BG_STATE_DIR="$BG_STACK_DIR/state" nohup "$ROOT/.venv/bin/python" $(command_of "$name") >> "$LOGS/$name.log" 2>&1 &
+  BG_WORKER_ID="${BG_WORKER_ID:-0}" BG_STATE_DIR="$BG_STACK_DIR/state" nohup "$ROOT/.venv/bin/python" $(command_of "$name") >> "$LOGS/$name.log" 2>&1 &
   echo $! > "$RUN/$name.pid"
   local url; url=$(ready_url_of "$name")
   if [ -n "$url" ]; then

@@ -6,6 +6,7 @@
 #   deploy/stack.sh down      stop every server (data is kept)
 #   deploy/stack.sh status    one line per server
 #   deploy/stack.sh reset     stop and delete all data
+#   deploy/stack.sh restart kafka|postgresql|redis ...   one server down and up, data kept
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -184,5 +185,14 @@ case "${1:-}" in
   down) kafka_down; redis_down; pg_down; log "stack is down" ;;
   status) kafka_status; pg_status; redis_status ;;
   reset) kafka_down; redis_down; pg_down; rm -rf "$BG_STACK_DIR" "$(pg_dir)"; log "stack data deleted" ;;
-  *) echo "usage: $0 install|up|down|status|reset" >&2; exit 2 ;;
+  # One server down and up again, data kept (bench/chaos.py restarts them under load).
+  restart) for server in "${@:2}"; do
+             case "$server" in
+               kafka) kafka_down; kafka_up ;;
+               postgresql) pg_down; pg_up ;;
+               redis) redis_down; redis_up ;;
+               *) echo "usage: $0 restart kafka|postgresql|redis ..." >&2; exit 2 ;;
+             esac
+           done ;;
+  *) echo "usage: $0 install|up|down|status|reset|restart SERVER..." >&2; exit 2 ;;
 esac

@@ -20,7 +20,7 @@ from services.scoring.processor import Processor
 from shared import topics
 from shared.codec import DecodeError, encode, opportunity_log
 from shared.schemas.scoring import Signal
-from shared.streaming import DeadLetterSink, make_app, raw_topic
+from shared.streaming import DeadLetterSink, acknowledged_when_done, make_app, raw_topic
 
 SERVICE = "scoring"
 # Messages per batch, and how long a batch waits to fill (seconds). A batch writes each
@@ -58,24 +58,30 @@ def writing_as(event: EventT) -> Iterator[None]:
 @app.agent(source, concurrency=1)
 async def score_opportunities(stream):
     # The commit policy (docs/exactly-once.md): outputs acknowledged by Kafka, then the states
-    # written, then the offsets committed (take_events acks the batch when the body is done).
+    # written, then the offsets committed; a batch interrupted by a stop is never acknowledged.
     async for events in stream.take_events(BATCH, WITHIN):
-        last_of: dict[int, EventT] = {}
-        sent = []
-        for event in events:
-            last_of[event.message.partition] = event
-            try:
-                message = opportunity_log.decode(event.value)
-                outputs = processor.process(event.message.partition, message, record_time(event))
-                for output in outputs:
-                    target = signals_topic if isinstance(output, Signal) else scores_topic
-                    sent.append(await target.send(key=output.key().encode(), value=encode(output)))
-            except DecodeError as exc:
-                await dead_letters.send(event, exc.reason, exc.detail)
-            except Exception as exc:  # faust would ack it silently; keep it instead
-                await dead_letters.crashed(event, exc)
-        await asyncio.gather(*sent)
-        await flush(last_of)
+        async with acknowledged_when_done(events):
+            await score_batch(events)
+
+
+async def score_batch(events: list[EventT]) -> None:
+    """Process, send and wait for Kafka's acknowledgements, then write the states."""
+    last_of: dict[int, EventT] = {}
+    sent = []
+    for event in events:
+        last_of[event.message.partition] = event
+        try:
+            message = opportunity_log.decode(event.value)
+            outputs = processor.process(event.message.partition, message, record_time(event))
+            for output in outputs:
+                target = signals_topic if isinstance(output, Signal) else scores_topic
+                sent.append(await target.send(key=output.key().encode(), value=encode(output)))
+        except DecodeError as exc:
+            await dead_letters.send(event, exc.reason, exc.detail)
+        except Exception as exc:  # faust would ack it silently; keep it instead
+            await dead_letters.crashed(event, exc)
+    await asyncio.gather(*sent)
+    await flush(last_of)
 
 
 def record_time(event: EventT) -> datetime | None:

@@ -1,0 +1,457 @@
+"""Chaos: a fixed market through the whole pipeline while a seeded schedule of faults strikes.
+
+    .venv/bin/python -m bench.chaos [--runs 20] [--accounts 30] [--seed 1] [--faults 6]
+
+It brings up a stack of its own (Kafka, PostgreSQL and Redis under /tmp/bg-chaos, on ports
+29092/25432/26379, so that it may restart them without harming anything else), then runs
+the same market once without faults (the baseline) and `--runs` times with faults. Each
+run has its own topic namespace, PostgreSQL schema and state directories, and runs ingest,
+grouping, scoring, projection and the alert dispatcher (to a webhook receiver on 127.0.0.1)
+as processes. While the market is sent (paced batches, retried when refused, as a platform
+retries), the schedule, drawn from `seed + run`, does at random moments:
+SIGKILL and restart, SIGTERM and restart (of every service), a Kafka broker restart, a
+PostgreSQL restart, a Redis flush. Every run prints its seed and schedule, so a divergence
+can be replayed with `--only RUN`.
+
+Compared with the baseline: the final projection (opportunities with members, roles,
+status, formed_at, score, tier), events lost (sent, no touch row), touches duplicated (one
+touch attributed under two versions), signals re-announced (one fact under a second id),
+signal ids missing or extra, alerts lost or duplicated (by signal id at the receiver),
+consumers stuck (a consumer group's committed offset behind the end of its input once the
+run settled), and the time from a restarted grouping or scoring worker's start to its
+partitions' assignment. Results: docs/benchmarks.md, docs/benchmarks.json, bench-results/.
+The script exits non-zero when a run diverges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = {"BG_STACK_DIR": "/tmp/bg-chaos", "BG_KAFKA_PORT": "29092", "BG_KAFKA_CONTROLLER_PORT": "29093",
+         "BG_PG_PORT": "25432", "BG_REDIS_PORT": "26379"}
+os.environ.update(STACK)
+os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
+                   "DATABASE_URL": "postgresql+asyncpg://bg:bg@127.0.0.1:25432/buyinggroups",
+                   "REDIS_URL": "redis://127.0.0.1:26379/0", "BG_ENV": "development"})
+
+from bench.common import fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
+from bench.load import canonical_market  # noqa: E402
+from services.projection import db  # noqa: E402
+from shared import topics  # noqa: E402
+from shared.codec import DecodeError, opportunity_log, scoring_messages  # noqa: E402
+from shared.settings import DatabaseSettings, kafka_settings  # noqa: E402
+from tests.support.processes import ServiceProcess, free_port  # noqa: E402
+
+console = Console()
+SERVICES = ("ingest", "grouping", "scoring", "projection", "alerts")
+FAULTS = ("kill", "term", "kafka", "postgresql", "redis")
+# The market's events are moved this far into the past: every opportunity's record then rests
+# at the end of its rescore grid (docs/time.md), whatever the moment a run ends.
+AGE = timedelta(days=200)
+BATCH = 20
+
+
+def stack(*args: str) -> None:
+    subprocess.run(["bash", str(ROOT / "deploy" / "stack.sh"), *args], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Receiver:
+    """The alert webhook: records every delivery's signal id."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    receiver.delivered.append(json.loads(body)["signal"]["signal_id"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@dataclass
+class Fault:
+    at: float  # seconds after the send began
+    kind: str
+    service: str | None = None
+    down: float = 0.0  # seconds the service stays down
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.service} (down {self.down:.1f} s)" if self.service else f"restart {self.kind}"
+        if self.kind == "redis":
+            what = "flush redis"
+        return f"{self.at:5.1f} s  {what}"
+
+
+def schedule(seed: int, faults: int, span: float) -> list[Fault]:
+    """`faults` faults at random moments of the send; every kind and service in turn."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(faults):
+        kind = rng.choice(FAULTS)
+        service = rng.choice(SERVICES) if kind in ("kill", "term") else None
+        out.append(Fault(rng.uniform(2, span), kind, service, rng.uniform(0.5, 6)))
+    return sorted(out, key=lambda f: f.at)
+
+
+@dataclass
+class Outcome:
+    run: int
+    seed: int
+    faults: list[Fault]
+    fingerprint: str = ""
+    lost_events: int = 0
+    duplicated_touches: int = 0
+    reannounced: int = 0
+    signals_missing: int = 0
+    signals_extra: int = 0
+    alerts_lost: int = 0
+    alerts_duplicated: int = 0
+    stuck_consumers: list[str] = field(default_factory=list)
+    assignment_seconds: list[float] = field(default_factory=list)
+    signal_ids: set[str] = field(default_factory=set)
+    alert_ids: set[str] = field(default_factory=set)
+
+
+class Pipeline:
+    def __init__(self, run: int, schema: str, receiver: Receiver, alerts_config: Path) -> None:
+        self.ingest_port, self.api_port = free_port(), free_port()
+        namespace = os.environ["BG_TOPIC_NAMESPACE"]
+        state = Path(f"/tmp/bg-chaos/state/run{run}")
+        env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
+               "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "info", "BG_TOPIC_NAMESPACE": namespace,
+               "BG_ALERTS_CONFIG": str(alerts_config), "BG_WORKER_ID": "0",
+               # A restarted worker finds its partitions free soon (static membership does the rest).
+               "BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
+               "BG_GROUPING_SESSION_TIMEOUT": "10"}
+        modules = {"ingest": "services.ingest", "grouping": "services.grouping", "scoring": "services.scoring",
+                   "projection": "services.projection", "alerts": "services.scoring.alerts"}
+        health = {"ingest": f"http://127.0.0.1:{self.ingest_port}/readyz",
+                  "projection": f"http://127.0.0.1:{self.api_port}/readyz"}
+        self.procs = {name: ServiceProcess(f"chaos-r{run}-{name}", ["-m", module],
+                                           {**env, "BG_STATE_DIR": str(state / name)}, health_url=health.get(name))
+                      for name, module in modules.items()}
+        self.started_at: dict[str, list[float]] = defaultdict(list)
+
+    def start(self, name: str) -> None:
+        self.started_at[name].append(time.time())
+        self.procs[name].start(timeout=180)
+
+    def start_all(self) -> None:
+        for name in self.procs:
+            self.start(name)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+    def assignment_delays(self) -> list[float]:
+        """Seconds from each (re)start of grouping or scoring to its first partitions assigned."""
+        delays = []
+        for name in ("grouping", "scoring"):
+            text = self.procs[name].log_path.read_text(errors="replace")
+            assigned = [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
+                        for m in re.findall(r'"ts": "([^"]+)"[^\n]*partitions assigned', text)]
+            for started in self.started_at[name][1:]:  # restarts only
+                after = [a for a in assigned if a >= started]
+                if after:
+                    delays.append(after[0] - started)
+        return delays
+
+
+async def apply(fault: Fault, pipeline: Pipeline) -> None:
+    loop = asyncio.get_running_loop()
+    if fault.kind in ("kill", "term"):
+        proc = pipeline.procs[fault.service]
+        await loop.run_in_executor(None, proc.kill if fault.kind == "kill" else proc.stop)
+        await asyncio.sleep(fault.down)
+        await loop.run_in_executor(None, pipeline.start, fault.service)
+    elif fault.kind == "redis":
+        await loop.run_in_executor(None, lambda: subprocess.run(
+            ["redis-cli", "-p", STACK["BG_REDIS_PORT"], "flushall"], check=True, stdout=subprocess.DEVNULL))
+    else:
+        await loop.run_in_executor(None, stack, "restart", fault.kind)
+
+
+async def send(url: str, events: list[dict], span: float) -> int:
+    """POST the market in paced batches; a refused or failed request is retried until taken."""
+    retries = 0
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(url, headers={"X-API-Key": "dev-api-key", "content-type": "application/json"},
+                                     timeout=aiohttp.ClientTimeout(total=30)) as client:
+        for i in range(0, len(events), BATCH):
+            await asyncio.sleep(max(0.0, started + span * i / len(events) - time.perf_counter()))
+            body = orjson.dumps({"events": events[i:i + BATCH]})
+            while True:
+                try:
+                    async with client.post("/v1/events", data=body) as r:
+                        if r.status == 202:
+                            break
+                except (TimeoutError, aiohttp.ClientError):
+                    pass
+                retries += 1
+                await asyncio.sleep(0.5)
+    return retries
+
+
+async def read_topic(name: str) -> list:
+    consumer = AIOKafkaConsumer(name, **kafka_settings().aiokafka_kwargs(), group_id=f"chaos-{uuid.uuid4().hex}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    out = []
+    try:
+        while batches := await consumer.getmany(timeout_ms=3000, max_records=5000):
+            for records in batches.values():
+                out += records
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def projection_state(engine) -> tuple[str, set[str]]:
+    """(fingerprint of the final projection, touch ids held)."""
+    from sqlalchemy import select
+
+    from services.projection import schema as t
+
+    o, m = t.opportunities.c, t.opportunity_members.c
+    async with engine.connect() as conn:
+        opps = (await conn.execute(select(o.opportunity_id, o.members_count, o.status, o.formed_at, o.score, o.tier)
+                                   .order_by(o.opportunity_id))).all()
+        members = (await conn.execute(select(m.opportunity_id, m.person_id, m.department, m.role)
+                                      .order_by(m.opportunity_id, m.person_id))).all()
+        touches = {r[0] for r in await conn.execute(select(t.touches.c.touch_id))}
+    blob = json.dumps([[list(map(str, r)) for r in opps], [list(map(str, r)) for r in members]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16], touches
+
+
+async def settle(engine, expected: set[str], timeout: float = 600) -> tuple[str, set[str]]:
+    """Wait until every touch is projected and the projection stopped changing for 15 s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        state = await projection_state(engine)
+        if state[0] != (last[0] if last else None):
+            quiet_since = time.monotonic()
+        last = state
+        if expected <= state[1] and time.monotonic() - quiet_since >= 15:
+            return state
+        await asyncio.sleep(2)
+    return last
+
+
+async def stuck(namespace: str) -> list[str]:
+    """Consumer groups of the run whose committed offsets trail their inputs' end offsets."""
+    admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
+    await admin.start()
+    consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs())
+    await consumer.start()
+    behind = []
+    try:
+        groups = [g for g, _ in await admin.list_consumer_groups() if g.startswith(namespace)]
+        for group in groups:
+            offsets = await admin.list_consumer_group_offsets(group)
+            if not offsets:
+                continue
+            ends = await consumer.end_offsets(list(offsets))
+            lag = sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items()
+                      if not tp.topic.endswith("-changelog"))
+            if lag:
+                behind.append(f"{group} ({lag} behind)")
+    finally:
+        await admin.close()
+        await consumer.stop()
+    return behind
+
+
+async def one_run(run: int, seed: int, faults: int, events: list[dict], span: float, receiver: Receiver,
+                  alerts_config: Path) -> Outcome:
+    namespace = await fresh_namespace(f"chaos{run}-")
+    schema = f"chaos_{uuid.uuid4().hex[:8]}"
+    plan = schedule(seed, faults, span) if run else []
+    outcome = Outcome(run, seed, plan)
+    console.print(f"[bold]run {run}[/] seed {seed}: " + ("no faults (baseline)" if not plan else
+                                                          "; ".join(str(f) for f in plan)))
+    subprocess.run(["redis-cli", "-p", STACK["BG_REDIS_PORT"], "flushall"], check=True, stdout=subprocess.DEVNULL)
+    receiver.delivered.clear()
+    pipeline = Pipeline(run, schema, receiver, alerts_config)
+    engine = db.create_engine(DatabaseSettings().database_url, schema)
+    try:
+        pipeline.start_all()
+        started = time.perf_counter()
+
+        async def strike() -> None:
+            for fault in plan:
+                await asyncio.sleep(max(0.0, started + fault.at - time.perf_counter()))
+                await apply(fault, pipeline)
+
+        await asyncio.gather(send(f"http://127.0.0.1:{pipeline.ingest_port}", events, span), strike())
+        expected = {e["event_id"] for e in events}
+        fingerprint, touches = await settle(engine, expected)
+        await asyncio.sleep(5)  # the dispatcher trails the projection
+        outcome.fingerprint = fingerprint
+        outcome.lost_events = len(expected - touches)
+        outcome.stuck_consumers = await stuck(namespace)
+        outcome.assignment_seconds = pipeline.assignment_delays()
+    finally:
+        pipeline.stop_all()
+        await engine.dispose()
+
+    attributed: dict[str, set[int]] = defaultdict(set)
+    for r in await read_topic(topics.OPPORTUNITY_EVENTS.name):
+        try:
+            message = opportunity_log.decode(r.value)
+        except DecodeError:
+            continue
+        if message.type == "touch_attributed":
+            attributed[message.touch.event_id].add(message.version)
+    outcome.duplicated_touches = sum(1 for versions in attributed.values() if len(versions) > 1)
+    facts: dict[tuple, set[str]] = defaultdict(set)
+    for r in await read_topic(topics.SIGNALS.name):
+        signal = scoring_messages.decode(r.value)
+        outcome.signal_ids.add(signal.signal_id)
+        if signal.signal != "group_expanded":
+            facts[(signal.opportunity_id, signal.signal, signal.occurred_at)].add(signal.signal_id)
+    outcome.reannounced = sum(len(ids) - 1 for ids in facts.values())
+    counts = Counter(receiver.delivered)
+    outcome.alert_ids = set(counts)
+    outcome.alerts_duplicated = sum(n - 1 for n in counts.values())
+    return outcome
+
+
+def alerts_yaml(port: int) -> Path:
+    path = Path("/tmp/bg-chaos/alerts.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""webhooks:
+  receiver: {{url: "http://127.0.0.1:{port}/hook", format: json, lang: en}}
+routing:
+  default: [receiver]
+  owners: {{}}
+  signals: [group_forming, group_formed, group_expanded, role_gap, priority_changed, stalled, reactivated]
+delivery: {{attempts: 20, backoff_initial: 0.2, backoff_max: 2, timeout: 5}}
+cooldown_seconds: 0
+dedupe_ttl_seconds: 86400
+redis_prefix: "bg:alerts:"
+web_base_url: http://127.0.0.1:8082
+start: earliest
+include_backfill: true
+""")
+    return path
+
+
+async def main(runs: int, accounts: int, seed: int, faults: int, span: float, only: int | None) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    console.print("bringing up the chaos stack (its own Kafka, PostgreSQL and Redis)")
+    stack("up")
+    receiver = Receiver()
+    config = alerts_yaml(receiver.port)
+    events = canonical_market(accounts, tag="chaos")
+    for e in events:
+        e["occurred_at"] = (datetime.fromisoformat(e["occurred_at"]) - AGE).isoformat().replace("+00:00", "Z")
+    baseline = await one_run(0, seed, 0, events, span, receiver, config)
+    outcomes = []
+    for run in range(1, runs + 1):
+        if only is not None and run != only:
+            continue
+        outcome = await one_run(run, seed + run, faults, events, span, receiver, config)
+        outcome.signals_missing = len(baseline.signal_ids - outcome.signal_ids)
+        outcome.signals_extra = len(outcome.signal_ids - baseline.signal_ids)
+        outcome.alerts_lost = len(baseline.alert_ids - outcome.alert_ids)
+        outcomes.append(outcome)
+        same = outcome.fingerprint == baseline.fingerprint
+        console.print(f"  identical: {same}; lost {outcome.lost_events}, duplicated touches "
+                      f"{outcome.duplicated_touches}, re-announced {outcome.reannounced}, signals missing "
+                      f"{outcome.signals_missing} extra {outcome.signals_extra}, alerts lost {outcome.alerts_lost} "
+                      f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}")
+    stack("down")
+    report(baseline, outcomes, runs, accounts, seed, faults, len(events))
+    bad = [o for o in outcomes if o.fingerprint != baseline.fingerprint or o.lost_events or o.duplicated_touches
+           or o.reannounced or o.signals_missing or o.signals_extra or o.alerts_lost or o.alerts_duplicated
+           or o.stuck_consumers]
+    return 1 if bad or baseline.lost_events or baseline.reannounced else 0
+
+
+def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int, seed: int, faults: int,
+           events: int) -> None:
+    injected = Counter(f"{f.kind} {f.service}" if f.service else f.kind for o in outcomes for f in o.faults)
+    identical = sum(o.fingerprint == baseline.fingerprint for o in outcomes)
+    delays = [d for o in outcomes for d in o.assignment_seconds]
+    table = Table(title=f"Chaos: {len(outcomes)} runs with faults, {events} events of {accounts} accounts")
+    for col in ("measure", "value"):
+        table.add_column(col)
+    rows = [("runs identical to the fault-free run", f"{identical} of {len(outcomes)}"),
+            ("events lost", sum(o.lost_events for o in outcomes)),
+            ("touches duplicated", sum(o.duplicated_touches for o in outcomes)),
+            ("signals re-announced (same fact, new id)", sum(o.reannounced for o in outcomes)),
+            ("signal ids missing / extra", f"{sum(o.signals_missing for o in outcomes)} / "
+                                           f"{sum(o.signals_extra for o in outcomes)}"),
+            ("alerts lost / duplicated", f"{sum(o.alerts_lost for o in outcomes)} / "
+                                         f"{sum(o.alerts_duplicated for o in outcomes)}"),
+            ("runs with a consumer stuck", sum(bool(o.stuck_consumers) for o in outcomes)),
+            ("restart -> partitions assigned (s), median / max",
+             f"{sorted(delays)[len(delays) // 2]:.1f} / {max(delays):.1f}" if delays else "n/a"),
+            ("faults injected", ", ".join(f"{k} x{n}" for k, n in sorted(injected.items())))]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    command = f".venv/bin/python -m bench.chaos --runs {runs} --accounts {accounts} --seed {seed} --faults {faults}"
+    record("chaos_runs_identical", identical, "runs", len(outcomes), command)
+    record("chaos_events_lost", sum(o.lost_events for o in outcomes), "events", None, command)
+    record("chaos_alerts_duplicated", sum(o.alerts_duplicated for o in outcomes), "alerts", None, command)
+    save("chaos", {"runs": [{"run": o.run, "seed": o.seed, "faults": [str(f) for f in o.faults],
+                             "identical": o.fingerprint == baseline.fingerprint, "lost_events": o.lost_events,
+                             "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
+                             "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
+                             "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
+                             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds}
+                            for o in outcomes],
+                   "faults_injected": dict(injected), "command": command})
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--accounts", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", type=int, default=6, help="faults per run")
+    parser.add_argument("--span", type=float, default=60.0, help="seconds over which the market is sent")
+    parser.add_argument("--only", type=int, help="replay one run of the schedule (its number)")
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only)))
