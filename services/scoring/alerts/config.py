@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from services.scoring.alerts.format import Format
+from shared.alert_routing import alert_recipients
 from shared.schemas.scoring import Signal, SignalType
 from shared.vocabulary import Lang
 
@@ -83,14 +85,20 @@ class AlertsConfig(_Strict):
             raise ValueError(f"routing names unknown webhooks: {sorted(unknown)}")
         return self
 
-    def route(self, signal: Signal) -> list[str]:
-        """Webhook names for a signal: the account owner's where configured, else the default;
-        none for a backfill signal unless include_backfill."""
+    def route(self, signal: Signal, team: Mapping[str, str | None] | None = None) -> list[str]:
+        """Webhook names for a signal: those the opportunity's seller team has under
+        `routing.owners` (`team`: {role: person}, as GET /v1/opportunities/{id}/team and
+        TeamAssigned on bg.crm-stage.v2 give it; shared.alert_routing orders them), else the
+        account owner's, else the default; none for a backfill signal unless include_backfill."""
         if signal.signal not in self.routing.signals or (signal.backfill and not self.include_backfill):
             return []
-        owner = (signal.account_owner or "").strip().lower()
         owners = {k.strip().lower(): v for k, v in self.routing.owners.items()}
-        names = owners.get(owner, self.routing.default) if owner else self.routing.default
+
+        def webhooks_of(people: list[str]) -> list[str]:
+            return list(dict.fromkeys(n for p in people for n in owners.get(p.strip().lower(), ())))
+
+        names = (webhooks_of(alert_recipients(team or {}, None))
+                 or webhooks_of(alert_recipients({}, signal.account_owner)) or list(self.routing.default))
         return [n for n in names if self.webhooks[n].signals is None or signal.signal in self.webhooks[n].signals]
 
 

@@ -138,6 +138,11 @@ routing:
     assert config.route(SIGNAL.model_copy(update={"account_owner": None, "signal": "role_gap"})) == ["team", "gaps"]
     assert config.route(SIGNAL.model_copy(update={"account_owner": "bob@vendor.example"})) == ["team"]
     assert config.route(SIGNAL.model_copy(update={"signal": "group_forming"})) == []
+    # The opportunity's seller team first (issue 17), then the account owner, then the default.
+    bob = SIGNAL.model_copy(update={"account_owner": "bob@vendor.example"})
+    assert config.route(bob, team={"ae": "bob@vendor.example", "se": "ANNA@vendor.example"}) == ["anna"]
+    assert config.route(SIGNAL, team={"ae": "bob@vendor.example"}) == ["anna"]  # nobody's hook: the owner's
+    assert config.route(bob, team={"ae": "bob@vendor.example", "csm": None}) == ["team"]
     # History alerts nobody unless asked for.
     assert config.route(SIGNAL.model_copy(update={"backfill": True})) == []
     assert config.start == "latest" and config.include_backfill is False
