@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("crm", choices=["bitrix24", "amocrm"])
     args = parser.parse_args(argv)
     configure_logging(f"crm-{args.crm}")
+    # httpx logs every request's URL at INFO; Bitrix24's incoming-webhook URL holds its secret.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         asyncio.run(run(args.crm))
     except DevelopmentSecretsError as exc:

@@ -115,12 +115,25 @@ class Connector:
         return count
 
     async def on_deal(self, deal: Deal) -> None:
+        """A webhook and a reconciliation pass may see one deal at once: one at a time per deal."""
+        async with self.locks[f"deal:{deal.deal_id}"]:
+            await self._on_deal(deal)
+
+    async def _on_deal(self, deal: Deal) -> None:
+        if deal.opportunity_id:  # a deal the connector is writing: after its baseline (write_deal)
+            async with self.locks[deal.opportunity_id]:
+                await self._report(deal)
+        await self._links(deal)
+
+    async def _report(self, deal: Deal) -> None:
         try:
             report = stage_report(deal, self.stages, await self.state.reported(deal.deal_id), self.clock())
         except UnmappedStage as exc:
             await self.dead_letter("unmapped_stage", str(exc), f"{deal.crm}:deal:{deal.deal_id}", repr(deal))
             report = None
-        if report is not None:
+        if report is not None and not report.send:
+            await self.state.set_reported(deal.deal_id, report.state)
+        elif report is not None:
             try:
                 answer = await self.api.report_stage(report.opportunity_id, report.body())
                 log.info("stage reported", extra={"deal_id": deal.deal_id, "opportunity_id": report.opportunity_id,
@@ -129,7 +142,6 @@ class Connector:
                 await self.dead_letter("stage_refused", f"the read API refused the stage change: {exc}",
                                        f"{deal.crm}:deal:{deal.deal_id}", str(report.body()))
             await self.state.set_reported(deal.deal_id, report.state)
-        await self._links(deal)
 
     async def _links(self, deal: Deal) -> None:
         """The deal's company (with its INN) and the contacts a person linked, to bg.crm-links.v1."""
@@ -199,6 +211,8 @@ class Connector:
                 created = True
                 log.info("deal created", extra={"deal_id": deal_id, "opportunity_id": opportunity_id})
             await self.state.set_deal_of(opportunity_id, deal_id)
+            if await self.state.reported(deal_id) is None:
+                await self._baseline(deal_id)
             if not created and await self.state.fingerprint(opportunity_id) != plan.fingerprint:
                 await self.crm.update_deal(deal_id, plan, self.s.lang)
                 updated = True
@@ -215,6 +229,19 @@ class Connector:
                     await self.crm.link_contacts(deal, contact_ids)
             await self.state.set_fingerprint(opportunity_id, plan.fingerprint)
             return Written(deal_id, created, updated, tuple(contact_ids))
+
+    async def _baseline(self, deal_id: str) -> None:
+        """The stage a deal the connector made starts in (its pipeline's first) is the CRM's
+        default, not a salesperson's move: remembered as reported, so only later moves are."""
+        deal = await self.crm.get_deal(deal_id)
+        if deal is None:
+            return
+        try:
+            report = stage_report(deal, self.stages, None, self.clock())
+        except UnmappedStage:
+            return  # reported (and dead-lettered) when it moves
+        if report is not None:
+            await self.state.set_reported(deal_id, report.state)
 
     async def on_signal(self, signal: Signal) -> str | None:
         """The task of a live group_formed / role_gap signal, once. -> the task id (None: no task)."""

@@ -89,6 +89,7 @@ class Bitrix24(CrmClient):
                     amount=float(amount) if amount not in (None, "") else None,
                     currency=raw.get("CURRENCY_ID") or None,
                     opportunity_id=(raw.get(self.s.field_opportunity) or None),
+                    never_moved=bool(raw.get("MOVED_TIME")) and raw.get("MOVED_TIME") == raw.get("DATE_CREATE"),
                     contact_ids=contact_ids, company_id=str(raw["COMPANY_ID"]) if raw.get("COMPANY_ID") not in
                     (None, "", "0", 0) else None, owner_id=str(raw.get("ASSIGNED_BY_ID") or "") or None)
 

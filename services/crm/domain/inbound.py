@@ -71,6 +71,7 @@ class StageReport:
     changed_at: datetime
     source: str
     state: str
+    send: bool = True  # False: only remember the state (a deal's first stage is nobody's move)
 
     def body(self) -> dict:
         out = {"stage": self.stage, "changed_at": self.changed_at.isoformat(), "source": self.source}
@@ -86,7 +87,9 @@ def stage_report(deal: Deal, stages: StageMap, last_state: str | None, now: date
     id) or nothing reported changed since `last_state`. The amount goes with a won deal or an
     open one that has it (the CRM owns the deal's value); `changed_at` is when the stage moved
     (else the modification), never later than `now` (the API refuses future times; a CRM's
-    clock ahead of ours is clamped here, at the edge). Raises UnmappedStage."""
+    clock ahead of ours is clamped here, at the edge). A deal seen for the first time that never
+    left the stage it was created in gives a report with `send` False: the pipeline's first stage
+    is the CRM's default, not a salesperson's move. Raises UnmappedStage."""
     if not deal.opportunity_id:
         return None
     stage = stages.stage_of(deal)
@@ -96,7 +99,8 @@ def stage_report(deal: Deal, stages: StageMap, last_state: str | None, now: date
     if state == last_state:
         return None
     changed_at = min(deal.moved_at or deal.modified_at, now)
-    return StageReport(deal.opportunity_id, stage, amount, currency, changed_at, deal.crm, state)
+    send = not (last_state is None and deal.never_moved and deal.semantic == "open")
+    return StageReport(deal.opportunity_id, stage, amount, currency, changed_at, deal.crm, state, send)
 
 
 def company_message(company: Company) -> CrmCompany:

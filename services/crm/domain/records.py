@@ -29,6 +29,8 @@ class Deal:
     contact_ids: tuple[str, ...] = ()
     company_id: str | None = None
     owner_id: str | None = None  # the responsible user
+    # Still in the stage it was created in (Bitrix24: MOVED_TIME is DATE_CREATE); unknown: False.
+    never_moved: bool = False
 
 
 @dataclass(frozen=True)

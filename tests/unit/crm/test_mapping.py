@@ -127,3 +127,13 @@ def test_tasks_for_live_group_formed_and_role_gap_only() -> None:
     assert gap.title == "Key role missing in the group: Красная ромашка" and gap.due == T + timedelta(hours=4)
     assert task_plan(signal("group_formed", backfill=True)) is None
     assert task_plan(signal("stalled")) is None and task_plan(signal("group_forming")) is None
+
+
+def test_a_deal_never_moved_from_its_first_stage_is_remembered_not_reported() -> None:
+    stages = StageMap({"NEW": "new", "PREPARATION": "proposal"})
+    fresh = stage_report(deal(stage_id="NEW", never_moved=True), stages, None, NOW)
+    assert fresh is not None and not fresh.send
+    moved = stage_report(deal(stage_id="PREPARATION"), stages, fresh.state, NOW)
+    assert moved is not None and moved.send
+    # Seen first after it moved and came back: a salesperson's move, reported.
+    assert stage_report(deal(stage_id="NEW"), stages, None, NOW).send
