@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.schemas import text
 from shared.schemas.scoring import ScoreBreakdown
 
 Status = Literal["forming", "formed", "stalled", "won", "lost"]
@@ -235,7 +236,8 @@ class Metrics(BaseModel):
 
 
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)]
-Why = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Why = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                AfterValidator(text.text)]  # the shared text check: a NUL is a 422 here, not a dead letter later
 EventTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from shared.schemas.base import Message, ShortStr, UtcDatetime
+from shared.schemas.base import Message, ShortStr, Text, UtcDatetime
 
 SCHEMA_VERSION = 1
 
@@ -47,7 +47,9 @@ class StageChanged(Message):
 SCHEMA_VERSION_2 = 2
 
 Author = Literal["rules", "person", "crm"]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+# A person's words: free text, with the one text check every message shares (no NUL, which
+# PostgreSQL cannot store, nor other control characters or lone surrogates).
+Reason = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class _Qualification(Message):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.component.projection.conftest import READ, Env
+from tests.component.projection.conftest import CRM, READ, Env
 from tests.support.processes import free_port
 
 HEADERS = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "same-origin"}
@@ -104,3 +104,12 @@ def test_odd_tokens_are_401_never_500(production, headers):
     form = httpx.post(f"{production}/web/login", content="token=%C3%A9%00&next=/web/",
                       headers={"content-type": "application/x-www-form-urlencoded"})
     assert form.status_code == 401
+
+
+def test_a_nul_in_a_stage_reason_is_422_naming_it(projection):
+    # The same kind as issue 19, item 1, on the read API's one write: the NUL would have reached
+    # Kafka and then been refused by PostgreSQL, losing the stage change.
+    r = httpx.post(f"{projection}/v1/opportunities/romashka.ru:hr/stage", headers=CRM,
+                   json={"stage": "closing", "reason": "Nul\u0000reason"})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["body.reason"]
