@@ -12,8 +12,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+import httpx
 import pytest
 
 from demo.payloads import segment_identify, segment_track
@@ -21,7 +22,7 @@ from demo.send import send_all
 from demo.stories import SITE
 from services.scoring.alerts import format as fmt
 from shared.topics import ensure_topics
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import TOKEN, Pipeline
 from tests.support.kafka import namespace
 from tests.support.processes import ServiceProcess
 from tests.support.receiver import Receiver
@@ -83,4 +84,15 @@ async def test_an_idn_companys_group_is_alerted(pipeline: Pipeline, topic_namesp
         text = json.loads(call.body)["text"]
         assert "Ласточка" in text and "<https://bg.example.com/web/opportunities/" in text
         assert dispatcher.proc.poll() is None
+    # The projection took it too: the read API and the page show the opportunity.
+    async with httpx.AsyncClient(base_url=pipeline.api_url, headers=TOKEN, timeout=10) as api:
+        deadline = time.monotonic() + 60
+        while (found := await api.get(f"/v1/accounts/{quote(domain, safe='')}")).status_code != 200:
+            assert time.monotonic() < deadline, found.text
+            await asyncio.sleep(0.5)
+        [opportunity] = found.json()["opportunities"]
+        opportunity_id = opportunity["opportunity_id"]
+        assert opportunity_id in unquote(signal_id) and opportunity["members_count"] == 3
+        page = await api.get(f"/web/opportunities/{quote(opportunity_id, safe='')}")
+        assert page.status_code == 200 and "Ласточка" in page.text
     receiver.server.shutdown()
