@@ -49,7 +49,8 @@ from fastapi.responses import JSONResponse, Response
 
 MSK = timezone(timedelta(hours=3))  # a portal's time zone: Bitrix24 gives times with the portal's offset
 PAGE_B24 = 50
-FIRST_STATUS, PIPELINE = 38307946, 4345612  # an amoCRM pipeline's first open status (ids are per account)
+# An amoCRM pipeline and its open statuses (ids are per account; 142 won and 143 lost are fixed).
+FIRST_STATUS, NEGOTIATION, PIPELINE = 38307946, 38307949, 4345612
 
 
 def _b24_time(at: datetime) -> str:
@@ -527,6 +528,16 @@ def amo_route(s: CrmLoopback, method: str, path: str, q: dict[str, str], body: A
     parts = path.strip("/").split("/")
     page, limit = int(q.get("page", 1)), min(int(q.get("limit", 50)), 250)
     now = int(time.time())
+    if parts[:2] == ["leads", "pipelines"] and method == "GET":
+        statuses = [{"id": 38307942, "name": "Неразобранное", "sort": 10, "type": 1, "pipeline_id": PIPELINE},
+                    {"id": FIRST_STATUS, "name": "Первичный контакт", "sort": 20, "type": 0, "pipeline_id": PIPELINE},
+                    {"id": NEGOTIATION, "name": "Переговоры", "sort": 30, "type": 0, "pipeline_id": PIPELINE},
+                    {"id": 142, "name": "Успешно реализовано", "sort": 10000, "type": 0, "pipeline_id": PIPELINE},
+                    {"id": 143, "name": "Закрыто и не реализовано", "sort": 11000, "type": 0,
+                     "pipeline_id": PIPELINE}]
+        return JSONResponse({"_total_items": 1, "_embedded": {"pipelines": [
+            {"id": PIPELINE, "name": "Воронка", "sort": 1, "is_main": True, "is_unsorted_on": True,
+             "is_archive": False, "account_id": s.amo_account_id, "_embedded": {"statuses": statuses}}]}})
     if parts[0] == "leads":
         if method == "GET" and len(parts) == 2:
             lead = s.leads.get(int(parts[1]))

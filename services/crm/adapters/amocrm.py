@@ -3,7 +3,8 @@
 POST /oauth2/access_token (grant_type refresh_token; the refresh token is single-use, so the
 new pair is handed to `on_tokens` to be kept). Lists answer 204 with no body when empty.
 
-Leads (deals): GET /api/v4/leads/{id}?with=contacts, GET /api/v4/leads?filter[updated_at][from]=
+Leads (deals): GET /api/v4/leads/pipelines (each pipeline's first status), GET
+/api/v4/leads/{id}?with=contacts, GET /api/v4/leads?filter[updated_at][from]=
 &order[updated_at]=asc&page&limit=250, GET /api/v4/leads?query= (search), POST /api/v4/leads,
 PATCH /api/v4/leads/{id}, POST /api/v4/leads/{id}/link. Contacts: GET /api/v4/contacts/{id},
 GET /api/v4/contacts?query=, POST /api/v4/contacts. Companies: GET /api/v4/companies/{id}.
@@ -66,6 +67,7 @@ class AmoCrm(CrmClient):
         self.access = settings.access_token.get_secret_value()
         self.refresh = settings.refresh_token.get_secret_value()
         self.on_tokens = on_tokens
+        self.first_status: dict[int, int] | None = None  # pipeline -> the status a new lead starts in
 
     def use_tokens(self, access: str, refresh: str) -> None:
         """Tokens kept from an earlier refresh (they outrank the settings' first pair)."""
@@ -116,8 +118,23 @@ class AmoCrm(CrmClient):
         return list(dict.fromkeys(notices))
 
     # ---------------------------------------------------------------- reading
-    def _deal(self, raw: Mapping[str, Any]) -> Deal:
+    async def _first_statuses(self) -> dict[int, int]:
+        """Pipeline id -> its first open status (lowest sort, not "unsorted" type 1, not 142/143),
+        from GET /api/v4/leads/pipelines; read once."""
+        if self.first_status is None:
+            body = await self.request("GET", "/api/v4/leads/pipelines", "pipelines.list")
+            found = {}
+            for pipeline in (body or {}).get("_embedded", {}).get("pipelines", []):
+                statuses = [s for s in pipeline.get("_embedded", {}).get("statuses", [])
+                            if s.get("type") != 1 and s["id"] not in (WON, LOST)]
+                if statuses:
+                    found[int(pipeline["id"])] = int(min(statuses, key=lambda s: s.get("sort", 0))["id"])
+            self.first_status = found
+        return self.first_status
+
+    async def _deal(self, raw: Mapping[str, Any]) -> Deal:
         status = int(raw.get("status_id") or 0)
+        first = (await self._first_statuses()).get(int(raw.get("pipeline_id") or 0))
         embedded = raw.get("_embedded") or {}
         companies = embedded.get("companies") or []
         opportunity = field_value(raw, self.s.field_opportunity)
@@ -129,7 +146,8 @@ class AmoCrm(CrmClient):
                     currency=None, opportunity_id=str(opportunity) if opportunity else None,
                     contact_ids=tuple(str(c["id"]) for c in embedded.get("contacts") or []),
                     company_id=str(companies[0]["id"]) if companies else None,
-                    owner_id=str(raw.get("responsible_user_id") or "") or None)
+                    owner_id=str(raw.get("responsible_user_id") or "") or None,
+                    never_moved=status == first)
 
     async def get_deal(self, deal_id: str) -> Deal | None:
         try:
@@ -138,7 +156,7 @@ class AmoCrm(CrmClient):
             if exc.status == 404:
                 return None
             raise
-        return self._deal(raw) if raw else None
+        return await self._deal(raw) if raw else None
 
     async def changed_deals(self, since: datetime) -> AsyncIterator[Deal]:
         page = 1
@@ -149,7 +167,7 @@ class AmoCrm(CrmClient):
             if not body:
                 return
             for raw in body["_embedded"]["leads"]:
-                yield self._deal(raw)
+                yield await self._deal(raw)
             if "next" not in (body.get("_links") or {}):
                 return
             page += 1

@@ -159,6 +159,7 @@ async def test_amocrm_leads_contacts_companies_tasks(served) -> None:
     assert await client.find_deal("romashka.ru:hr") is None  # 204 No Content
     lead_id = await client.create_deal(PLAN, "ru")
     assert await client.find_deal("romashka.ru:hr") == lead_id
+    assert (await client.get_deal(lead_id)).never_moved  # in its pipeline's first status
     await client.update_deal(lead_id, DealPlan(**{**PLAN.__dict__, "score": 80.0}), "ru")
     assert state.leads[int(lead_id)]["custom_fields_values"][1] == {"field_id": state.amo_field_score,
                                                                    "values": [{"value": 80.0}]}
@@ -171,6 +172,7 @@ async def test_amocrm_leads_contacts_companies_tasks(served) -> None:
     state.amo_change_lead(int(lead_id), contact_ids=(manual,), price=1_500_000, status_id=142)
     deal = await client.get_deal(lead_id)
     assert (deal.semantic, deal.amount, deal.contact_ids) == ("won", 1_500_000.0, (str(manual),))
+    assert not deal.never_moved
     assert deal.moved_at is not None
     await client.link_contacts(deal, [contact_id])
     assert (await client.get_deal(lead_id)).contact_ids == (str(manual), contact_id)
