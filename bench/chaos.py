@@ -145,6 +145,7 @@ class Outcome:
     alerts_duplicated: int = 0
     stuck_consumers: list[str] = field(default_factory=list)
     assignment_seconds: list[float] = field(default_factory=list)
+    supervisor_restarts: int = 0  # services that exited by themselves (Kafka or PostgreSQL away)
     signal_ids: set[str] = field(default_factory=set)
     alert_ids: set[str] = field(default_factory=set)
 
@@ -168,10 +169,24 @@ class Pipeline:
                                            {**env, "BG_STATE_DIR": str(state / name)}, health_url=health.get(name))
                       for name, module in modules.items()}
         self.started_at: dict[str, list[float]] = defaultdict(list)
+        self.down: set[str] = set()  # taken down on purpose by a fault
+        self.supervisor_restarts = 0
 
     def start(self, name: str) -> None:
-        self.started_at[name].append(time.time())
-        self.procs[name].start(timeout=180)
+        """Start, and start again until it is up, as a supervisor (systemd, Kubernetes) does: a
+        service may refuse to start while Kafka or PostgreSQL is being restarted."""
+        deadline = time.monotonic() + 300
+        while True:
+            self.started_at[name].append(time.time())
+            try:
+                self.procs[name].start(timeout=60)
+                self.down.discard(name)
+                return
+            except AssertionError:
+                self.procs[name].kill()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def start_all(self) -> None:
         for name in self.procs:
@@ -180,6 +195,16 @@ class Pipeline:
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Restart any service that exited by itself (not one a fault took down)."""
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            for name, proc in self.procs.items():
+                if name not in self.down and proc.proc is not None and proc.proc.poll() is not None:
+                    self.supervisor_restarts += 1
+                    await loop.run_in_executor(None, self.start, name)
+            await asyncio.sleep(1)
 
     def assignment_delays(self) -> list[float]:
         """Seconds from each (re)start of grouping or scoring to its first partitions assigned."""
@@ -199,6 +224,7 @@ async def apply(fault: Fault, pipeline: Pipeline) -> None:
     loop = asyncio.get_running_loop()
     if fault.kind in ("kill", "term"):
         proc = pipeline.procs[fault.service]
+        pipeline.down.add(fault.service)
         await loop.run_in_executor(None, proc.kill if fault.kind == "kill" else proc.stop)
         await asyncio.sleep(fault.down)
         await loop.run_in_executor(None, pipeline.start, fault.service)
@@ -322,10 +348,15 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
                 await asyncio.sleep(max(0.0, started + fault.at - time.perf_counter()))
                 await apply(fault, pipeline)
 
+        stop = asyncio.Event()
+        supervisor = asyncio.create_task(pipeline.supervise(stop))
         await asyncio.gather(send(f"http://127.0.0.1:{pipeline.ingest_port}", events, span), strike())
         expected = {e["event_id"] for e in events}
         fingerprint, touches = await settle(engine, expected)
         await asyncio.sleep(5)  # the dispatcher trails the projection
+        stop.set()
+        await supervisor
+        outcome.supervisor_restarts = pipeline.supervisor_restarts
         outcome.fingerprint = fingerprint
         outcome.lost_events = len(expected - touches)
         outcome.stuck_consumers = await stuck(namespace)
@@ -424,6 +455,7 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
                                            f"{sum(o.signals_extra for o in outcomes)}"),
             ("alerts lost / duplicated", f"{sum(o.alerts_lost for o in outcomes)} / "
                                          f"{sum(o.alerts_duplicated for o in outcomes)}"),
+            ("services that exited by themselves and were restarted", sum(o.supervisor_restarts for o in outcomes)),
             ("runs with a consumer stuck", sum(bool(o.stuck_consumers) for o in outcomes)),
             ("restart -> partitions assigned (s), median / max",
              f"{sorted(delays)[len(delays) // 2]:.1f} / {max(delays):.1f}" if delays else "n/a"),
@@ -440,7 +472,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
                              "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
                              "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
                              "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
-                             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds}
+                             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
+                             "supervisor_restarts": o.supervisor_restarts}
                             for o in outcomes],
                    "faults_injected": dict(injected), "command": command})
 
