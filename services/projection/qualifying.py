@@ -99,14 +99,15 @@ class Qualifier:
         # many rounds as the funnel has open stages at most.
         for _ in range(len(self.funnel.open_stages)):
             facts = await load_facts(conn, pending, self.funnel.technical_content)
-            round_moves = []
+            round_moves, stored = [], []
             for f in facts:
                 result = q.evaluate(self.funnel, f)
-                await conn.execute(STORE, {
-                    "id": f.opportunity_id, "criteria": json.dumps([c.as_json() for c in result.criteria]),
-                    "proposed": result.proposed, "missing": list(result.missing)})
+                stored.append({"id": f.opportunity_id, "criteria": json.dumps([c.as_json() for c in result.criteria]),
+                               "proposed": result.proposed, "missing": list(result.missing)})
                 if result.move is not None and self.publish is not None:
                     round_moves.append(stage_moved(self.funnel, f, result.move))
+            if stored:
+                await conn.execute(STORE, stored)  # one statement for the batch's opportunities
             if not round_moves:
                 break
             rows = reduce_rows(row for m in round_moves for row in map_qualification(m))
