@@ -28,6 +28,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -37,8 +38,9 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from bench.common import fresh_namespace, peak_rss_mib, run, save
+from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, save
 from bench.load import canonical_market
+from bench.profiles import Profiler
 from services.projection import db
 from services.projection import schema as tables
 from shared import topics
@@ -58,6 +60,7 @@ class Run:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per service, all its workers, during the run
     fingerprint: str = ""
 
     @property
@@ -122,6 +125,13 @@ class Services:
     def __exit__(self, *exc) -> None:
         for _, p in self.procs:
             p.stop()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far per service, summed over its workers."""
+        out: dict[str, float] = {}
+        for service, p in self.procs:
+            out[service] = out.get(service, 0.0) + cpu_seconds(p.proc.pid)
+        return out
 
     def memory(self) -> dict[str, float]:
         """Peak RSS per service; with several workers, the largest of them."""
@@ -217,7 +227,7 @@ async def watch_formed(stop: asyncio.Event, out: list[tuple[float, tuple[str, ..
         await consumer.stop()
 
 
-async def one_run(workers: int, accounts: int, rate: float) -> Run:
+async def one_run(workers: int, accounts: int, rate: float, profile: Path | None = None) -> Run:
     await fresh_namespace(f"bench-w{workers}-")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     events = canonical_market(accounts)  # the same ids every run: the fingerprints must match
@@ -229,12 +239,20 @@ async def one_run(workers: int, accounts: int, rate: float) -> Run:
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_formed(stop, formed))
         label = f"{workers} worker(s), " + (f"paced at {rate:.0f} events/s" if rate else "full speed")
+        profiler = Profiler(profile / f"w{workers}") if profile else None
+        if profiler:
+            for i, (service, p) in enumerate(services.procs):
+                profiler.attach(f"{service}-{i}", p.proc.pid)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(label, total=len(events) // BATCH + 1)
             started = time.time()
+            cpu_before = services.cpu()
             await post_all(f"http://127.0.0.1:{services.ingest_port}", events, rate, acked_at,
                            lambda: bar.advance(task))
         done = await touches_in_db(engine, len(events), timeout=900)
+        result.cpu_seconds = {k: v - cpu_before[k] for k, v in services.cpu().items()}
+        if profiler:
+            profiler.stop()
         result.fingerprint = await settled_fingerprint(engine)
         stop.set()
         await watcher
@@ -246,14 +264,15 @@ async def one_run(workers: int, accounts: int, rate: float) -> Run:
     return result
 
 
-async def main(accounts: int, workers: list[int], latency_rate: float) -> None:
+async def main(accounts: int, workers: list[int], latency_rate: float, profile: Path | None) -> bool:
+    """Runs and prints the benchmark; False when the runs' final projections differ."""
     # Leadership settles on freshly created topics; aiokafka retries and would log each retry.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     events = len(canonical_market(accounts))
     ceiling = await passthrough(events)
     console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s")
-    runs = [await one_run(w, accounts, 0) for w in workers]
-    paced = await one_run(workers[0], accounts, latency_rate)
+    runs = [await one_run(w, accounts, 0, profile) for w in workers]
+    paced = await one_run(workers[0], accounts, latency_rate) if latency_rate else None
 
     table = Table(title=f"Pipeline: {events} touch events of {accounts} accounts, ingest -> PostgreSQL row")
     for col in ("workers", "events/s", "vs ceiling", "ingest MiB", "grouping MiB", "scoring MiB",
@@ -264,29 +283,41 @@ async def main(accounts: int, workers: list[int], latency_rate: float) -> None:
         table.add_row(str(r.workers), f"{r.rate:,.0f}", f"{r.rate / ceiling:.1%}", f"{m['ingest']:.0f}",
                       f"{m['grouping']:.0f}", f"{m['scoring']:.0f}", f"{m['projection']:.0f}", r.fingerprint)
     console.print(table)
-    lat = paced.latencies_ms
-    console.print(f"latency touch -> group_formed at {latency_rate:.0f} events/s ({len(lat)} groups, "
-                  f"{paced.workers} worker(s)): p50 {quantile(lat, .5):,.0f} ms, p95 {quantile(lat, .95):,.0f} ms, "
-                  f"p99 {quantile(lat, .99):,.0f} ms")
-    same = len({r.fingerprint for r in [*runs, paced]}) == 1
-    console.print(f"final projection identical across runs: {same}")
+    for r in runs:
+        console.print(f"CPU ms per event, {r.workers} worker(s): " + ", ".join(
+            f"{k} {1000 * v / r.events:.2f}" for k, v in r.cpu_seconds.items()))
+    latency = None
+    if paced is not None:
+        lat = paced.latencies_ms
+        latency = {"rate": latency_rate, "workers": paced.workers, "groups": len(lat),
+                   "p50_ms": round(quantile(lat, .5)), "p95_ms": round(quantile(lat, .95)),
+                   "p99_ms": round(quantile(lat, .99))}
+        console.print(f"latency touch -> group_formed at {latency_rate:.0f} events/s ({len(lat)} groups, "
+                      f"{paced.workers} worker(s)): p50 {latency['p50_ms']:,} ms, p95 {latency['p95_ms']:,} ms, "
+                      f"p99 {latency['p99_ms']:,} ms")
+    fingerprints = {r.workers: r.fingerprint for r in runs} | ({"paced": paced.fingerprint} if paced else {})
+    same = len(set(fingerprints.values())) == 1
+    console.print(f"final projection identical across runs: {same} {fingerprints}")
     path = save("pipeline", {
         "events": events, "accounts": accounts, "ceiling_msgs_per_s": round(ceiling),
         "runs": [{"workers": r.workers, "events_per_s": round(r.rate), "vs_ceiling": round(r.rate / ceiling, 4),
                   "peak_rss_mib": {k: round(v) for k, v in r.peak_rss_mib.items()},
+                  "cpu_ms_per_event": {k: round(1000 * v / r.events, 3) for k, v in r.cpu_seconds.items()},
                   "fingerprint": r.fingerprint} for r in runs],
-        "latency": {"rate": latency_rate, "workers": paced.workers, "groups": len(lat),
-                    "p50_ms": round(quantile(lat, .5)), "p95_ms": round(quantile(lat, .95)),
-                    "p99_ms": round(quantile(lat, .99))},
+        "latency": latency,
         "identical_projection": same,
     })
     console.print(f"saved {path}")
+    return same
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--latency-rate", type=float, default=200)
+    parser.add_argument("--latency-rate", type=float, default=200, help="0: no paced latency run")
+    parser.add_argument("--profile", type=Path, help="py-spy every service in the full-speed runs into this directory")
     args = parser.parse_args()
-    run(main(args.accounts, args.workers, args.latency_rate))
+    if not asyncio.run(main(args.accounts, args.workers, args.latency_rate, args.profile)):
+        console.print("[red]FAILED: the final projections differ between runs")
+        raise SystemExit(1)

@@ -235,7 +235,7 @@ class StateCache(Generic[S]):
     def flush(self) -> int:
         """Encode every state changed since the last flush into the table; returns how many."""
         for key, event in self._dirty.items():
-            with _current_event(event):
+            with current_event(event):
                 self.table[key] = encode(self._states[key])
         written = len(self._dirty)
         self._dirty.clear()
@@ -258,7 +258,7 @@ class StateCache(Generic[S]):
 
 
 @contextmanager
-def _current_event(event: EventT | None) -> Iterator[None]:
+def current_event(event: EventT | None) -> Iterator[None]:
     """Makes `event` faust's current event, which its tables read to pick a key's partition.
 
     faust sets it only in the task iterating the stream; an agent using take_events runs its

@@ -22,7 +22,6 @@ from publicsuffixlist import PublicSuffixList
 
 from services.grouping.domain.accounts import AccountRules, CompanyNames, TenantPlatforms, abm_account
 from services.grouping.domain.identity import IdentityLimits
-from services.grouping.domain.memo import MemoLimits
 from services.grouping.domain.opportunities import CreationRule, GroupProfile, OpportunityRules, PrecreatedAccount
 from services.grouping.domain.people import PeopleLimits, PeopleRules
 from services.grouping.domain.roles import RoleMap, RoleRules
@@ -133,7 +132,6 @@ def opportunity_rules(rules: Mapping[str, Any], profiles: Mapping[str, Any], acc
         raise ValueError(f"profiles.yaml names solutions the catalog does not have: {unknown}")
 
     creation = rules.get("opportunity_creation", {})
-    idem = rules.get("idempotence", {})
     precreated = {}
     for account in accounts.abm:
         unknown = [s for s in account.precreate if s not in solutions]
@@ -151,16 +149,12 @@ def opportunity_rules(rules: Mapping[str, Any], profiles: Mapping[str, Any], acc
         default_profile=profile(profiles.get("default", {}), defaults),
         precreated=precreated,
         max_pending=int(rules.get("max_pending", 200)),
-        memo=MemoLimits(applied=int(idem.get("account_applied", 2000)), outputs=int(idem.get("account_outputs", 64))),
     )
 
 
 def load(env: Mapping[str, str] = os.environ) -> GroupingConfig:
     sources = {name: source(name, env) for name in FILES}
     rules = _yaml(sources["rules"])
-    idem = rules.get("idempotence", {})
-    person_memo = MemoLimits(applied=int(idem.get("person_applied", 1000)),
-                             outputs=int(idem.get("person_outputs", 32)))
     catalog = Catalog.from_dict(_yaml(sources["catalog"]))
     names = company_names(_yaml(sources["company_names"]))
     accounts = account_rules(PublicSuffixList(), free_domains(sources["freemail"]), names,
@@ -170,14 +164,13 @@ def load(env: Mapping[str, str] = os.environ) -> GroupingConfig:
     return GroupingConfig(
         identity=IdentityLimits(ttl=timedelta(days=float(identity.get("ttl_days", 30))),
                                 max_held=int(identity.get("max_held", 200)),
-                                max_aliases=int(identity.get("max_aliases", 20)),
-                                memo=person_memo),
+                                max_aliases=int(identity.get("max_aliases", 20))),
         people=PeopleRules(
             accounts=accounts,
             roles=RoleRules.from_dict(_yaml(sources["roles"]), default_roles(profiles)),
             catalog=catalog,
             limits=PeopleLimits(ttl=timedelta(days=float(people.get("ttl_days", 30))),
-                                max_held=int(people.get("max_held", 200)), memo=person_memo),
+                                max_held=int(people.get("max_held", 200))),
         ),
         opportunities=opportunity_rules(rules, profiles, accounts, catalog.slugs()),
         sources=sources,

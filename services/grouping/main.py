@@ -6,16 +6,23 @@ Agents only move data: decode with shared.codec, read the key's state, call the 
 reducer, send what it returns, keep the new state. A message they cannot use goes to the
 grouping dead-letter topic with the reason; nothing is dropped silently.
 
-The keyed stages take their input in batches: states stay decoded in a StateCache and are
-written to their table (so to its changelog) once per batch, before the batch is acked.
+Every stage takes its input in batches (`take_events`): a batch's outputs are sent with a
+stamp (services/grouping/stages.py) and acknowledged by Kafka, then its states, kept decoded
+in a StateCache, are written to their tables (so to the changelogs) once, and only then are
+its offsets acked.
 
 Stages and keys (every table is keyed like the topic its agent reads, so two workers split
-the partitions and reach the same result as one):
+the partitions and reach the same result as one; no stage has fewer partitions than the rest):
 
-    bg.person-events.v1 --route--> grouping-identity  (anon:/user: id, table `identities`)
-                        \\-------> grouping-people    (person, table `people`)
-    grouping-people <---> grouping-names (1 partition, table `directory`: company names)
-    grouping-people ----> grouping-accounts (account id, table `accounts`) --> bg.opportunity.v1
+    bg.person-events.v1 --route--> grouping-persons (anon:/user: id -> table `identities`,
+                                                     person        -> table `people`)
+    grouping-persons <---> grouping-names (name block, table `directory`: company names)
+    grouping-persons ----> grouping-accounts (account id, table `accounts`) --> bg.opportunity.v1
+
+A corporate person's touch crosses route, persons and accounts: the account stage needs its
+own key, the person stage needs the person's (the input is keyed by cookie or raw email), and
+route is where the input is read: it keeps the input partitions' watermarks (`watermarks`),
+which `_tick` sends as ClockTick messages to every partition of bg.opportunity.v1 (clock.py).
 """
 
 from __future__ import annotations
@@ -24,33 +31,24 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import faust
 import orjson
 from faust.types import TP, EventT, StreamT, TableT, TopicT
-from pydantic import BaseModel
 
 from services.grouping import clock
 from services.grouping.config import GroupingConfig, load
 from services.grouping.domain import directory, identity, opportunities, people
-from services.grouping.domain.messages import (
-    Outbound,
-    account_inputs,
-    identity_inputs,
-    names_inputs,
-    people_inputs,
-)
+from services.grouping.domain.messages import Outbound, account_inputs, names_inputs, persons_inputs
+from services.grouping.stages import KeyedStage, stamp_headers
 from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
 from shared.schemas.opportunity import ClockTick
-from shared.settings import kafka_settings
-from shared.streaming import DeadLetterSink, StateCache, make_app, raw_topic
+from shared.streaming import DeadLetterSink, current_event, make_app, raw_topic
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
-S = TypeVar("S", bound=BaseModel)
-Step = Callable[[S | None, str], tuple[S, list[Outbound]]]
 
 # A batch ends at this many events, or when no new event came for BATCH_WITHIN seconds. Its
 # states are written once, and its offsets acked only after that; a bigger batch writes less
@@ -96,44 +94,40 @@ class Grouping:
         self.config = config
         self.app = make_app(SERVICE, **_failover_options())
         namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
-        partitions = kafka_settings().topic_partitions
 
-        def internal(name: str, count: int = partitions) -> TopicT:
+        def internal(name: str) -> TopicT:
             return self.app.topic(f"{namespace}bg-{SERVICE}-{name}", key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw", internal=True, partitions=count)
+                                  key_serializer="raw", value_serializer="raw", internal=True)
 
-        def table(name: str, count: int = partitions) -> TableT:
+        def table(name: str) -> TableT:
             # bytes types make faust use the raw codec; a `schema=` argument would be
             # overridden with json serializers, and the changelog would not decode on recovery.
-            return self.app.Table(name, key_type=bytes, value_type=bytes, partitions=count)
+            return self.app.Table(name, key_type=bytes, value_type=bytes)
 
+        persons = internal("persons")
         self.topics: dict[str, TopicT] = {
-            "identity": internal("identity"),
-            "people": internal("people"),
-            "names": internal("names", 1),
+            "identity": persons,
+            "people": persons,
+            "names": internal("names"),
             "accounts": internal("accounts"),
             "opportunities": raw_topic(self.app, topics.OPPORTUNITY_EVENTS),
         }
         self.person_events = raw_topic(self.app, topics.PERSON_EVENTS)
-        self.identities = table("identities")
-        self.people = table("people")
-        self.directory = table("directory", 1)
-        self.accounts = table("accounts")
+        self.directory = table("directory")
         self.dlq = DeadLetterSink(self.app, SERVICE, topics.GROUPING_DLQ)
-        # Decoded states take about 5x their JSON: a busy account ~250 KB, a profile ~50 KB,
-        # an identity node a few KB. The bounds keep the caches within a few hundred MB; a key
-        # evicted is decoded again on its next use, as it was on every message before the cache.
-        self.nodes = _Keyed(self.identities, Codec(identity.IdentityNode), max_entries=50_000)
-        self.profiles = _Keyed(self.people, Codec(people.Profile), max_entries=10_000)
-        self.account_states = _Keyed(self.accounts, Codec(opportunities.AccountState), max_entries=2_000)
-        self.entry_codec: Codec[directory.DirectoryEntry] = Codec(directory.DirectoryEntry)
+        # Watermarks of bg.person-events.v1's partitions, kept by route, sent as clock ticks.
         self.tick_interval, idle_after = _clock_options()
         self.watermarks = clock.InputWatermarks(idle_after=idle_after)
+        # Decoded states take a few times their JSON (an account a few KB to tens of KB, a
+        # profile or an identity node a few KB); a key evicted is decoded again on next use.
+        self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=50_000)
+        self.profiles = KeyedStage(table("people"), people.Profile, max_entries=50_000)
+        self.account_states = KeyedStage(table("accounts"), opportunities.AccountState, max_entries=20_000)
+        self.names = _Directory(self.directory, Codec(directory.DirectoryEntry))
 
         agent = self.app.agent
         agent(self.person_events, name="route", concurrency=1)(self._route)
-        agent(self.topics["identity"], name="stitch", concurrency=1)(self._stitch)
-        agent(self.topics["people"], name="profile", concurrency=1)(self._profile)
+        agent(persons, name="persons", concurrency=1)(self._persons)
         agent(self.topics["names"], name="names", concurrency=1)(self._names)
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
         self.app.task(self._precreate)
@@ -141,46 +135,51 @@ class Grouping:
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    async def _send(self, outputs: list[Outbound]) -> None:
-        for out in outputs:
-            await self.topics[out.to].send(key=out.key.encode(), value=encode(out.message))
+    async def _send(self, stage: str, event: EventT | None, outputs: list[Outbound]) -> None:
+        """Queue `outputs` with the producer, stamped with their origin (stages.py)."""
+        producer = self.app.producer
+        headers = None
+        for index, out in enumerate(outputs):
+            if event is not None:
+                headers = stamp_headers(f"{stage}/{event.message.partition}", event.message.offset, index)
+            await producer.send(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message),
+                                None, None, headers)
 
-    async def _each(self, stream: StreamT, handle: Callable[[EventT], Any]) -> None:
-        """Run `handle` per event; a failure dead-letters that event and the stream goes on."""
-        async for event in stream.events():
-            await self._dead_letter_on_failure(event, handle)
-
-    async def _batches(self, stream: StreamT, keyed: _Keyed, handle: Callable[[EventT], Any]) -> None:
-        """Like `_each`, in batches; the batch's states reach the table before take_events acks it."""
+    async def _batches(self, stream: StreamT, stage: str, handle: Callable[[EventT], list[Outbound]],
+                       keyed: tuple[KeyedStage, ...] = ()) -> None:
+        """Run `handle` per event of each batch and send its outputs; a failure dead-letters that
+        event and the stream goes on. The batch's outputs are acknowledged by Kafka before its
+        states are written, and both before take_events acks the batch."""
         async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
             for event in events:
-                await self._dead_letter_on_failure(event, handle)
-            keyed.flush()
-
-    async def _dead_letter_on_failure(self, event: EventT, handle: Callable[[EventT], Any]) -> Any:
-        try:
-            return await handle(event)
-        except DecodeError as exc:
-            await self.dlq.send(event, exc.reason, exc.detail)
-        except Exception as exc:
-            await self.dlq.crashed(event, exc)
-        return None
+                try:
+                    await self._send(stage, event, handle(event))
+                except DecodeError as exc:
+                    await self.dlq.send(event, exc.reason, exc.detail)
+                except Exception as exc:
+                    await self.dlq.crashed(event, exc)
+            await self.app.producer.flush()
+            for states in keyed:
+                states.flush()
 
     async def _route(self, stream: StreamT) -> None:
-        async def handle(event: EventT) -> Any:
+        def handle(event: EventT) -> list[Outbound]:
+            occurred_at = None
             try:
                 message = person_events.decode(event.value)
+                occurred_at = message.occurred_at
             except DecodeError as exc:
                 if _no_identifier(event.value):
                     raise DecodeError("no_identifier", exc.detail) from None
                 raise
-            await self._send(identity.route(message))
-            return message.occurred_at
+            finally:
+                # The route stage reads the input: it keeps the input's watermarks for the clock
+                # ticks (a dead-lettered record was read too).
+                self.watermarks.read(event.message.partition, event.message.offset, occurred_at,
+                                     clock.wall_clock())
+            return identity.route(message)
 
-        # The route stage reads the input: it keeps the input's watermarks for the clock ticks.
-        async for event in stream.events():
-            occurred_at = await self._dead_letter_on_failure(event, handle)
-            self.watermarks.read(event.message.partition, event.message.offset, occurred_at, clock.wall_clock())
+        await self._batches(stream, "route", handle)
 
     async def _tick(self) -> None:
         await clock.tick_forever(self.watermarks, self._caught_up, self._output_partitions,
@@ -205,56 +204,47 @@ class Grouping:
     async def _send_tick(self, partition: int, tick: ClockTick) -> None:
         await self.topics["opportunities"].send(key=tick.key().encode(), value=encode(tick), partition=partition)
 
-    async def _stitch(self, stream: StreamT) -> None:
-        limits = self.config.identity
+    async def _persons(self, stream: StreamT) -> None:
+        limits, rules = self.config.identity, self.config.people
 
-        async def handle(event: EventT) -> None:
-            message = identity_inputs.decode(event.value)
-            outputs = self.nodes.apply(event, lambda node, key: identity.step(node, key, message, limits))
-            await self._send(outputs)
+        def handle(event: EventT) -> list[Outbound]:
+            message = persons_inputs.decode(event.value)
+            if event.key.startswith((b"anon:", b"user:")):
+                return self.nodes.apply(event, lambda node, key: identity.step(node, key, message, limits))
+            return self.profiles.apply(event, lambda profile, key: people.step(profile, key, message, rules))
 
-        await self._batches(stream, self.nodes, handle)
-
-    async def _profile(self, stream: StreamT) -> None:
-        rules = self.config.people
-
-        async def handle(event: EventT) -> None:
-            message = people_inputs.decode(event.value)
-            outputs = self.profiles.apply(event, lambda profile, key: people.step(profile, key, message, rules))
-            await self._send(outputs)
-
-        await self._batches(stream, self.profiles, handle)
+        await self._batches(stream, "persons", handle, (self.nodes, self.profiles))
 
     async def _names(self, stream: StreamT) -> None:
         names = self.config.people.accounts.names
-        entries = _DirectoryView(self.directory, self.entry_codec)
 
-        async def handle(event: EventT) -> None:
+        def handle(event: EventT) -> list[Outbound]:
+            # Lookups and registrations are idempotent (answers are sticky): no stamp check needed.
             message = names_inputs.decode(event.value)
+            entries = self.names.block(message.name)
             if isinstance(message, directory.NameLookup):
                 updates, outputs = directory.lookup(entries, message, names)
             else:
                 updates, outputs = directory.register(entries, message), []
-            for name, entry in updates.items():
-                self.directory[name.encode()] = encode(entry)
-            await self._send(outputs)
+            with current_event(event):  # a table write goes to the partition of the current event
+                for name, entry in updates.items():
+                    self.names.put(name, entry)
+            return outputs
 
-        await self._each(stream, handle)
+        await self._batches(stream, "names", handle)
 
     async def _reduce(self, stream: StreamT) -> None:
         rules = self.config.opportunities
 
-        async def handle(event: EventT) -> None:
+        def handle(event: EventT) -> list[Outbound]:
             message = account_inputs.decode(event.value)
-            outputs = self.account_states.apply(
-                event, lambda state, key: opportunities.step(state, key, message, rules))
-            await self._send(outputs)
+            return self.account_states.apply(event, lambda state, key: opportunities.step(state, key, message, rules))
 
-        await self._batches(stream, self.account_states, handle)
+        await self._batches(stream, "accounts", handle, (self.account_states,))
 
     async def _precreate(self) -> None:
         seeds = opportunities.precreate_inputs(self.config.opportunities)
-        await self._send(seeds)
+        await self._send("precreate", None, seeds)  # unstamped: pre-creation is idempotent
         if seeds:
             log.info("pre-created opportunities requested", extra={"accounts": len(seeds)})
 
@@ -263,6 +253,7 @@ class Grouping:
         # from now on the tables (recovered from the changelogs) are read again.
         for keyed in (self.nodes, self.profiles, self.account_states):
             keyed.drop()
+        self.names.drop()
 
     def _input_partitions(self, tps: set) -> list[int]:
         return [tp.partition for tp in tps if tp.topic == self.person_events.get_topic_name()]
@@ -278,66 +269,59 @@ class Grouping:
         log.info("partitions assigned", extra={"partitions": mine})
 
 
-class _Keyed(Generic[S]):
-    """A keyed stage's states: decoded in a StateCache, written to the table at each flush."""
+class _Directory:
+    """The directory table as the names stage reads it: by block, decoded entries.
 
-    def __init__(self, table: TableT, codec: Codec[S], max_entries: int) -> None:
-        self.cache: StateCache[S] = StateCache(table, codec, max_entries)
-        self._batch: list[tuple[EventT, Step]] = []  # steps applied since the last flush
-
-    def apply(self, event: EventT, step: Step) -> list[Outbound]:
-        """Apply `step` to the state of the event's key; returns the outputs to send."""
-        key = event.key
-        try:
-            state, outputs = step(self.cache.get(key), key.decode())
-        except Exception:
-            self._rebuild(key)
-            raise
-        self.cache.put(key, state, event)
-        self._batch.append((event, step))
-        return outputs
-
-    def _rebuild(self, key: bytes) -> None:
-        """The reducers update a state in place, so one that raised may leave it half-changed.
-
-        The state goes back to the table's (the last flush) with this batch's earlier steps
-        of the key applied again: the reducers are pure, so they give the same state, and
-        their outputs were already sent.
-        """
-        self.cache.discard(key)
-        state = self.cache.get(key)
-        earlier = [(event, step) for event, step in self._batch if event.key == key]
-        for event, step in earlier:
-            state, _ = step(state, key.decode())
-            self.cache.put(key, state, event)
-
-    def flush(self) -> None:
-        self.cache.flush()
-        self._batch.clear()
-
-    def drop(self) -> None:
-        self.cache.drop()
-        self._batch.clear()
-
-
-class _DirectoryView(Mapping[str, directory.DirectoryEntry]):
-    """The directory table as the names stage reads it: str keys, decoded entries."""
+    Which names each block holds is indexed in memory from the table's keys on first use after
+    an assignment; names of other blocks never count, so the answer does not depend on which
+    other partitions (or standby copies) this worker happens to hold.
+    """
 
     def __init__(self, table: TableT, codec: Codec[directory.DirectoryEntry]) -> None:
         self._table = table
         self._codec = codec
+        self._blocks: dict[str, set[str]] | None = None
+
+    def block(self, name: str) -> Mapping[str, directory.DirectoryEntry]:
+        if self._blocks is None:
+            self._blocks = {}
+            for key in self._table:
+                self._index(key.decode())
+        return _Block(self, self._blocks.get(directory.shard_key(name), set()))
+
+    def get(self, name: str) -> directory.DirectoryEntry | None:
+        raw = self._table.get(name.encode())
+        return None if raw is None else self._codec.decode(raw)
+
+    def put(self, name: str, entry: directory.DirectoryEntry) -> None:
+        self._table[name.encode()] = encode(entry)
+        if self._blocks is not None:
+            self._index(name)
+
+    def drop(self) -> None:
+        self._blocks = None
+
+    def _index(self, name: str) -> None:
+        assert self._blocks is not None
+        self._blocks.setdefault(directory.shard_key(name), set()).add(name)
+
+
+class _Block(Mapping[str, directory.DirectoryEntry]):
+    def __init__(self, directory_: _Directory, names: set[str]) -> None:
+        self._directory = directory_
+        self._names = names
 
     def __getitem__(self, name: str) -> directory.DirectoryEntry:
-        raw = self._table.get(name.encode())
-        if raw is None:
+        entry = self._directory.get(name) if name in self._names else None
+        if entry is None:
             raise KeyError(name)
-        return self._codec.decode(raw)
+        return entry
 
     def __iter__(self) -> Iterator[str]:
-        return (k.decode() for k in self._table)
+        return iter(sorted(self._names))
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._names)
 
 
 config = load()

@@ -1,9 +1,11 @@
 """The company-name directory: normalised company name -> account (the `names` stage).
 
 Corporate people register the names they give with their domain account; a free-mail person
-looks their company name up. The directory lives on ONE partition so that every name can be
-compared with every other (fuzzy matching) whatever the number of workers; its traffic is one
-lookup per free-mail person and one registration per new (person, company name).
+looks their company name up. The directory is spread over partitions by *block*
+(`shard_key`): a name is compared (fuzzy) with the names of its block only, so that no single
+partition holds the whole directory and a lookup costs the size of its block, not of the
+market. Its traffic is one lookup per free-mail person and one registration per new (person,
+company name).
 
 Answers are sticky: a looked-up name is stored with its answer, so the same name always gets
 the same account, also when a lookup is replayed after a crash.
@@ -16,8 +18,23 @@ from typing import Literal
 
 from services.grouping.domain.accounts import NAME_ACCOUNT_PREFIX, CompanyNames
 from services.grouping.domain.messages import AccountAssigned, NameLookup, NameRegistration, Outbound
+from services.grouping.domain.scripts import match_key
 from shared.schemas.base import Message
 from shared.schemas.opportunity import AccountRef
+
+
+def shard_key(name: str) -> str:
+    """The block of a normalised company name, the names stage's partition key.
+
+    The first character of its cross-script match key (CompanyNames.key: one Latin spelling
+    for both scripts) with the words in sorted order: rapidfuzz's token_sort_ratio, which
+    decides a fuzzy match, compares those keys with their words sorted, and two names at least
+    90% alike practically always begin alike there. A pair that does not (a typo in the first
+    letter of the first word) is not matched and gets an account of its own name, as a name
+    seen before any corporate colleague does. "" (no name) is a block of its own.
+    """
+    words = sorted(match_key(name).split())
+    return "names:" + (words[0][:1] if words else "")
 
 
 class DirectoryEntry(Message):
@@ -27,7 +44,10 @@ class DirectoryEntry(Message):
 
 def lookup(directory: Mapping[str, DirectoryEntry], msg: NameLookup,
            names: CompanyNames) -> tuple[dict[str, DirectoryEntry], list[Outbound]]:
-    """Answer a lookup; returns the entries to write and the reply to the person."""
+    """Answer a lookup; returns the entries to write and the reply to the person.
+
+    `directory` holds the names of the lookup's block (`shard_key`), the ones it may match.
+    """
     updates: dict[str, DirectoryEntry] = {}
     entry = directory.get(msg.name)
     if entry is None:

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from services.grouping.domain.accounts import person_id
-from services.grouping.domain.memo import Memo, MemoLimits
 from services.grouping.domain.messages import IdentityInput, IdentityLink, Outbound
 from shared.schemas.touch import IdentityEvent, Person, TouchEvent
 
@@ -30,7 +29,6 @@ class IdentityLimits:
     ttl: timedelta = timedelta(days=30)  # an anonymous event older than this (event time) is let go
     max_held: int = 200
     max_aliases: int = 20
-    memo: MemoLimits = MemoLimits(applied=1000, outputs=32)
 
 
 def identifiers(person: Person) -> list[str]:
@@ -79,7 +77,6 @@ class IdentityNode(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     held: list[TouchEvent | IdentityEvent] = Field(default_factory=list)
     watermark: datetime | None = None  # latest event time seen by this node
-    memo: Memo[Outbound] = Field(default_factory=Memo)
 
 
 def _release(event: PersonEvent, email: str) -> Outbound:
@@ -99,9 +96,6 @@ def step(node: IdentityNode | None, identifier: str, message: IdentityInput,
     """Apply one event or link to the node of `identifier`. Updates `node` in place."""
     node = node or IdentityNode(identifier=identifier)
     input_id = message.link_id if isinstance(message, IdentityLink) else message.event_id
-    if (replay := node.memo.recall(input_id)) is not None:
-        return node, replay
-
     if node.watermark is None or message.occurred_at > node.watermark:
         node.watermark = message.occurred_at
     seen = (message.aliases if isinstance(message, IdentityLink)
@@ -130,6 +124,4 @@ def step(node: IdentityNode | None, identifier: str, message: IdentityInput,
         # The identifiers a link names got the same link (router) or sent it (propagation).
         told = [a for a in node.aliases if a not in seen] if email_changed else new_aliases
         outputs.extend(_tell(node, node.email, node.email_at, alias, input_id) for alias in told)
-
-    node.memo.remember(input_id, outputs, limits.memo)
     return node, outputs

@@ -1,8 +1,11 @@
 """Messages between the grouping stages (internal topics), and what a stage asks to send.
 
-    bg.person-events.v1 --route--> identity (by anon/user id) --stitch--> people (by person)
-    people <-> names (one partition: the company-name directory) ; people --> accounts (by account)
+    bg.person-events.v1 --route--> persons (identity nodes by anon/user id, profiles by person)
+    persons <-> names (the company-name directory, by name block) ; persons --> accounts (by account)
     accounts --reduce--> bg.opportunity.v1
+
+The domain's destinations "identity" and "people" are one topic (`persons`): one stage holds
+both kinds of per-person state, so a released or relayed event is no extra stage.
 
 Internal messages reuse the contract's models where they can (a person event released by
 identity stitching is the original TouchEvent/IdentityEvent with the email filled in).
@@ -102,6 +105,7 @@ class Precreate(Message):
 
 IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink, Field(discriminator="type")]
 PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned, Field(discriminator="type")]
+PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned, Field(discriminator="type")]
 NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
 AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate, Field(discriminator="type")]
 
@@ -123,7 +127,6 @@ class Outbound(Message):
     message: AnyMessage
 
 
-identity_inputs: Codec[IdentityInput] = Codec(IdentityInput)
-people_inputs: Codec[PeopleInput] = Codec(PeopleInput)
+persons_inputs: Codec[PersonsInput] = Codec(PersonsInput)
 names_inputs: Codec[NamesInput] = Codec(NamesInput)
 account_inputs: Codec[AccountInput] = Codec(AccountInput)

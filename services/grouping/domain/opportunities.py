@@ -21,7 +21,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.grouping.domain.memo import Memo, MemoLimits
 from services.grouping.domain.messages import AccountActivity, AccountInput, MemberUpdate, Outbound, Precreate
 from services.grouping.domain.roles import RoleMap
 from shared.schemas.opportunity import (
@@ -72,7 +71,6 @@ class OpportunityRules:
     default_profile: GroupProfile = GroupProfile()
     precreated: Mapping[str, PrecreatedAccount] = field(default_factory=dict)
     max_pending: int = 200
-    memo: MemoLimits = MemoLimits(applied=2000, outputs=64)
 
     def profile(self, solution: str) -> GroupProfile:
         return self.profiles.get(solution, self.default_profile)
@@ -89,10 +87,11 @@ class Opportunity(BaseModel):
 class AccountState(BaseModel):
     account: AccountRef
     touch_version: int = 0  # version of the account-level touch events (AccountTouch)
-    people: dict[str, MemberRef] = Field(default_factory=dict)  # latest card of everyone seen
+    # The latest card of each person with a pending touch: what they join with when the
+    # opportunity opens. Members carry their own card, so no one else needs one here.
+    people: dict[str, MemberRef] = Field(default_factory=dict)
     opportunities: dict[str, Opportunity] = Field(default_factory=dict)  # by solution
     pending: dict[str, list[TouchRef]] = Field(default_factory=dict)  # engaged touches before creation
-    memo: Memo[Outbound] = Field(default_factory=Memo)
 
 
 def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
@@ -230,8 +229,6 @@ def step(state: AccountState | None, account_id: str, message: AccountInput,
          rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
     """Apply one input to the account `account_id`. Updates `state` in place."""
     state = state or AccountState(account=message.account)
-    if (replay := state.memo.recall(message.input_id)) is not None:
-        return state, replay
     state.account = _merge_account(state.account, message.account)
     reducer = _Reducer(state, rules)
     # A target account's opportunities exist before anything else happens to it, whether the
@@ -243,7 +240,8 @@ def step(state: AccountState | None, account_id: str, message: AccountInput,
         reducer.card(message.member, message.occurred_at)
     elif isinstance(message, AccountActivity):
         reducer.activity(message)
-    state.memo.remember(message.input_id, reducer.outputs, rules.memo)
+    waiting = {t.person_id for touches in state.pending.values() for t in touches}
+    state.people = {pid: card for pid, card in state.people.items() if pid in waiting}
     return state, reducer.outputs
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from services.grouping.domain.accounts import AccountRules, NeedsLookup, Resolved
-from services.grouping.domain.memo import Memo, MemoLimits
+from services.grouping.domain.directory import shard_key
 from services.grouping.domain.messages import (
     AccountActivity,
     AccountAssigned,
@@ -32,15 +32,12 @@ from services.grouping.domain.solutions import Catalog
 from shared.schemas.opportunity import AccountRef, MemberRef, TouchRef
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
-NAMES_KEY = "directory"  # the names stage has one partition; one key keeps that explicit
-
 
 @dataclass(frozen=True)
 class PeopleLimits:
     ttl: timedelta = timedelta(days=30)  # touches waiting for an account longer than this are let go
     max_held: int = 200
     max_registered: int = 10
-    memo: MemoLimits = MemoLimits(applied=1000, outputs=32)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ class Profile(BaseModel):
     held: list[TouchEvent] = Field(default_factory=list)  # touches waiting for an account
     watermark: datetime | None = None
     last_member: MemberRef | None = None  # the member card the account stage last got
-    memo: Memo[Outbound] = Field(default_factory=Memo)
 
 
 def _newer(current: Trait | None, value: str | None, at: datetime) -> Trait | None:
@@ -128,7 +124,7 @@ def _resolve(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outboun
         return []
     if isinstance(found, NeedsLookup) and found.name != profile.lookup:
         profile.lookup = found.name
-        return [Outbound(to="names", key=NAMES_KEY, message=NameLookup(
+        return [Outbound(to="names", key=shard_key(found.name), message=NameLookup(
             lookup_id=f"{profile.person_id}|{found.name}", occurred_at=at, person_id=profile.person_id,
             name=found.name, display_name=found.display_name,
         ))]
@@ -143,7 +139,7 @@ def _register(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outbou
     if not name or name in profile.registered:
         return []
     profile.registered = (profile.registered + [name])[-rules.limits.max_registered:]
-    return [Outbound(to="names", key=NAMES_KEY,
+    return [Outbound(to="names", key=shard_key(name),
                      message=NameRegistration(occurred_at=at, name=name, account=profile.account))]
 
 
@@ -167,9 +163,6 @@ def step(profile: Profile | None, pid: str, message: PeopleInput,
     profile = profile or Profile(person_id=pid)
     input_id = (f"{message.lookup_id}>{message.account.account_id}" if isinstance(message, AccountAssigned)
                 else message.event_id)
-    if (replay := profile.memo.recall(input_id)) is not None:
-        return profile, replay
-
     outputs: list[Outbound] = []
     touches: list[TouchEvent] = []
     if isinstance(message, AccountAssigned):
@@ -202,6 +195,4 @@ def step(profile: Profile | None, pid: str, message: PeopleInput,
             )))
         if not isinstance(message, AccountAssigned):
             outputs += _register(profile, rules, message.occurred_at)
-
-    profile.memo.remember(input_id, outputs, rules.limits.memo)
     return profile, outputs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.grouping.domain.directory import DirectoryEntry, lookup, register
+from services.grouping.domain.directory import DirectoryEntry, lookup, register, shard_key
 from services.grouping.domain.messages import AccountAssigned, NameLookup, NameRegistration
 from shared.schemas.opportunity import AccountRef
 from tests.unit.grouping.harness import at
@@ -63,3 +63,12 @@ def test_a_latin_spelling_finds_the_cyrillic_name_and_numbers_keep_companies_apa
     updates, [reply] = lookup(directory, ask(names.normalise("АО «Кварцмонтаж-32»")), names)
     assert reply.message.account.account_id == "name:кварцмонтаж 32"
     assert updates["кварцмонтаж 32"].origin == "name"
+
+
+def test_names_alike_share_a_block_so_they_land_on_one_partition(config) -> None:
+    names = config.people.accounts.names
+    spellings = ["ООО «Красная Ромашка»", "красная ромашко", "Ромашка Красная", "АО Красная ромашка",
+                 "OOO Krasnaya Romashka"]
+    assert len({shard_key(names.normalise(s)) for s in spellings}) == 1
+    assert shard_key("синяя лилия") != shard_key("красная ромашка")
+    assert shard_key("") == "names:"

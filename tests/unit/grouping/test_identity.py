@@ -6,9 +6,8 @@ from datetime import timedelta
 
 from services.grouping.domain import identity
 from services.grouping.domain.identity import IdentityLimits
-from services.grouping.domain.messages import IdentityLink
 from shared.schemas.touch import IdentityEvent, TouchEvent
-from tests.unit.grouping.harness import at, identify, touch
+from tests.unit.grouping.harness import identify, touch
 
 
 class Nodes:
@@ -86,17 +85,3 @@ def test_the_latest_link_names_the_email_and_an_older_one_does_not_undo_it() -> 
     nodes.send(identify("new", 10, anonymous_id="shared-pc", email="b@romashka.ru"),
                identify("old", 5, anonymous_id="shared-pc", email="a@romashka.ru"))
     assert nodes.nodes["anon:shared-pc"].email == "b@romashka.ru"
-
-
-def test_a_replayed_input_re_emits_the_same_outputs_and_changes_nothing() -> None:
-    limits = IdentityLimits()
-    node, _ = identity.step(None, "anon:c3", touch("v1", 0, anonymous_id="c3"), limits)
-    link = IdentityLink(link_id="l-1", occurred_at=at(1), identifier="anon:c3",
-                        email="p@romashka.ru", aliases=("user:u3",))
-    node, first = identity.step(node, "anon:c3", link, limits)
-    snapshot = node.model_copy(deep=True)
-    node, again = identity.step(node, "anon:c3", link, limits)
-    assert again == first and [o.to for o in first] == ["people"]
-    assert node == snapshot
-    node, dup = identity.step(node, "anon:c3", touch("v1", 0, anonymous_id="c3"), limits)
-    assert dup == [] and node == snapshot  # already held and released: applied once
