@@ -33,6 +33,14 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
+def rss_mib(pid: int) -> float:
+    """VmRSS: the resident set size of a process now."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far (/proc/<pid>/stat, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

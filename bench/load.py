@@ -42,3 +42,34 @@ def canonical_market(accounts: int, seed: int = 11, tag: str = "") -> list[dict]
                 })
     events.sort(key=lambda e: e["occurred_at"])
     return events
+
+
+def market(companies: int, seed: int = 5) -> list[dict]:
+    """The scale benchmark's market: the same shape for every company, in event-time order.
+
+    Per company: 3 people on its corporate domain, 2 touches each on one solution; every tenth
+    company also a colleague on free mail, 2 touches, found by the company's name (the names
+    directory). About 6.2 events per company.
+    """
+    rng = random.Random(seed)
+    events: list[dict] = []
+    for a in range(companies):
+        solution = SOLUTIONS[a % len(SOLUTIONS)]
+        begins = START + timedelta(days=rng.uniform(0, 60))
+        people = [f"person{p}@company{a}.ru" for p in range(3)]
+        if a % 10 == 0:
+            people.append(f"company{a}.colleague@mail.ru")
+        for p, email in enumerate(people):
+            for t in range(2):
+                kind, source = KINDS[rng.randrange(len(KINDS))]
+                events.append({
+                    "event_id": f"scale-{a}-{p}-{t}",
+                    "occurred_at": (begins + timedelta(days=rng.uniform(0, 20), seconds=t)).isoformat()
+                    .replace("+00:00", "Z"),
+                    "source": source, "kind": kind, "platform": "bench",
+                    "person": {"email": email, "job_title": TITLES[(a + p) % len(TITLES)],
+                               "company": f"Компания {a}"},
+                    "content": {"url": f"https://vendor.example/solutions/{solution}/page-{t}"},
+                })
+    events.sort(key=lambda e: e["occurred_at"])
+    return events

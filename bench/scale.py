@@ -1,0 +1,239 @@
+"""How grouping's cost grows with the market: the same load shape at 100, 1,000 and 10,000 companies.
+
+    .venv/bin/python -m bench.scale [--companies 100 1000 10000] [--workers 1] [--samples bench-results/scale.csv]
+
+Grouping is the stage whose work depends on the market: its tables hold every person, every
+account and every company name, and a free-mail person's name is matched against the names
+known. This script measures that stage alone, so the larger markets fit in a run: for each
+market size it writes the companies' touch events (`bench.load.market`: the same shape per
+company; a tenth of the people on free mail, matched by company name) straight to a fresh
+`bg.person-events.v1`, starts that many grouping workers, and waits until the worker group has
+committed everything it read on every stage (input and internal topics). It reports:
+- events/s: input events / seconds from the first partition assignment to that point;
+- CPU seconds per event (user + system of the workers) and their peak RSS;
+- state per person and per account: the encoded size of what the tables hold (the same
+  reducers run in memory over the same events, `tests/unit/grouping/harness.py`), and that
+  size extrapolated to 1M persons and 100k accounts;
+- the ceiling: a bare aiokafka produce+consume pass of as many messages, in the same run.
+A sample of RSS and throughput every second goes to --samples (CSV) for bench.plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import os
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, rss_mib, save
+from bench.load import market
+from bench.pipeline import passthrough
+from services.grouping.config import load
+from services.grouping.stages import Stored
+from shared import topics
+from shared.codec import encode
+from shared.schemas.touch import TouchEvent
+from shared.settings import kafka_settings
+from tests.component.grouping.conftest import Worker
+
+console = Console(width=140)
+STAGES = ("persons", "names", "accounts")
+
+
+@dataclass
+class Result:
+    companies: int
+    events: int
+    workers: int
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mib: float = 0.0
+    state: dict[str, float] = field(default_factory=dict)
+    samples: list[tuple[float, float, float]] = field(default_factory=list)  # (t, events done, RSS MiB)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+async def write_input(events: list[dict]) -> None:
+    producer = AIOKafkaProducer(**kafka_settings().aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    try:
+        for raw in events:
+            event = TouchEvent.model_validate(raw)
+            await producer.send(topics.PERSON_EVENTS.name, key=event.key().encode(), value=encode(event))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+class Progress:
+    """The worker group's committed offsets against the ends of every topic it reads."""
+
+    def __init__(self, namespace: str) -> None:
+        self.group = f"{namespace}bg-grouping"
+        self.names = [topics.PERSON_EVENTS.name] + [f"{namespace}bg-grouping-{s}" for s in STAGES]
+        self.consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs(), group_id=self.group,
+                                         enable_auto_commit=False)
+
+    async def __aenter__(self) -> Progress:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.consumer.stop()
+
+    async def _partitions(self, name: str) -> list[TopicPartition]:
+        parts = self.consumer.partitions_for_topic(name)
+        if not parts:
+            await self.consumer.topics()  # fetches the cluster metadata
+            parts = self.consumer.partitions_for_topic(name) or set()
+        return [TopicPartition(name, p) for p in sorted(parts)]
+
+    async def committed(self, name: str) -> tuple[int, int]:
+        """(committed, end) summed over the topic's partitions."""
+        tps = await self._partitions(name)
+        if not tps:
+            return 0, 0
+        ends = await self.consumer.end_offsets(tps)
+        done = 0
+        for tp in tps:
+            done += (await self.consumer.committed(tp)) or 0
+        return done, sum(ends.values())
+
+    async def input_done(self) -> int:
+        return (await self.committed(self.names[0]))[0]
+
+    async def settled(self, events: int) -> bool:
+        done, end = await self.committed(self.names[0])
+        if done < events:
+            return False
+        for name in self.names[1:]:
+            done, end = await self.committed(name)
+            if done < end:
+                return False
+        return True
+
+
+def state_sizes(events: list[dict]) -> dict[str, float]:
+    """Mean encoded bytes per person (identity node + profile) and per account, as stored."""
+    from tests.unit.grouping.harness import Pipeline  # the same reducers, chained in memory
+
+    pipeline = Pipeline(load())
+    pipeline.feed(*(TouchEvent.model_validate(e) for e in events))
+
+    def size(states: dict) -> list[int]:
+        return [len(encode(Stored[type(s)](state=s, seen={f"persons/{i}": (10**6, 0) for i in range(4)})))
+                for s in states.values()]
+
+    persons = size(pipeline.profiles) + size(pipeline.nodes)
+    accounts = size(pipeline.accounts)
+    per_person = sum(persons) / len(pipeline.profiles)
+    per_account = statistics.fmean(accounts)
+    return {"persons": len(pipeline.profiles), "accounts": len(accounts), "bytes_per_person": round(per_person),
+            "bytes_per_account": round(per_account), "max_account_bytes": max(accounts),
+            "names": len(pipeline.names),
+            "gib_at_1m_persons": round(per_person * 1e6 / 2**30, 3),
+            "gib_at_100k_accounts": round(per_account * 1e5 / 2**30, 3)}
+
+
+async def one_run(companies: int, workers: int) -> Result:
+    namespace = await fresh_namespace(f"bench-scale-{companies}-")
+    events = market(companies)
+    result = Result(companies, len(events), workers)
+    procs = []
+    for w in range(workers):
+        os.environ["BG_STATE_DIR"] = f".stack/state/bench-scale-{uuid.uuid4().hex[:6]}"  # one per worker
+        procs.append(Worker(f"bench-scale-grouping-{w}"))
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.wait_assigned(timeout=120)
+        # Measured from here: started, assigned, tables recovered; the input arrives as it would.
+        cpu_before = sum(cpu_seconds(p.proc.pid) for p in procs)
+        started = time.monotonic()
+        async with Progress(namespace) as progress:
+            writer = asyncio.create_task(write_input(events))
+            while not (writer.done() and await progress.settled(len(events))):
+                await asyncio.sleep(0.25)
+                if any(p.proc.poll() is not None for p in procs):
+                    raise RuntimeError(f"a grouping worker exited: {procs[0].tail()}")
+                rss = sum(rss_mib(p.proc.pid) for p in procs)
+                result.samples.append((time.monotonic() - started, await progress.input_done(), rss))
+                if time.monotonic() - started > 3600:
+                    raise RuntimeError("not done within an hour")
+            await writer
+        result.seconds = time.monotonic() - started
+        result.cpu_seconds = sum(cpu_seconds(p.proc.pid) for p in procs) - cpu_before
+        result.peak_rss_mib = max(peak_rss_mib(p.proc.pid) for p in procs)
+    finally:
+        for p in procs:
+            p.stop()
+    result.state = state_sizes(events) if companies <= 2000 else {}
+    return result
+
+
+def write_samples(path: Path, results: list[Result]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["companies", "seconds", "events_done", "rss_mib"])
+        for r in results:
+            for t, done, rss in r.samples:
+                out.writerow([r.companies, round(t, 2), done, round(rss, 1)])
+
+
+async def main(companies: list[int], workers: int, samples: Path) -> None:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    os.environ.setdefault("LOG_LEVEL", "warn")
+    biggest = len(market(max(companies)))
+    ceiling = await passthrough(min(biggest, 50_000))
+    console.print(f"ceiling: bare aiokafka produce+consume: {ceiling:,.0f} msg/s")
+    results = []
+    for n in companies:
+        r = await one_run(n, workers)
+        console.print(f"{n} companies: {r.events} events in {r.seconds:.1f}s = {r.rate:,.0f} events/s, "
+                      f"CPU {1000 * r.cpu_seconds / r.events:.2f} ms/event, peak RSS {r.peak_rss_mib:.0f} MiB")
+        results.append(r)
+    # State per key does not depend on the market's size (each company has the same shape), so it
+    # is measured on the smaller markets, where the in-memory replay is quick.
+    state = next((r.state for r in reversed(results) if r.state), {})
+    table = Table(title=f"grouping alone, {workers} worker(s); ceiling {ceiling:,.0f} msg/s")
+    for col in ("companies", "events", "events/s", "vs smallest", "vs ceiling", "CPU ms/event", "peak RSS MiB"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(str(r.companies), f"{r.events:,}", f"{r.rate:,.0f}", f"{r.rate / results[0].rate:.0%}",
+                      f"{r.rate / ceiling:.1%}", f"{1000 * r.cpu_seconds / r.events:.2f}", f"{r.peak_rss_mib:.0f}")
+    console.print(table)
+    console.print(f"state: {state}")
+    write_samples(samples, results)
+    path = save("scale", {
+        "workers": workers, "ceiling_msgs_per_s": round(ceiling), "state": state,
+        "runs": [{"companies": r.companies, "events": r.events, "events_per_s": round(r.rate),
+                  "vs_smallest": round(r.rate / results[0].rate, 3), "vs_ceiling": round(r.rate / ceiling, 4),
+                  "cpu_ms_per_event": round(1000 * r.cpu_seconds / r.events, 3),
+                  "peak_rss_mib": round(r.peak_rss_mib)} for r in results],
+    })
+    console.print(f"saved {path} and {samples}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--companies", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--samples", type=Path, default=Path("bench-results/scale.csv"))
+    args = parser.parse_args()
+    asyncio.run(main(args.companies, args.workers, args.samples))
