@@ -38,7 +38,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, save
+from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, record, save
 from bench.load import canonical_market
 from bench.profiles import Profiler
 from services.projection import db
@@ -308,6 +308,13 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
         "identical_projection": same,
     })
     console.print(f"saved {path}")
+    command = f"python -m bench.pipeline --accounts {accounts} --workers {' '.join(map(str, workers))}"
+    for r in runs:
+        # Against the ceiling measured in the same run: the ratio is the share of a bare Kafka pass.
+        record(f"pipeline.events_per_s.{r.workers}_worker", r.rate, "events/s", ceiling, command)
+        for service, seconds in r.cpu_seconds.items():
+            record(f"pipeline.cpu_ms_per_event.{service}.{r.workers}_worker", 1000 * seconds / r.events,
+                   "CPU ms/event", None, command)
     return same
 
 

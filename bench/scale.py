@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, rss_mib, save
+from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, record, rss_mib, save
 from bench.load import market
 from bench.pipeline import passthrough
 from services.grouping.config import load
@@ -228,6 +228,16 @@ async def main(companies: list[int], workers: int, samples: Path) -> None:
                   "peak_rss_mib": round(r.peak_rss_mib)} for r in results],
     })
     console.print(f"saved {path} and {samples}")
+    command = f"python -m bench.scale --companies {' '.join(map(str, companies))} --workers {workers}"
+    for r in results:
+        # Against the smallest market: the ratio is how much of its rate is left at this size.
+        record(f"scale.grouping.events_per_s.{r.companies}_companies.{workers}_worker", r.rate, "events/s",
+               results[0].rate, command)
+        record(f"scale.grouping.peak_rss_mib.{r.companies}_companies.{workers}_worker", r.peak_rss_mib, "MiB",
+               None, command)
+    if state:
+        record("scale.grouping.state_bytes_per_person", state["bytes_per_person"], "bytes", None, command)
+        record("scale.grouping.state_bytes_per_account", state["bytes_per_account"], "bytes", None, command)
 
 
 if __name__ == "__main__":

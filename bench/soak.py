@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from sqlalchemy import func, select
 
-from bench.common import RESULTS, fresh_namespace, peak_rss_mib, rss_mib, save
+from bench.common import RESULTS, fresh_namespace, peak_rss_mib, record, rss_mib, save
 from bench.load import market
 from bench.pipeline import Services, post_all
 from services.projection import db
@@ -102,6 +102,10 @@ async def main(companies: int, png: Path) -> None:
     path = save("soak", summary)
     print(summary)
     print(f"saved {path}, {RESULTS / 'soak.csv'} and {png}")
+    command = f"python -m bench.soak --companies {companies}"
+    record("soak.events_per_s", summary["events_per_s"], "events/s", None, command)
+    for service, mib in summary["peak_rss_mib"].items():
+        record(f"soak.peak_rss_mib.{service}", mib, "MiB", None, command)
 
 
 if __name__ == "__main__":

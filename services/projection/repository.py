@@ -156,7 +156,13 @@ WHERE sc.opportunity_id = ANY(CAST(:ids AS text[]))
 # recomputes them over the full touch set, so late touches correct them), else the formation
 # signals; a CRM's won or lost outcome overrides it.
 REFRESH_OPPORTUNITIES = text("""
-WITH ids AS (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS id),
+WITH base AS (SELECT pg_current_xact_id()::text::bigint << :rank_bits AS at),
+-- Ranks go on from those this transaction already took (a second refresh in it, qualifying.py).
+taken AS (SELECT coalesce(max(x.change_seq) - base.at, 0) AS n FROM base
+          LEFT JOIN opportunities x ON x.change_seq >= base.at AND x.change_seq < base.at + (1::bigint << :rank_bits)
+          GROUP BY base.at),
+ids AS (SELECT id, base.at + taken.n + row_number() OVER (ORDER BY id) AS seq
+        FROM (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS id) given, base, taken),
 mem AS (
   SELECT m.opportunity_id AS id, count(*) AS members_count,
          count(*) FILTER (WHERE m.touches_count > 0) AS engaged,
@@ -192,7 +198,7 @@ UPDATE opportunities o SET
                    WHERE tm.opportunity_id = o.opportunity_id AND tm.person IS NOT NULL), '{}'::jsonb),
   status = CASE WHEN o.outcome IN ('won', 'lost') THEN o.outcome
                 ELSE coalesce(o.score_status, life.lifecycle, 'forming') END,
-  change_seq = nextval('opportunity_change_seq')
+  change_seq = ids.seq
 FROM ids
   LEFT JOIN mem ON mem.id = ids.id
   LEFT JOIN tt ON tt.id = ids.id
@@ -201,10 +207,15 @@ FROM ids
 WHERE o.opportunity_id = ids.id
 """)
 
-# change_seq must grow in commit order, or a reader could move its cursor past a change that
-# commits later with a smaller number. Writers hold this lock from taking their numbers until
-# they commit; it is taken at the end of the transaction, so the upserts still run in parallel.
-CHANGE_FEED_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('bg-change-feed:' || current_schema()))")
+# The change feed without a lock between writers. A change's position is its transaction's id
+# (xid8, given in the order transactions first write) followed by the opportunity's rank in
+# that transaction: change_seq = xid << RANK_BITS | rank. A reader returns only positions below
+# the horizon of its snapshot, the oldest transaction still running (pg_snapshot_xmin): every
+# transaction below it has ended, and any transaction ending later has an id at or above it, so
+# a cursor never passes a change that commits later. A long transaction anywhere in the
+# database holds the horizon back (the feed waits, nothing is lost).
+RANK_BITS = 20  # up to 2**20 opportunities changed in one transaction (a batch changes hundreds)
+HORIZON = text(f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {RANK_BITS})")
 
 
 def _offsets_upsert() -> Insert:
@@ -253,12 +264,14 @@ async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> 
 
 
 async def refresh(conn: AsyncConnection, opportunity_ids: set[str]) -> None:
-    await conn.execute(CHANGE_FEED_LOCK)
     if not opportunity_ids:
         return
     ids = sorted(opportunity_ids)
+    if len(ids) >= 2**RANK_BITS:
+        raise ValueError(f"{len(ids)} opportunities changed in one transaction; the change feed ranks at most "
+                         f"{2**RANK_BITS - 1}")
     await conn.execute(REFRESH_MEMBERS, {"ids": ids})
-    await conn.execute(REFRESH_OPPORTUNITIES, {"ids": ids})
+    await conn.execute(REFRESH_OPPORTUNITIES, {"ids": ids, "rank_bits": RANK_BITS})
     await conn.execute(REFRESH_TRANSITIONS, {"ids": ids})
 
 
@@ -515,14 +528,16 @@ class Reader:
                     "account_touches": int(account_touches or 0)}
 
     async def last_change_seq(self) -> int:
-        """The change feed's present: the highest change_seq committed (0 when empty)."""
+        """The change feed's present: the highest change_seq below the horizon (0 when empty)."""
         async with self.engine.connect() as conn:
-            return int(await conn.scalar(select(func.coalesce(func.max(o.change_seq), 0))) or 0)
+            return int(await conn.scalar(
+                select(func.coalesce(func.max(o.change_seq), 0)).where(o.change_seq < HORIZON)) or 0)
 
     async def changes(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        """Opportunities changed after `cursor`, in change_seq order, up to the horizon (HORIZON)."""
         async with self.engine.connect() as conn:
             return _dicts(await conn.execute(
-                _summary().where(o.change_seq > cursor).order_by(o.change_seq).limit(limit)))
+                _summary().where(o.change_seq > cursor, o.change_seq < HORIZON).order_by(o.change_seq).limit(limit)))
 
     async def credit_touches(self, opportunity_ids: list[str]) -> list[dict[str, Any]]:
         """Touches of these opportunities with the role and department of the member who made them."""

@@ -29,8 +29,8 @@ metadata = MetaData()
 TS = DateTime(timezone=True)
 EMPTY_ARRAY = text("'{}'::text[]")
 
-# Every change of an opportunity row takes the next value, under a transaction-level lock,
-# so that the order of change_seq is the commit order the change feed promises.
+# A new row's first change_seq; every change then sets it from its transaction's id
+# (repository.REFRESH_OPPORTUNITIES), whose order readers can trust without a lock.
 change_seq = Sequence("opportunity_change_seq", metadata=metadata)
 
 accounts = Table(
