@@ -45,7 +45,7 @@ from services.grouping.stages import KeyedStage, stamp_headers
 from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
 from shared.schemas.opportunity import ClockTick
-from shared.streaming import DeadLetterSink, current_event, make_app, raw_topic
+from shared.streaming import DeadLetterSink, acknowledged_when_done, current_event, make_app, raw_topic
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
@@ -151,16 +151,17 @@ class Grouping:
         event and the stream goes on. The batch's outputs are acknowledged by Kafka before its
         states are written, and both before take_events acks the batch."""
         async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-            for event in events:
-                try:
-                    await self._send(stage, event, handle(event))
-                except DecodeError as exc:
-                    await self.dlq.send(event, exc.reason, exc.detail)
-                except Exception as exc:
-                    await self.dlq.crashed(event, exc)
-            await self.app.producer.flush()
-            for states in keyed:
-                states.flush()
+            async with acknowledged_when_done(events):  # a batch a stop interrupts is read again
+                for event in events:
+                    try:
+                        await self._send(stage, event, handle(event))
+                    except DecodeError as exc:
+                        await self.dlq.send(event, exc.reason, exc.detail)
+                    except Exception as exc:
+                        await self.dlq.crashed(event, exc)
+                await self.app.producer.flush()
+                for states in keyed:
+                    states.flush()
 
     async def _route(self, stream: StreamT) -> None:
         def handle(event: EventT) -> list[Outbound]:

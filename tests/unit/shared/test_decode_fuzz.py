@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.grouping.domain.messages import account_inputs, identity_inputs, names_inputs, people_inputs
+from services.grouping.domain.messages import account_inputs, names_inputs, persons_inputs
 from shared.codec import (
     DecodeError,
     crm_events,
@@ -28,7 +28,7 @@ from tests.support.fuzz import json_values, mutated
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
 CODECS = {"person_events": person_events, "opportunity_events": opportunity_events,
           "scoring_messages": scoring_messages, "dead_letters": dead_letters, "crm_events": crm_events,
-          "grouping.identity_inputs": identity_inputs, "grouping.people_inputs": people_inputs,
+          "grouping.persons_inputs": persons_inputs,
           "grouping.names_inputs": names_inputs, "grouping.account_inputs": account_inputs}
 EXAMPLE_MESSAGES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.json"))]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
