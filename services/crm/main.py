@@ -93,10 +93,7 @@ async def _signals(connector: Connector, consumer: AIOKafkaConsumer) -> None:
                                                 record.value.decode("utf-8", "replace"))
                     continue
                 if isinstance(message, Signal):
-                    try:
-                        await connector.on_signal(message)
-                    except LookupError as exc:
-                        await connector.dead_letter("no_deal", str(exc), message.opportunity_id, message.signal_id)
+                    await connector.guarded(message.signal_id, connector.on_signal(message))
             await consumer.commit()
         except RETRYABLE as exc:
             log.warning("outage, signals read again", extra={"error": repr(exc)[:300]})

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -51,8 +51,16 @@ from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
 
 log = logging.getLogger("crm.sync")
-# Outages a later attempt may get past: the CRM (after its own retries), the read API, the network.
-RETRYABLE = (CrmUnavailable, httpx.HTTPError, OSError)
+
+
+class NotYetVisible(Exception):
+    """The read API does not show the opportunity (or its formed group) yet: the projection
+    reads the same topics and will."""
+
+
+# What a later attempt may get past: the CRM (after its own retries), the read API, the network,
+# the projection catching up.
+RETRYABLE = (CrmUnavailable, httpx.HTTPError, OSError, NotYetVisible)
 Clock = Callable[[], datetime]
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the first reconciliation reads every deal
 
@@ -77,6 +85,24 @@ class Connector:
         await self.producer.send_and_wait(topics.CRM_DLQ.name, key=key.encode(), value=encode(letter))
         log.warning("dead-lettered", extra={"reason": reason, "key": key})
 
+    async def guarded(self, key: str, work: Awaitable[object]) -> bool:
+        """Run one record's work; an outage (RETRYABLE) propagates, so the record stays to be
+        done; anything else (the CRM refusing the request, a record that does not map) is
+        dead-lettered with the reason and the caller goes on. -> whether it was done."""
+        try:
+            await work
+            return True
+        except RETRYABLE:
+            raise
+        except CrmRefused as exc:
+            await self.dead_letter("crm_refused", f"the CRM refused the request: {exc}", key, key)
+        except ReadApiError as exc:
+            await self.dead_letter("read_api_refused", f"the read API refused the request: {exc}", key, key)
+        except Exception as exc:  # one bad record must not stop the connector
+            log.exception("record not usable", extra={"key": key})
+            await self.dead_letter("unusable_record", repr(exc), key, key)
+        return False
+
     # ---------------------------------------------------------------- CRM -> us
     async def receive(self, notices: list[Notice]) -> None:
         await self.state.add_pending([f"{n.entity}:{n.record_id}" for n in notices if not n.deleted])
@@ -86,21 +112,20 @@ class Connector:
         leaves them pending; a record the CRM refuses to give is dead-lettered. -> handled."""
         handled = 0
         for item in await self.state.pending():
-            entity, _, record_id = item.partition(":")
-            try:
-                if entity == "deal":
-                    deal = await self.crm.get_deal(record_id)
-                    if deal is not None:
-                        await self.on_deal(deal)
-                elif entity == "company":
-                    await self.on_company(record_id)
-                # a contact alone changes nothing we keep: its links are read through its deals
-            except CrmRefused as exc:
-                await self.dead_letter("crm_refused", f"the CRM refused to give the record: {exc}",
-                                       f"{self.crm.name}:{item}", item)
+            await self.guarded(f"{self.crm.name}:{item}", self._notice(item))
             await self.state.done_pending(item)
             handled += 1
         return handled
+
+    async def _notice(self, item: str) -> None:
+        entity, _, record_id = item.partition(":")
+        if entity == "deal":
+            deal = await self.crm.get_deal(record_id)
+            if deal is not None:
+                await self.on_deal(deal)
+        elif entity == "company":
+            await self.on_company(record_id)
+        # a contact alone changes nothing we keep: its links are read through its deals
 
     async def reconcile(self) -> int:
         """One pass over the deals modified since the last pass. -> deals handled."""
@@ -109,7 +134,7 @@ class Connector:
         since = last - timedelta(seconds=self.s.reconcile_overlap_seconds) if last else EPOCH
         count = 0
         async for deal in self.crm.changed_deals(since):
-            await self.on_deal(deal)
+            await self.guarded(f"{deal.crm}:deal:{deal.deal_id}", self.on_deal(deal))
             count += 1
         await self.state.set_reconciled_until(started)
         return count
@@ -190,7 +215,8 @@ class Connector:
         page = await self.api.changes(cursor)
         written = 0
         for item in page["items"]:
-            if wanted(item, self.s.create_deals_from) and await self.write_deal(item["opportunity_id"]):
+            if wanted(item, self.s.create_deals_from) and await self.guarded(
+                    item["opportunity_id"], self.write_deal(item["opportunity_id"])):
                 written += 1
         if page["next_cursor"] != cursor:
             await self.state.set_cursor(page["next_cursor"])
@@ -251,7 +277,7 @@ class Connector:
         written = await self.write_deal(signal.opportunity_id)
         deal_id = written.deal_id if written else await self.state.deal_of(signal.opportunity_id)
         if deal_id is None:
-            raise LookupError(f"opportunity {signal.opportunity_id!r} has no deal and the read API cannot make one")
+            raise NotYetVisible(f"the read API shows no deal-worthy opportunity {signal.opportunity_id!r} yet")
         deal = await self.crm.get_deal(deal_id)
         if deal is None:
             raise LookupError(f"deal {deal_id} of {signal.opportunity_id!r} is gone from the CRM")
