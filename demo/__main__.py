@@ -24,6 +24,9 @@ from demo.send_ru import send_ru_stack
 from demo.stories import all_stories
 from demo.stories_ru import RU_TAG
 from demo.stories_ru import all_stories as ru_stories
+from services.importers.loopback import Loopback, Served, create_app
+from services.metrica_writeback.worker import WritebackSettings
+from services.metrica_writeback.worker import run as run_writeback
 from services.scoring.alerts.format import render_text
 from shared import topics
 from shared.codec import DecodeError, scoring_messages
@@ -89,6 +92,28 @@ async def watch_signals(wait: float) -> list[Signal]:
         await consumer.stop()
 
 
+async def write_back(opportunity_ids: set[str], wait: float = 30) -> None:
+    """The write-back's offline conversions for the formed groups' members' ClientIDs, uploaded to
+    the loopback Metrica (the real one cannot be reached from here), in a run of its own."""
+    state = Loopback()
+    with Served(create_app(state)) as url:
+        settings = WritebackSettings(api_url=url, token=state.metrica_token, counter_id=state.counter_id)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_writeback(settings, stop, instance=f"demo-{uuid.uuid4().hex[:8]}."))
+        deadline = time.monotonic() + wait
+        expected = {o for o in opportunity_ids if o.startswith(f"romashka{RU_TAG}.")}  # the one with ClientIDs
+        while time.monotonic() < deadline and len(state.uploads) < len(expected):
+            await asyncio.sleep(0.5)
+        stop.set()
+        await task
+    for upload in state.uploads:
+        ids = ", ".join(sorted({r["ClientId"] for r in upload["rows"]}))
+        console.print(f"[bold]Metrica write-back[/]: offline conversion {upload['rows'][0]['Target']} for the "
+                      f"ClientIDs of the group's members: {ids} (uploading {upload['id']}, {upload['status']})")
+    if not state.uploads:
+        console.print("[red]Metrica write-back: nothing uploaded[/]")
+
+
 def wait_for_projection(opportunity_ids: set[str], wait: float) -> None:
     deadline = time.monotonic() + wait
     with httpx.Client(base_url=API, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
@@ -134,6 +159,7 @@ def main() -> int:
         return 1
     send_stories()
     signals = asyncio.run(watch_signals(args.wait))
+    asyncio.run(write_back({s.opportunity_id for s in signals if s.signal == "group_formed"}))
     wait_for_projection({s.opportunity_id for s in signals if s.signal == "group_formed"}, 30)
     print_opportunities()
     console.print(f"\nRead API: {API}/docs (token: Bearer {TOKEN}); ingest API: {INGEST}/docs")

@@ -187,8 +187,10 @@ class Worker:
                                                          "opportunity_id": message.opportunity_id})
 
 
-async def run(settings: WritebackSettings, stop: asyncio.Event | None = None) -> None:
-    namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
+async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, instance: str = "") -> None:
+    """Consume until `stop` is set. `instance` keeps a separate run apart (its own consumer group
+    and Redis keys): the demo's one-off write-back to the loopback server uses it."""
+    namespace = os.environ.get("BG_TOPIC_NAMESPACE", "") + instance
     kafka = kafka_settings()
     consumer = AIOKafkaConsumer(topics.PERSON_EVENTS.name, topics.SIGNALS.name, topics.CRM_STAGES.name,
                                 topics.QUALIFICATION.name,
