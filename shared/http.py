@@ -24,9 +24,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+_TIMEOUT_BODY = b'{"error": "request_timeout", "message": "the request did not arrive in time", "errors": []}'
 _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                     b"content-length: 75\r\n\r\n"
-                     b'{"error": "request_timeout", "message": "the request did not arrive in time"}')
+                     b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
 class HttpLimits(BaseSettings):

@@ -50,7 +50,7 @@ Text = Annotated[str, AfterValidator(text.text)]
 # ... host and domain names (lower case, IDNs in Unicode) ...
 Hostname = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
                      AfterValidator(text.hostname)]
-# ... and free-form JSON objects (keys and strings as Text, finite numbers, bounded depth).
+# ... and free-form JSON objects (keys and strings as Text, bounded depth).
 JsonObject = Annotated[dict[str, Any], AfterValidator(text.json_object)]
 
 

@@ -15,13 +15,13 @@ Measured limits of the hops a message crosses (orjson 3.13, pydantic-core 2.50, 
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from functools import lru_cache
 from typing import Any
 
 import idna
+import orjson
 
 MAX_JSON_DEPTH = 64
 
@@ -103,28 +103,57 @@ def _idn(host: str) -> str:
         raise ValueError(f"{problem}: {exc}") from None
 
 
+# In orjson's output: an escaped C0 control other than tab, line feed and carriage return
+# (\u0000-\u001f, \b, \f), DEL, or a C1 control (UTF-8 C2 80-9F). A backslash escaped
+# before b, f or u00 also matches: the exact walk then decides.
+_JSON_CONTROL = re.compile(rb"\\u00[01]|\\[bf]|\x7f|\xc2[\x80-\x9f]")
+
+
 def json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """Free-form JSON (a touch's properties): every key and string as text(), numbers finite,
-    nested at most MAX_JSON_DEPTH levels (the object itself is level 1). ValueError with the
-    path inside the object, e.g. "at a.b.0: contains a control character (U+0000, NUL) ...".
-    Walks with its own stack, so that depth never costs Python recursion."""
-    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    """Free-form JSON (a touch's properties): every key and string as text(), nested at most
+    MAX_JSON_DEPTH levels (the object itself is level 1). ValueError with the path inside the
+    object, e.g. "at a.b.0: contains a control character (U+0000, NUL) ...".
+
+    Hot (every touch, in ingest and again in every consumer's decode), so the common case is
+    decided on orjson's output: no control character in it, and no more brackets than levels
+    allowed. Anything else (and what orjson cannot write: lone surrogates, deeper than 254
+    levels, integers beyond 64 bits) is walked exactly, with its own stack.
+    """
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _walk(value)
+    if raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH and not _JSON_CONTROL.search(raw):
+        return value
+    return _walk(value)
+
+
+def _walk(value: dict[str, Any]) -> dict[str, Any]:
+    """json_object's exact check (the path only built when something is wrong)."""
+    stack: list[tuple[Any, int, tuple]] = [(value, 1, ())]
+    search = _NOT_TEXT.search
     while stack:
         node, depth, path = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels (at {path})")
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, item in items:
-            where = f"{path}.{key}" if path else str(key)
-            try:
-                if isinstance(key, str):
-                    text(key)
-                if isinstance(item, str):
-                    text(item)
-                elif isinstance(item, float) and not math.isfinite(item):
-                    raise ValueError("is not a finite number")
-            except ValueError as exc:
-                raise ValueError(f"at {where}: {exc}") from None
-            if isinstance(item, dict | list | tuple):
-                stack.append((item, depth + 1, where))
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels (at {_path(path)})")
+        for key, item in (node.items() if node.__class__ is dict else enumerate(node)):
+            if key.__class__ is str and search(key):
+                _refuse_at((*path, key), key)
+            cls = item.__class__
+            if cls is str:
+                if search(item):
+                    _refuse_at((*path, key), item)
+            elif cls is dict or cls is list or cls is tuple:
+                stack.append((item, depth + 1, (*path, key)))
     return value
+
+
+def _path(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _refuse_at(path: tuple, value: str) -> None:
+    try:
+        text(value)
+    except ValueError as exc:
+        raise ValueError(f"at {_path(path)}: {exc}") from None

@@ -208,6 +208,8 @@ def test_slow_heads_and_stalled_bodies_are_cut_off(edge_url):
     started = time.monotonic()
     head = raw_request(edge_url, b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
     assert head.startswith(b"HTTP/1.1 408"), head[:200]
+    lines, _, body = head.partition(b"\r\n\r\n")
+    assert f"content-length: {len(body)}".encode() in lines and orjson.loads(body)["error"] == "request_timeout"
     body = raw_request(edge_url, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-API-Key: dev-api-key\r\n"
                                  b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[", wait=10)
     assert body == b"" or body.startswith(b"HTTP/1.1 408"), body[:200]
