@@ -68,6 +68,12 @@
     if (animate) flash(found);
   }
 
+  // What each live block looked like as the server sent it, to compare with a fresh copy.
+  function remember(root) {
+    root.querySelectorAll("[data-live-part]").forEach((node) => { node.dataset.html = node.innerHTML; });
+  }
+  remember(document);
+
   let inFlight = false;
   let queued = false;
   const changedIds = new Set();
@@ -81,9 +87,11 @@
       const response = await fetch(window.location.href, {credentials: "same-origin", headers: {"Accept": "text/html"}});
       if (response.ok) {
         const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+        remember(fresh);
         document.querySelectorAll("[data-live-part]").forEach((old) => {
           const part = fresh.querySelector('[data-live-part="' + CSS.escape(old.dataset.livePart) + '"]');
-          if (part) old.replaceWith(document.adoptNode(part));
+          // Only what changed is swapped: an unchanged block keeps its nodes (and a click on them).
+          if (part && part.dataset.html !== old.dataset.html) old.replaceWith(document.adoptNode(part));
         });
         marks.forEach((label, id) => markRow(id, label, false));
         ids.forEach((id) => { const found = row(id); if (found) flash(found); });
