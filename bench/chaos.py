@@ -43,7 +43,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -78,9 +78,6 @@ ONCE = ("group_forming", "group_formed", "role_gap")
 EVENT_FACTS = ("group_forming", "group_formed")
 TIMER_FACTS = ("role_gap", "stalled", "reactivated")
 FAULTS = ("kill", "term", "kafka", "postgresql", "redis")
-# The market's events are moved this far into the past: every opportunity's record then rests
-# at the end of its rescore grid (docs/time.md), whatever the moment a run ends.
-AGE = timedelta(days=200)
 BATCH = 20
 
 
@@ -432,8 +429,6 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
     receiver = Receiver()
     config = alerts_yaml(receiver.port)
     events = canonical_market(accounts, tag="chaos")
-    for e in events:
-        e["occurred_at"] = (datetime.fromisoformat(e["occurred_at"]) - AGE).isoformat().replace("+00:00", "Z")
     baseline = await one_run(0, seed, 0, events, span, receiver, config)
     outcomes = []
     for run in range(1, runs + 1):

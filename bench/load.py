@@ -16,7 +16,9 @@ TITLES = ("HR-менеджер", "IT-директор", "Финансовый д
           "Директор по персоналу", "Главный бухгалтер")
 KINDS = (("page_view", "web"), ("page_view", "web"), ("page_view", "web"), ("download", "web"),
          ("email_open", "email"), ("email_click", "email"), ("webinar_registered", "webinar"))
-START = datetime(2026, 9, 1, tzinfo=UTC)
+# A year and more in the past: every opportunity's record rests at the end of its rescore grid
+# (docs/time.md) whenever a benchmark runs, so runs compare equal.
+START = datetime(2025, 9, 1, tzinfo=UTC)
 
 
 def canonical_market(accounts: int, seed: int = 11, tag: str = "") -> list[dict]:

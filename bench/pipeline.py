@@ -175,13 +175,9 @@ async def touches_in_db(engine, n: int, timeout: float) -> float:
 
 
 async def fingerprint(engine) -> str:
-    """Opportunities, members, roles, scores and tiers, and how many groups formed.
-
-    When a group formed (formed_at, the signals' moments) is left out: it is judged on the
-    events an opportunity has when the watermark passes, and with input skewed across
-    partitions by more than scoring's allowed lateness that can differ between runs
-    (services/scoring/README.md). The doc reports it separately.
-    """
+    """Opportunities (members, status, formed_at, score, tier) and their members' roles:
+    records scoring computes over each opportunity's full touch set (docs/time.md), so they
+    must not depend on worker counts, restarts or how partitions interleave."""
     async with engine.connect() as conn:
         members = (await conn.execute(select(
             tables.opportunity_members.c.opportunity_id, tables.opportunity_members.c.person_id,
@@ -189,7 +185,7 @@ async def fingerprint(engine) -> str:
         ).order_by(tables.opportunity_members.c.opportunity_id, tables.opportunity_members.c.person_id))).all()
         opportunities = (await conn.execute(select(
             tables.opportunities.c.opportunity_id, tables.opportunities.c.score, tables.opportunities.c.tier,
-            tables.opportunities.c.formed_at.is_not(None), tables.opportunities.c.members_count,
+            tables.opportunities.c.formed_at, tables.opportunities.c.status, tables.opportunities.c.members_count,
         ).order_by(tables.opportunities.c.opportunity_id))).all()
     blob = json.dumps([[list(map(str, r)) for r in members], [list(map(str, r)) for r in opportunities]])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
