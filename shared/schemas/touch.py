@@ -88,6 +88,9 @@ class Person(Message):
     name: NonEmptyStr | None = None
     job_title: NonEmptyStr | None = None
     company: NonEmptyStr | None = None
+    # The company's taxpayer number (ИНН) as a form or webinar field gave it; consumers check its
+    # checksum (shared/inn.py) and ignore a wrong one.
+    inn: ShortStr | None = None
     # A role the person stated themselves (Zoom's role_in_purchase_process, a form field).
     stated_role: NonEmptyStr | None = None
 
@@ -160,6 +163,7 @@ class CompanyTraits(Message):
     # kept as its host; grouping reduces it to the registrable domain (issue 13).
     domain: Annotated[Hostname | None, BeforeValidator(_host_form)] = None
     group_id: ShortStr | None = None
+    inn: ShortStr | None = None  # taxpayer number (ИНН), checked by consumers (shared/inn.py)
 
 
 class IdentityEvent(_Timed):

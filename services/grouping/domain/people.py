@@ -2,7 +2,7 @@
 
 A profile gathers what the person's events say about them, each trait kept with the event
 time it was stated at so that the newest statement wins whatever the arrival order: name, job
-title, company, stated role, the company domain of identify traits, and counts of content
+title, company, its INN, stated role, the company domain of identify traits, and counts of content
 signals (behaviour). From it come the person's account (domain/accounts.py) and their member
 card (department, role, role source); each touch leaves for the account stage tagged with
 its solutions. Touches wait in the profile (bounded, TTL in event time) while the account is
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from services.grouping.domain.accounts import AccountRules, NeedsLookup, Resolved
+from services.grouping.domain.accounts import AccountRules, NeedsLookup, Resolved, by_inn
 from services.grouping.domain.directory import shard_key
 from services.grouping.domain.messages import (
     AccountActivity,
@@ -60,6 +60,7 @@ class Profile(BaseModel):
     job_title: Trait | None = None
     company: Trait | None = None
     company_domain: Trait | None = None
+    company_inn: Trait | None = None
     stated_role: Trait | None = None
     signals: dict[str, int] = Field(default_factory=dict)
     account: AccountRef | None = None
@@ -85,10 +86,12 @@ def _absorb(profile: Profile, event: TouchEvent | IdentityEvent) -> None:
     profile.name = _newer(profile.name, person.name, at)
     profile.job_title = _newer(profile.job_title, person.job_title, at)
     profile.company = _newer(profile.company, person.company, at)
+    profile.company_inn = _newer(profile.company_inn, person.inn, at)
     profile.stated_role = _newer(profile.stated_role, person.stated_role, at)
     if isinstance(event, IdentityEvent) and event.company is not None:
         profile.company = _newer(profile.company, event.company.name, at)
         profile.company_domain = _newer(profile.company_domain, event.company.domain, at)
+        profile.company_inn = _newer(profile.company_inn, event.company.inn, at)
     if profile.watermark is None or at > profile.watermark:
         profile.watermark = at
 
@@ -119,6 +122,9 @@ def _resolve(profile: Profile, rules: PeopleRules, at: datetime) -> list[Outboun
     company = profile.company.value if profile.company else None
     domain = profile.company_domain.value if profile.company_domain else None
     found = rules.accounts.resolve(profile.email.value, company, domain)
+    # A valid INN is the account of a company known by name only: `inn:<INN>`, whatever the
+    # spelling, and never the account of a same-named company with another INN.
+    found = by_inn(found, profile.company_inn.value if profile.company_inn else None, {})
     if isinstance(found, Resolved):
         profile.account, profile.account_by_domain, profile.lookup = found.account, found.by_domain, None
         return []

@@ -28,6 +28,7 @@ REGISTRATION = "participation.acceptedWebinar"
 # additionalFieldValues labels (the organiser names the fields; Russian and English).
 _LABELS = {
     "company": ("компания", "организация", "company", "organization"),
+    "inn": ("инн", "инн организации", "inn"),
     "job_title": ("должность", "position", "job title", "job_title"),
     "phone": ("телефон", "phone", "номер телефона"),
     "role": ("роль в закупке", "role", "роль"),
@@ -104,7 +105,7 @@ def _one(body: Any) -> MapResult:
         event_id=event_id, occurred_at=hook.occurredAt, source=Source.webinar,
         kind=TouchKind.webinar_registered, platform="mtslink",
         person=compact(email=p.email, user_id=phone, name=name, job_title=_field(p, "job_title"),
-                       company=_field(p, "company"), stated_role=_field(p, "role")),
+                       company=_field(p, "company"), inn=_field(p, "inn"), stated_role=_field(p, "role")),
         content=compact(title=p.eventName, topic=p.eventName, asset_id=f"mtslink-session-{p.eventSessionId}"),
         properties=compact(event_session_id=str(p.eventSessionId), mtslink_user_id=str(p.userId or "")),
     ), body, event_id)

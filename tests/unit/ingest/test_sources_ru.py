@@ -149,3 +149,13 @@ def test_roistat_call_in_the_projects_time_zone():
     assert touch.context.utm == {"utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "hr_system"}
     with pytest.raises(PayloadError):
         roistat.parse({**load("roistat_call.json"), "date": "вчера"}, ZoneInfo("Europe/Moscow"), NOW)
+
+
+def test_an_inn_field_of_a_tilda_form_or_an_mts_link_registration_is_the_company_inn():
+    form = load("tilda_form.json")
+    [touch] = tilda.parse({**form, "ИНН": " 7707083893 "}, NOW)
+    assert touch.person.inn == "7707083893"
+    body = load("mtslink_registration.json")
+    fields = body["data"]["additionalFieldValues"] + [{"label": "ИНН организации", "value": "7707083893"}]
+    [touch] = mtslink.parse({**body, "data": {**body["data"], "additionalFieldValues": fields}})
+    assert touch.person.inn == "7707083893"
