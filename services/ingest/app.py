@@ -111,6 +111,12 @@ def run_adapter(parse: Callable[[], list[MapResult]]) -> list[MapResult]:
         raise invalid([{"field": exc.field, "message": exc.message}]) from None
 
 
+def _dead_key(failed: Unmapped | Rejected) -> str | None:
+    """The dedupe key of a failed item's dead letter: its own, not the event id's, so that a
+    retry does not write the letter twice while a corrected resend under the same id lands."""
+    return f"failed:{failed.dedupe_id}" if failed.dedupe_id is not None else None
+
+
 def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis,
                memory: Memory) -> FastAPI:
     future_tolerance = timedelta(seconds=settings.future_tolerance_seconds)
@@ -165,15 +171,14 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         for r in results:
             if isinstance(r, Ignored):
                 ignored.append(r.reason)
-            elif isinstance(r, Unmapped | Rejected):
-                # A failed item is dead-lettered each time it comes and never claims its id:
-                # the platform's corrected resend under the same id must still land.
-                failed.append(r)
-            elif r.event_id in seen:
+                continue
+            key = _dead_key(r) if isinstance(r, Unmapped | Rejected) else r.event_id
+            if key is not None and key in seen:
                 repeated += 1
-            else:
-                seen.add(r.event_id)
-                events.append(r)
+                continue
+            if key is not None:
+                seen.add(key)
+            (failed if isinstance(r, Unmapped | Rejected) else events).append(r)
         try:
             claims = await deduper.claim(list(seen))
         except RedisError as exc:
@@ -184,9 +189,10 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                            "by another request; retry shortly", headers={"Retry-After": "1"})
         new = set(claims.new)
         fresh = [e for e in events if e.event_id in new]
-        dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in failed]
+        lettered = [u for u in failed if _dead_key(u) is None or _dead_key(u) in new]
+        dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in lettered]
         outcomes = await publisher.publish(fresh, dead)
-        ids = [e.event_id for e in fresh] + [None] * len(failed)
+        ids = [e.event_id for e in fresh] + [_dead_key(u) for u in lettered]
         unwritten = {i for i, o in zip(ids, outcomes, strict=True) if o is not None}
         # What was written is confirmed even when something else was not: the platform's retry
         # then gets those as duplicates, and only the rest is written again.
@@ -196,7 +202,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
                            f"writes ({errors[0]!r}); the others were written and a retry counts them as "
                            "duplicates", headers={"Retry-After": "5"})
-        duplicates = len(events) - len(fresh) + repeated
+        duplicates = len(events) + len(failed) - len(fresh) - len(lettered) + repeated
         for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates),
                            ("dead_lettered", len(dead)), ("ignored", len(ignored))):
             if n:

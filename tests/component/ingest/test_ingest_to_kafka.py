@@ -24,7 +24,8 @@ SENDGRID = {"X-API-Key": "dev-sendgrid-key"}
 def unique(payload: object, tag: str) -> bytes:
     """The fixture payload with every id made unique for this test run."""
     return orjson.dumps(payload).replace(b"romashka", f"romashka{tag}".encode()).replace(
-        b"sg-", f"sg-{tag}-".encode()).replace(b"ajs-next", f"ajs-{tag}".encode())
+        b"sg-", f"sg-{tag}-".encode()).replace(b"ajs-next", f"ajs-{tag}".encode()).replace(
+        b"4444AAA", f"4444AAA{tag}".encode()).replace(b"abcdefghij0", f"abcdefghij0{tag}".encode())
 
 
 def zoom_headers(body: bytes, secret: str = DEV_ZOOM_SECRET) -> dict[str, str]:
