@@ -30,7 +30,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -130,13 +130,25 @@ def _utm(row: dict[str, str]) -> dict[str, str]:
     return {utm: row[f] for f, utm in names.items() if row.get(f)}
 
 
+class BadRow(ValueError):
+    """A row that does not fit the requested fields (no id, a time that is not a time)."""
+
+
 def to_touch(source: str, row: dict[str, str], zone: ZoneInfo) -> TouchEvent | None:
-    """One Logs API row -> an anonymous page_view touch; None without a usable ClientID."""
+    """One Logs API row -> an anonymous page_view touch; None without a usable ClientID.
+
+    Raises BadRow when the row lacks its id or its dateTime is not 'YYYY-MM-DD HH:MM:SS'.
+    """
     p = "ym:s:" if source == "visits" else "ym:pv:"
     anonymous = metrica_anonymous_id(row.get(f"{p}clientID"))
     if anonymous is None:
         return None
-    at = datetime.strptime(row[f"{p}dateTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+    if not row.get("ym:s:visitID" if source == "visits" else "ym:pv:watchID"):
+        raise BadRow(f"{p}{'visitID' if source == 'visits' else 'watchID'}: missing")
+    try:
+        at = datetime.strptime(row.get(f"{p}dateTime") or "", "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+    except ValueError:
+        raise BadRow(f"{p}dateTime: {row.get(f'{p}dateTime')!r} is not 'YYYY-MM-DD HH:MM:SS'") from None
     if source == "visits":
         goals = row.get("ym:s:goalsID", "").strip("[]")
         return TouchEvent(
@@ -179,7 +191,8 @@ class ImportReport:
     requests: int = 0
     parts: int = 0
     rows: int = 0
-    skipped_rows: int = 0
+    skipped_rows: int = 0  # rows without a ClientID (anonymous even to Metrica)
+    bad_rows: list[str] = field(default_factory=list)  # rows that do not fit the fields, with why
     totals: Totals | None = None
 
 
@@ -255,7 +268,12 @@ class Importer:
     def _send_part(self, source: str, request_id: int, part: int, report: ImportReport) -> None:
         touches, skipped = [], 0
         for row in rows(self.api.download(request_id, part)):
-            touch = to_touch(source, row, self.zone)
+            try:
+                touch = to_touch(source, row, self.zone)
+            except BadRow as exc:
+                # One bad row never stops the import; it is counted and named, the rest go on.
+                report.bad_rows.append(f"{source} request {request_id} part {part}: {exc}")
+                continue
             if touch is None:
                 skipped += 1
             else:
@@ -292,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         t = report.totals
         console.print(f"Metrica: {report.requests} log requests, {report.parts} parts, {report.rows} touches "
                       f"({t.accepted} new, {t.duplicates} duplicates, {t.dead_lettered} dead-lettered), "
-                      f"{report.skipped_rows} rows without a ClientID")
+                      f"{report.skipped_rows} rows without a ClientID, {len(report.bad_rows)} bad rows")
+        for bad in report.bad_rows[:20]:
+            console.print(f"[red]bad row[/] {bad}")
         if not args.every:
             return 0
         time.sleep(args.every)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.ingest.adapters.batch import each_item
 from services.ingest.adapters.ids import phone_user_id
@@ -62,6 +62,10 @@ class Envelope(_Open):
     data: dict[str, Any]
 
 
+class Registration(Envelope):
+    data: Participation  # type: ignore[assignment]
+
+
 def signature(secret: str, body: bytes) -> str:
     """X-Webhook-Signature: hex HMAC-SHA256 of the raw body with the webhook's secret."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -87,11 +91,7 @@ def _one(body: Any) -> MapResult:
     hook = Envelope.model_validate(body)
     if hook.event != REGISTRATION:
         return Ignored(f"mtslink event '{hook.event}' is not a touch")
-    try:
-        p = Participation.model_validate(hook.data)
-    except ValidationError as exc:
-        raise ValidationError.from_exception_data("Participation", [
-            {**e, "loc": ("data", *e["loc"])} for e in exc.errors()]) from None
+    p = Registration.model_validate(body).data  # errors read data.eventSessionId
     person_key = str(p.userId) if p.userId is not None else (p.email or "")
     event_id = f"mtslink:registration:{p.eventSessionId}:{person_key}"
     raw_phone = p.phone or _field(p, "phone")

@@ -49,6 +49,8 @@ async def test_metrica_visits_import_resumes_after_a_failure_and_goes_on_increme
     ids = [f"17{tag:012d}{i:05d}" for i in range(3)]
     state.rows["visits"] = [visit(tag * 100 + i, ids[i % 3], start + timedelta(days=i % 4),
                                   f"https://vendor.example/solutions/hr/p{i}") for i in range(6)]
+    broken = visit(tag * 100 + 99, ids[0], start + timedelta(days=4), "https://vendor.example/solutions/hr/x")
+    state.rows["visits"].append({**broken, "ym:s:dateTime": "31.12.2026 25:00"})  # a row that is not a visit
     first = importer(url, ingest_url, tmp_path, start)
     state.fail_parts = {1}  # the second part fails: the run stops, the state keeps what was sent
     with pytest.raises(LogsApiError):
@@ -65,6 +67,7 @@ async def test_metrica_visits_import_resumes_after_a_failure_and_goes_on_increme
     # Incremental: the next run asks only for the days after the last one imported.
     later = importer(url, ingest_url, tmp_path, start).run(until=TODAY - timedelta(days=1))
     assert later.requests == 1 and list(state.requests.values())[-1].date1 == (start + timedelta(days=3)).isoformat()
+    assert len(later.bad_rows) == 1 and "dateTime" in later.bad_rows[0]  # counted and named; the rest went on
     assert importer(url, ingest_url, tmp_path, start).run(until=TODAY - timedelta(days=1)).requests == 0
 
     got = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 6,

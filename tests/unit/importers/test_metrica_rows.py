@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from services.importers.metrica_logs import FIELDS, rows, to_touch
+import pytest
+
+from services.importers.metrica_logs import FIELDS, BadRow, rows, to_touch
 from services.importers.mtslink_attendance import Session, attended
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -33,6 +35,10 @@ def test_pageview_row_and_a_row_without_clientid():
     touch = to_touch("hits", hit, MSK)
     assert (touch.event_id, touch.content.title) == ("ym:hit:900001", "Автоматизация отпусков")
     assert to_touch("hits", anonymous, MSK) is None
+    with pytest.raises(BadRow, match="dateTime"):
+        to_touch("hits", {**hit, "ym:pv:dateTime": "вчера"}, MSK)
+    with pytest.raises(BadRow, match="watchID"):
+        to_touch("hits", {**hit, "ym:pv:watchID": ""}, MSK)
 
 
 def test_attendance_only_for_who_visited():
