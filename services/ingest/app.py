@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -95,10 +96,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, name_surrogates: bool = False) -> Any:
+    """The body as JSON (orjson), else 422 naming (body).
+
+    orjson refuses a lone surrogate escape (\\ud800), which JSON's grammar allows: with
+    name_surrogates the standard library parses such a body instead, so that the schemas'
+    text check refuses it naming the field (the canonical API, where every string goes
+    through shared/schemas/text.py)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if name_surrogates and "surrogate" in str(exc):
+            try:
+                return json.loads(body)
+            except (ValueError, RecursionError):
+                pass
         raise invalid([{"field": "(body)", "message": f"invalid JSON: {exc}"}]) from None
 
 
@@ -223,7 +235,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
               summary="One canonical event, a list, or {\"events\": [...]} (up to the batch limit)")
     async def post_events(request: Request) -> JSONResponse:
         auth.require_key("api", settings.api_keys, request.headers)
-        body = parse_json(await read_body(request, settings.max_body_bytes))
+        body = parse_json(await read_body(request, settings.max_body_bytes), name_surrogates=True)
         received = datetime.now(UTC)
         return await timed("api", lambda: accept(
             "api", run_adapter(lambda: canonical.parse(body, settings.max_batch, received)), batch.CANONICAL))

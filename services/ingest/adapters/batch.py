@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from services.ingest.adapters.results import MapResult, PayloadError, Rejected, Unmapped
 from services.ingest.errors import field_errors
 from services.ingest.limits import too_large
+from shared.schemas.text import identifier
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
 
@@ -72,6 +73,11 @@ def _id_of(item: Any, id_field: str | None, id_prefix: str) -> str | None:
     if id_field is None or not isinstance(item, dict):
         return None
     value = item.get(id_field)
+    if isinstance(value, str):
+        try:
+            identifier(value)  # an id that is not text (a NUL, a lone surrogate) cannot key Redis nor Kafka
+        except ValueError:
+            return None
     return f"{id_prefix}{value}" if isinstance(value, (str, int)) and value != "" else None
 
 

@@ -66,6 +66,22 @@ def test_nul_in_a_name_is_422_naming_person_name(edge_url):
     assert [e["field"] for e in r.json()["errors"]] == ["person.name"]
 
 
+@pytest.mark.parametrize(("event", "field"), [
+    (b'{"event_id": "s-1", "occurred_at": "2026-10-01T10:00:00Z", "source": "web", "kind": "page_view", '
+     b'"person": {"email": "a@romashka.ru", "name": "half \\ud800 pair"}}', "person.name"),
+    (b'{"event_id": "s-2", "occurred_at": "2026-10-01T10:00:00Z", "source": "web", "kind": "page_view", '
+     b'"person": {"email": "a@romashka.ru"}, "properties": {"k": ["\\udfff"]}}', "properties"),
+    (b'{"event_id": "s-\\ud800", "occurred_at": "2026-10-01T10:00:00Z", "source": "web", "kind": "page_view", '
+     b'"person": {"email": "a@romashka.ru"}}', "event_id"),
+])
+def test_a_lone_surrogate_is_422_naming_the_field(edge_url, event, field):
+    r = httpx.post(f"{edge_url}/v1/events", content=event, headers=API)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    batch = httpx.post(f"{edge_url}/v1/events", content=b"[" + event + b"]", headers=API)
+    assert batch.status_code == 422 and [e["field"] for e in batch.json()["errors"]] == [f"0.{field}"]
+
+
 def test_domains_must_be_host_names_and_keep_one_form(edge_url):
     tag = uuid.uuid4().hex[:8]
     identity = {"type": "identity", "event_id": f"{tag}-i", "occurred_at": "2026-10-01T10:00:00Z",
