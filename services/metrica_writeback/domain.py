@@ -75,25 +75,36 @@ class Goals:
 Fact = Signal | StageChanged | StageMoved  # a won deal: a CRM's v1 change, or a v2 stage move
 
 
-def fact_of(message: Fact, goals: Goals) -> tuple[str, str, datetime] | None:
-    """(fact id, Metrica goal, event time) for the facts that are uploaded; None for the rest."""
+@dataclass(frozen=True)
+class Reached:
+    """A goal the opportunity reached: kept, so that a member's ClientID learnt later still gets it."""
+
+    fact_id: str
+    target: str
+    at: datetime
+    price: float | None = None
+    currency: str | None = None
+
+    def conversions(self, client_ids: set[str]) -> list[Conversion]:
+        return [Conversion(c, self.target, self.at, self.price, self.currency, self.fact_id)
+                for c in sorted(client_ids)]
+
+
+def reached(message: Fact, goals: Goals) -> Reached | None:
+    """The goal a signal or stage change reaches (group formed, deal won); None for the rest."""
     if isinstance(message, Signal) and message.signal == "group_formed":
-        return message.signal_id, goals.group_formed, message.occurred_at
+        return Reached(message.signal_id, goals.group_formed, message.occurred_at)
     if isinstance(message, StageChanged | StageMoved) and message.outcome == "won":
-        return message.event_id, goals.opportunity_won, message.changed_at
+        price = message.amount
+        return Reached(message.event_id, goals.opportunity_won, message.changed_at, price,
+                       message.currency if price is not None else None)
     return None
 
 
 def conversions(message: Fact, client_ids: dict[str, set[str]], goals: Goals) -> list[Conversion]:
     """client_ids: member person_id -> their ClientIDs. One conversion per distinct ClientID."""
-    fact = fact_of(message, goals)
-    if fact is None:
-        return []
-    fact_id, target, at = fact
-    price = message.amount if isinstance(message, StageChanged | StageMoved) else None
-    currency = message.currency if isinstance(message, StageChanged | StageMoved) and price is not None else None
-    ids = sorted({c for owned in client_ids.values() for c in owned})
-    return [Conversion(c, target, at, price, currency, fact_id) for c in ids]
+    goal = reached(message, goals)
+    return [] if goal is None else goal.conversions({c for owned in client_ids.values() for c in owned})
 
 
 def csv_body(batch: list[Conversion]) -> bytes:

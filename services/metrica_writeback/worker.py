@@ -5,7 +5,9 @@ Reads bg.person-events.v1 (which ClientIDs belong to whom, domain.links), bg.sig
 and uploads one conversion per member ClientID with POST
 /management/v1/counter/{counterId}/offline_conversions/upload?client_id_type=CLIENT_ID (a
 CSV file, Authorization: OAuth). So Yandex Direct can optimise for buying groups, not single
-leads. The links and the uploads done live in Redis; offsets are committed after a batch is
+leads. A ClientID that becomes known after the goal was reached (a visitor named by a form a
+week later, or a link read after the signal: the topics interleave) gets the goal's conversion
+then. The links, the goals reached and the uploads done live in Redis; offsets are committed after a batch is
 handled, and an upload is marked done only after Metrica answered, so a restart re-uploads
 nothing it had confirmed and loses nothing it had not.
 
@@ -20,6 +22,8 @@ network, `upload_failed`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 from datetime import UTC, datetime
@@ -30,7 +34,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 
-from services.metrica_writeback.domain import Conversion, Goals, conversions, csv_body, links
+from services.metrica_writeback.domain import Conversion, Goals, Reached, csv_body, links, reached
 from shared import topics
 from shared.codec import DecodeError, crm_events, encode, person_events, qualification_events, scoring_messages
 from shared.logs import configure_logging
@@ -93,14 +97,41 @@ class Store:
         self.r = redis
         self.p = f"bg:metrica-wb:{namespace}"
 
-    async def add_links(self, event) -> None:
+    async def add_links(self, event) -> set[str]:
+        """Store the event's links; returns the person ids whose ClientIDs may have grown."""
         keys = {"person_client": "pc", "phone_client": "tc", "person_phone": "pp"}
+        touched: set[str] = set()
         for link in links(event):
-            await self.r.sadd(f"{self.p}:{keys[link.kind]}:{link.owner}", link.value)
+            if await self.r.sadd(f"{self.p}:{keys[link.kind]}:{link.owner}", link.value) == 0:
+                continue  # known already
+            if link.kind == "person_phone":
+                await self.r.sadd(f"{self.p}:tp:{link.value}", link.owner)  # phone -> its people
+            if link.kind == "phone_client":
+                touched |= {m.decode() for m in await self.r.smembers(f"{self.p}:tp:{link.owner}")}
+            else:
+                touched.add(link.owner)
+        return touched
 
     async def add_members(self, opportunity_id: str, person_ids: list[str]) -> None:
         if person_ids:
             await self.r.sadd(f"{self.p}:om:{opportunity_id}", *person_ids)
+            for pid in person_ids:
+                await self.r.sadd(f"{self.p}:po:{pid}", opportunity_id)
+
+    async def opportunities_of(self, pid: str) -> list[str]:
+        return sorted(o.decode() for o in await self.r.smembers(f"{self.p}:po:{pid}"))
+
+    async def remember(self, opportunity_id: str, goal: Reached) -> None:
+        value = json.dumps({**dataclasses.asdict(goal), "at": goal.at.isoformat()})
+        await self.r.hset(f"{self.p}:goals:{opportunity_id}", goal.fact_id, value)
+
+    async def goals_of(self, opportunity_id: str) -> list[Reached]:
+        stored = await self.r.hgetall(f"{self.p}:goals:{opportunity_id}")
+        out = []
+        for value in stored.values():
+            data = json.loads(value)
+            out.append(Reached(**{**data, "at": datetime.fromisoformat(data["at"])}))
+        return sorted(out, key=lambda g: (g.at, g.fact_id))
 
     async def members(self, opportunity_id: str) -> list[str]:
         return sorted(m.decode() for m in await self.r.smembers(f"{self.p}:om:{opportunity_id}"))
@@ -146,9 +177,17 @@ class Worker:
         for record in records:
             if record.topic == topics.PERSON_EVENTS.name:
                 try:
-                    await self.store.add_links(person_events.decode(record.value))
+                    event = person_events.decode(record.value)
                 except DecodeError as exc:
                     await self.dead_letter("invalid_message", f"{exc.reason}: {exc.detail}", record, record.value)
+                    continue
+                # A ClientID learnt after a goal was reached (the topics interleave in any order,
+                # and a visitor may be named weeks later) still gets that goal's conversion.
+                for pid in await self.store.add_links(event):
+                    for opportunity_id in await self.store.opportunities_of(pid):
+                        for goal in await self.store.goals_of(opportunity_id):
+                            owned = await self.store.client_ids(pid)
+                            await self.upload(goal.conversions(owned), record, opportunity_id)
             else:
                 facts.append(record)
         for record in facts:
@@ -166,9 +205,18 @@ class Worker:
             await self.store.add_members(message.opportunity_id, [m.person_id for m in message.members])
         if not isinstance(message, Signal | StageChanged | StageMoved):
             return  # scores, criteria, teams, deal terms: nothing to upload
-        members = await self.store.members(message.opportunity_id)
-        owned = {pid: await self.store.client_ids(pid) for pid in members}
-        batch = await self.store.not_uploaded(conversions(message, owned, self.goals))
+        goal = reached(message, self.goals)
+        if goal is None:
+            return
+        await self.store.remember(message.opportunity_id, goal)
+        owned: set[str] = set()
+        for pid in await self.store.members(message.opportunity_id):
+            owned |= await self.store.client_ids(pid)
+        await self.upload(goal.conversions(owned), record, message.opportunity_id)
+
+    async def upload(self, conversions: list[Conversion], record, opportunity_id: str) -> None:
+        """Upload what was not uploaded yet; a refusal or a failure after the retries is dead-lettered."""
+        batch = await self.store.not_uploaded(conversions)
         if not batch:
             return
         try:
@@ -184,7 +232,7 @@ class Worker:
         await self.store.mark_uploaded(batch)
         self.uploaded += len(batch)
         log.info("offline conversions uploaded", extra={"uploading_id": answer.get("id"), "rows": len(batch),
-                                                         "opportunity_id": message.opportunity_id})
+                                                         "opportunity_id": opportunity_id})
 
 
 async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, instance: str = "") -> None:

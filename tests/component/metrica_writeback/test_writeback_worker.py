@@ -39,7 +39,8 @@ async def wait_for(check, timeout: float = 30.0):
 
 async def test_members_clientids_uploaded_once_and_refusals_dead_lettered(topic_namespace):
     tag = uuid.uuid4().hex[:8]
-    elena, sergey = f"e.sokolova@romashka{tag}.ru", f"s.volkov@romashka{tag}.ru"
+    elena, sergey, olga = (f"e.sokolova@romashka{tag}.ru", f"s.volkov@romashka{tag}.ru",
+                           f"o.petrova@romashka{tag}.ru")
     phone = f"tel:+7916{int(tag[:6], 16) % 10**7:07d}"
     opp = f"romashka{tag}.ru:hr"
     await produce(topics.PERSON_EVENTS.name, [(f"k{i}", encode(e)) for i, e in enumerate([
@@ -49,7 +50,7 @@ async def test_members_clientids_uploaded_once_and_refusals_dead_lettered(topic_
     ])])
     formed = Signal(signal_id=f"{opp}:group_formed:1", signal="group_formed", opportunity_id=opp,
                     account_id=f"romashka{tag}.ru", solution="hr", occurred_at=AT, score=70.0, tier="A",
-                    members=(member(elena), member(sergey)))
+                    members=(member(elena), member(sergey), member(olga)))
     won = StageChanged(event_id=f"crm-{tag}", opportunity_id=opp, account_id=f"romashka{tag}.ru", solution="hr",
                        stage="contract", outcome="won", amount=1200000, currency="RUB", changed_at=AT)
     await produce(topics.SIGNALS.name, [(opp, encode(formed)), (opp, b"not a signal")])
@@ -67,13 +68,21 @@ async def test_members_clientids_uploaded_once_and_refusals_dead_lettered(topic_
         finally:
             stop.set()
             await task
-        # A restart reads nothing new and uploads nothing again.
+        # A restart uploads nothing again; Ольга's ClientID, learnt after both goals, gets both then.
         stop = asyncio.Event()
         task = asyncio.create_task(run(settings, stop))
         await asyncio.sleep(3)
-        stop.set()
-        await task
-    assert len(state.uploads) == 2
+        assert len(state.uploads) == 2
+        await produce(topics.PERSON_EVENTS.name, [("k", encode(touch(f"{tag}-5", email=olga,
+                                                                     anonymous_id="ym:1727770000000000009")))])
+        try:
+            await wait_for(lambda: len(state.uploads) >= 4)
+        finally:
+            stop.set()
+            await task
+    late = {(r["Target"], r["ClientId"]) for u in state.uploads[2:] for r in u["rows"]}
+    assert late == {("bg_group_formed", "1727770000000000009"), ("bg_opportunity_won", "1727770000000000009")}
+    state.uploads = state.uploads[:2]
     rows = {u["rows"][0]["Target"]: sorted(r["ClientId"] for r in u["rows"]) for u in state.uploads}
     assert rows == {"bg_group_formed": ["1727770000000000001", "1727770000000000002"],
                     "bg_opportunity_won": ["1727770000000000001", "1727770000000000002"]}
