@@ -64,13 +64,14 @@ _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _ROMAN = re.compile(r"^(?:x{0,3})(?:ix|iv|v?i{0,3})$")
 
 
-def distinguishing(normalised: str) -> frozenset[str]:
+def distinguishing(normalised: str) -> tuple[str, ...]:
     """The words of a normalised name that tell companies of one stem apart: numbers and roman numerals.
 
-    'кварцмонтаж 31' -> {'31'}; 'экспресс ii' -> {'ii'}. Two names match only when these agree.
+    'кварцмонтаж 31' -> ('31',); 'экспресс ii' -> ('ii',). Sorted, repeats kept: 'альфа 2' and
+    'альфа 2 2' differ. Two names match only when these agree.
     """
-    return frozenset(w for w in normalised.split() if any(c.isdigit() for c in w)
-                     or (len(w) > 1 and _ROMAN.match(w)))
+    return tuple(sorted(w for w in normalised.split() if any(c.isdigit() for c in w)
+                        or (len(w) > 1 and _ROMAN.match(w))))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import uuid
 
 import orjson
 
+from services.grouping.config import load
 from shared import topics
 from shared.codec import dead_letters, opportunity_events
 from shared.schemas.opportunity import OpportunityCreated
@@ -66,6 +67,30 @@ async def test_a_free_mail_person_is_matched_by_company_name(worker) -> None:
         view = opportunity(out.events, opp)
     assert roles_of(view) == {f"hr@{domain}": ("hr", "initiator"), freemail: ("finance", "budget_holder")}
     assert view.touches == {f"{tag}-1", f"{tag}-2"}
+
+
+async def test_a_latin_spelling_joins_the_cyrillic_name_and_a_numbered_sibling_stays_apart(worker) -> None:
+    # Issue 15: "OOO Skvorechnik Tekhnologii" is ООО «Скворечник Технологии»; "-2" is another company.
+    # A sales manager reading about HR systems influences that purchase; HR initiates it.
+    tag = uuid.uuid4().hex[:8]
+    domain, opp = f"skvorechnik-{tag}.ru", f"skvorechnik-{tag}.ru:hr"
+    latin, sibling = f"latin.{tag}@yandex.ru", f"sibling.{tag}@mail.ru"
+    async with OutputReader() as out:
+        await send([touch(f"{tag}-1", 0, email=f"hr@{domain}", job_title="HR-менеджер",
+                          company=f"ООО «Скворечник Технологии {tag}»", url="https://vendor.example/solutions/hr/")])
+        await out.wait(lambda events: opportunity(events, opp).members, what="the corporate person's opportunity")
+        await send([
+            touch(f"{tag}-2", 10, email=latin, job_title="Sales Manager", company=f"OOO Skvorechnik Tekhnologii {tag}",
+                  url="https://vendor.example/solutions/hr/"),
+            touch(f"{tag}-3", 11, email=sibling, job_title="Финансовый директор",
+                  company=f"АО «Скворечник Технологии {tag}-2»", url="https://vendor.example/solutions/hr/"),
+        ])
+        await out.wait(lambda events: latin in opportunity(events, opp).members, what="the Latin spelling")
+        sibling_name = load({}).people.accounts.names.normalise(f"Скворечник Технологии {tag}-2")
+        sibling_opp = f"name:{sibling_name}:hr"
+        await out.wait(lambda events: sibling in opportunity(events, sibling_opp).members, what="the sibling")
+        view = opportunity(out.events, opp)
+    assert roles_of(view) == {f"hr@{domain}": ("hr", "initiator"), latin: ("sales", "influencer")}
 
 
 async def test_anonymous_visits_are_attributed_after_identification(worker) -> None:

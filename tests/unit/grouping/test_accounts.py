@@ -142,6 +142,7 @@ def test_legal_forms_in_both_scripts_are_removed(config, raw) -> None:
     ("Ekspress 2", "Экспресс-1"),
     ("Ромашка", "Ромашка-2"),
     ("Стройтрест II", "Стройтрест III"),
+    ("Альфа 2 Сервис", "Альфа 2 Сервис-2"),  # a number repeated is another number
 ])
 def test_numbers_are_part_of_a_name(config, one, other) -> None:
     names = config.people.accounts.names
