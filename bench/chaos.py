@@ -152,6 +152,8 @@ class Outcome:
     stuck_consumers: list[str] = field(default_factory=list)
     assignment_seconds: list[float] = field(default_factory=list)
     supervisor_restarts: int = 0  # services that exited by themselves (Kafka or PostgreSQL away)
+    retries: int | None = None  # requests the platform had to send again
+    wedged: str = ""  # why the run did not finish, if it did not
     timer_facts_differing: int = 0
     signal_ids: set[str] = field(default_factory=set)
     signal_kinds: dict[str, str] = field(default_factory=dict)
@@ -301,7 +303,11 @@ async def settle(engine, expected: set[str], namespace: str, timeout: float = 60
     last = None
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
-        state = await projection_state(engine)
+        try:
+            state = await projection_state(engine)
+        except Exception:  # PostgreSQL restarting: its pool's connections are gone for a moment
+            await asyncio.sleep(2)
+            continue
         if state[0] != (last[0] if last else None):
             quiet_since = time.monotonic()
         last = state
@@ -360,9 +366,16 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
 
         stop = asyncio.Event()
         supervisor = asyncio.create_task(pipeline.supervise(stop))
-        await asyncio.gather(send(f"http://127.0.0.1:{pipeline.ingest_port}", events, span), strike())
         expected = {e["event_id"] for e in events}
-        fingerprint, touches = await settle(engine, expected, namespace)
+        try:
+            # A run that does not finish sending or settle in time is reported as wedged.
+            outcome.retries = (await asyncio.wait_for(asyncio.gather(
+                send(f"http://127.0.0.1:{pipeline.ingest_port}", events, span), strike()), span + 240))[0]
+            fingerprint, touches = await asyncio.wait_for(settle(engine, expected, namespace), 300)
+        except TimeoutError:
+            outcome.wedged = f"did not {'settle' if outcome.retries is not None else 'take the market'} in time"
+            console.print(f"  [red]wedged[/]: {outcome.wedged}")
+            fingerprint, touches = await asyncio.wait_for(projection_state(engine), 60)
         await asyncio.sleep(5)  # the dispatcher trails the projection
         stop.set()
         await supervisor
@@ -449,9 +462,9 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
                       f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}")
     stack("down")
     report(baseline, outcomes, runs, accounts, seed, faults, len(events))
-    bad = [o for o in outcomes if o.fingerprint != baseline.fingerprint or o.lost_events or o.duplicated_touches
-           or o.reannounced or o.signals_missing or o.signals_extra or o.alerts_lost or o.alerts_duplicated
-           or o.stuck_consumers]
+    bad = [o for o in outcomes if o.wedged or o.fingerprint != baseline.fingerprint or o.lost_events
+           or o.duplicated_touches or o.reannounced or o.signals_missing or o.signals_extra or o.alerts_lost
+           or o.alerts_duplicated or o.stuck_consumers]
     return 1 if bad or baseline.lost_events or baseline.reannounced or baseline.alerts_lost else 0
 
 
@@ -475,6 +488,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
                                          f"{sum(o.alerts_duplicated for o in outcomes)}"),
             ("services that exited by themselves and were restarted", sum(o.supervisor_restarts for o in outcomes)),
             ("runs with a consumer stuck", sum(bool(o.stuck_consumers) for o in outcomes)),
+            ("runs wedged (did not take the market or settle in time)", sum(bool(o.wedged) for o in outcomes)),
+            ("requests retried by the sender", sum(o.retries or 0 for o in outcomes)),
             ("restart -> partitions assigned (s), median / max",
              f"{sorted(delays)[len(delays) // 2]:.1f} / {max(delays):.1f}" if delays else "n/a"),
             ("faults injected", ", ".join(f"{k} x{n}" for k, n in sorted(injected.items())))]
@@ -492,7 +507,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
                              "timer_facts_differing": o.timer_facts_differing,
                              "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
                              "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
-                             "supervisor_restarts": o.supervisor_restarts}
+                             "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged,
+                             "retries": o.retries}
                             for o in outcomes],
                    "faults_injected": dict(injected), "command": command})
 
