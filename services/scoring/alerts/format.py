@@ -22,6 +22,7 @@ from html import escape as html_escape
 from typing import Literal
 from urllib.parse import quote
 
+from shared.schemas.roles import BuyingRole
 from shared.schemas.scoring import Signal
 from shared.vocabulary import Lang, number, word
 
@@ -34,14 +35,12 @@ SIGNAL_ID_HEADER = "X-BG-Signal-Id"
 # internationalised one (ласточка.рф) cannot go into an HTTP header as it is.
 HEADER_SAFE = ":/@!$&'()*+,;=-._~"
 
-ROLE_ORDER = ("initiator", "technical_validator", "budget_holder", "decision_maker", "procurement", "legal",
-              "influencer")
+ROLE_ORDER = tuple(role.value for role in BuyingRole)  # the buying process's order, as on the pages
 
 LINES: dict[str, dict[Lang, str]] = {
     "members": {"ru": "Участники ({n})", "en": "Members ({n})"},
     "priority": {"ru": "Уровень: {old} → {new}", "en": "Tier: {old} → {new}"},
     "when": {"ru": "Когда", "en": "When"},
-    "backfill": {"ru": "(из истории)", "en": "(from history)"},
 }
 
 
@@ -101,7 +100,7 @@ def render_text(signal: Signal, lang: Lang = "ru", base_url: str | None = None, 
     head = (f"[{signal.tier} · {number(signal.score, lang)}] {word('signal', signal.signal, lang)}: "
             f"{e(account)} · {e(word('solution', signal.solution, lang))}")
     if signal.backfill:
-        head += " " + LINES["backfill"][lang]
+        head += f" ({word('signal', 'backfill', lang)})"
     lines = [head]
     if signal.members:
         people = ", ".join(f"{e(x.name or x.person_id)} ({word('dept', x.department, lang)}, "

@@ -238,19 +238,26 @@ async def test_unusable_messages_go_to_the_dead_letter_topic_and_the_stream_goes
     follow_up = Log(uuid.uuid4().hex[:6])
     follow_up.opportunity("after-bad.ru", "После ошибки")
     poisoned = Log(uuid.uuid4().hex[:6])
-    poisoned.opportunity("nul.ru", "Имя с \x00 символом")  # decodes, but PostgreSQL refuses NUL in text
-    (_, key, message), = poisoned.messages
+    nan = poisoned.opportunity("nan.ru", "Не число")
+    (_, key, created), = poisoned.messages
+    score = poisoned.score(nan, 1.0, "C", day(1))
+    # Text PostgreSQL cannot hold never decodes (shared.text refuses it); a NaN score decodes
+    # but cannot be applied.
+    nul = encode(created).replace("Не число".encode(), b"\\u0000")
+    not_a_number = encode(score).replace(b'"score":1.0', b'"score":NaN')
     await produce(env.topic(topics.OPPORTUNITY_EVENTS), [
         ("bad", b"{not json"),
         ("bad", b'{"type": "touch_attributed", "version": 0}'),
-        (key, encode(message)),
+        (key, nul),
     ])
+    await produce(env.topic(topics.SCORES), [(nan, not_a_number)])
     await env.produce(follow_up)
-    letters = await collect(env.topic(topics.PROJECTION_DLQ), until=lambda k: len(k) >= 3,
+    letters = await collect(env.topic(topics.PROJECTION_DLQ), until=lambda k: len(k) >= 4,
                             decode=dead_letters.decode, timeout=30)
-    assert sorted(dl.reason for dl in letters) == ["invalid_json", "invalid_schema", "unapplicable"]
+    assert sorted(dl.reason for dl in letters) == ["invalid_json", "invalid_schema", "invalid_schema",
+                                                   "invalid_value"]
     assert all(dl.service == "projection" and dl.source_offset is not None for dl in letters)
-    assert "nul" in next(dl for dl in letters if dl.reason == "unapplicable").payload
+    assert "not a finite number" in next(dl for dl in letters if dl.reason == "invalid_value").detail
     await wait_caught_up(env, engine)
     follow_up_id = next(iter(follow_up.accounts))
     assert get(projection, f"/v1/opportunities/{follow_up_id}")["account_name"] == "После ошибки"

@@ -130,8 +130,11 @@ async def test_each_alert_reaches_its_webhook_exactly_once_despite_failures_and_
 
         # The cooldown holds back a repeat of the same kind and level, never a tier upgrade:
         # C -> B, then B -> A a moment later, then group_expanded twice at tier A.
-        template = decoded(run.signals)[0].model_copy(update={"account_owner": None, "backfill": False})
         tag = uuid.uuid4().hex[:6]
+        # An opportunity of its own, so that no signal of the replayed story shares its cooldown.
+        template = decoded(run.signals)[0].model_copy(update={
+            "account_owner": None, "backfill": False, "opportunity_id": f"cool-{tag}.ru:hr",
+            "account_id": f"cool-{tag}.ru"})
         up1, up2, again1, again2 = (template.model_copy(update={"signal_id": f"cool-{tag}-{i}", **change})
                                     for i, change in enumerate((
                                         {"signal": "priority_changed", "tier": "B", "detail": {"from": "C", "to": "B"}},
