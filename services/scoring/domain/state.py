@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,10 @@ class OpportunityState(_State):
     score_as_of: datetime | None = None
 
 
+# How far an event time may run ahead of the log's wall clock (ingest's own limit, 5 minutes).
+FUTURE_SKEW = timedelta(minutes=5)
+
+
 class PartitionClock(_State):
     """The log's clock of one input partition of bg.opportunity.v1.
 
@@ -86,6 +90,11 @@ class PartitionClock(_State):
         return max(known) if known else None
 
     def observe_event(self, occurred_at: datetime, wall: datetime | None) -> PartitionClock:
+        """The clock after an event. An event time further ahead of its record's timestamp than
+        FUTURE_SKEW moves the clock only that far: ingest corrects client clocks, and this
+        keeps a clock that slipped through from firing every timer of the partition."""
+        if wall is not None:
+            occurred_at = min(occurred_at, wall + FUTURE_SKEW)
         latest = occurred_at if self.max_event_time is None else max(self.max_event_time, occurred_at)
         return self.model_copy(update={"max_event_time": latest, "wall": _later(self.wall, wall)})
 

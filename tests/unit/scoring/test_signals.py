@@ -326,3 +326,21 @@ def test_final_records_do_not_depend_on_the_interleaving() -> None:
     facts = [{(s.signal_id, s.occurred_at) for s in signals_of(run) if s.signal != "priority_changed"}
              for run in runs[:2]]
     assert facts[1] == facts[0]
+
+
+def test_an_event_time_far_ahead_of_its_record_moves_no_clock_past_the_present() -> None:
+    """Issue 11: one Segment call from a client a year ahead gave every other opportunity of
+    its partition role_gap and stalled at once. Ingest corrects it; should one slip through,
+    the partition clock still moves no further than the record's own timestamp allows."""
+    story = Story()
+    veter = severny_veter(story)
+    events = [e for e in story.in_time_order() if e.occurred_at <= day(4, 1)]
+    other = story.opportunity("future.ru", "Будущее", at=day(4, 2))
+    story.touch(other, "x", "download", day(400), department=Department.hr, role=BuyingRole.initiator)
+    future = [e for e in story.events if getattr(e, "opportunity_id", None) == other]
+    outputs = replay([*events, *future], CONFIG, wall=day(4, 3))
+    assert signals_of(outputs, veter, "group_formed")
+    assert not signals_of(outputs, veter, "role_gap") and not signals_of(outputs, veter, "stalled")
+    # Without the record's timestamp to bound it, the year-ahead time would have fired both.
+    fired = replay([*events, *future], CONFIG)
+    assert signals_of(fired, veter, "role_gap") and signals_of(fired, veter, "stalled")

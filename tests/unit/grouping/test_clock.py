@@ -1,0 +1,82 @@
+"""Grouping's input watermarks, the clock it writes into the log (services/grouping/clock.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.grouping.clock import InputWatermarks, tick_once
+from shared.schemas.opportunity import ClockTick
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+IDLE = timedelta(seconds=30)
+
+
+def marks(w: InputWatermarks, now: datetime, caught_up: set[int]) -> dict[int, datetime]:
+    return w.watermarks(now, lambda p: p in caught_up)
+
+
+def test_an_active_partition_is_at_its_latest_event_time_and_an_idle_caught_up_one_at_the_wall_clock() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0, 1])
+    w.read(0, 10, NOW - timedelta(days=90), NOW)  # a backfill: history
+    assert marks(w, NOW + timedelta(seconds=5), {0, 1}) == {0: NOW - timedelta(days=90), 1: NOW + timedelta(seconds=5)}
+
+
+def test_an_idle_partition_with_data_left_to_read_holds_its_watermark() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0])
+    w.read(0, 10, NOW - timedelta(days=3), NOW)
+    later = NOW + timedelta(minutes=5)
+    assert marks(w, later, set()) == {0: NOW - timedelta(days=3)}  # not caught up: no jump to now
+    assert marks(w, later, {0}) == {0: later}
+
+
+def test_a_partition_never_read_and_not_caught_up_holds_nothing_back() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0, 1])
+    w.read(0, 1, NOW, NOW)
+    assert marks(w, NOW + timedelta(seconds=1), set()) == {0: NOW}
+
+
+def test_an_event_time_ahead_of_the_wall_clock_never_moves_the_watermark_past_it() -> None:
+    """Issue 11: a client clock a year ahead must not push any clock past the present."""
+    w = InputWatermarks(idle_after=IDLE)
+    w.read(0, 1, NOW + timedelta(days=365), NOW)
+    assert marks(w, NOW + timedelta(seconds=1), set()) == {0: NOW}
+
+
+def test_watermarks_never_go_back() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0])
+    assert marks(w, NOW, {0}) == {0: NOW}  # idle: the wall clock
+    w.read(0, 1, NOW - timedelta(days=1), NOW + timedelta(seconds=1))  # then an old event arrives
+    assert marks(w, NOW + timedelta(seconds=2), set()) == {0: NOW}
+
+
+def test_a_revoked_partition_is_no_longer_ticked() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0, 1])
+    w.revoked([1])
+    assert set(marks(w, NOW, {0, 1})) == {0}
+
+
+async def test_one_tick_goes_to_every_output_partition_with_the_wall_clock() -> None:
+    w = InputWatermarks(idle_after=IDLE)
+    w.assigned([0, 1])
+    sent: list[tuple[int, ClockTick]] = []
+
+    async def caught_up(partition: int) -> bool:
+        return True
+
+    async def partitions() -> list[int]:
+        return [0, 1, 2, 3]
+
+    async def send(partition: int, tick: ClockTick) -> None:
+        sent.append((partition, tick))
+
+    tick = await tick_once(w, caught_up, partitions, send, clock=lambda: NOW)
+    assert tick == ClockTick(watermarks={0: NOW, 1: NOW}, wall=NOW)
+    assert [p for p, _ in sent] == [0, 1, 2, 3] and all(t == tick for _, t in sent)
