@@ -39,9 +39,9 @@ def create_app(crm: CrmClient, receive: Receive, wake: Callable[[], None]) -> Fa
             notices = crm.parse_webhook(form, secret)
         except WebhookRefused as exc:
             error = "validation_error" if exc.status == 422 else "unauthorized" if exc.status == 401 else "forbidden"
-            field = exc.reason.split(" ", 1)[0] if exc.status == 422 else None
             return JSONResponse({"error": error, "message": exc.reason,
-                                 "errors": [{"field": field, "message": exc.reason}] if field else []}, exc.status)
+                                 "errors": [{"field": exc.field, "message": exc.reason}] if exc.field else []},
+                                exc.status)
         await receive(notices)
         wake()
         return JSONResponse({"accepted": len(notices)})

@@ -243,9 +243,9 @@ class Connector:
                 await self.crm.update_deal(deal_id, plan, self.s.lang)
                 updated = True
             contact_ids = []
-            for contact in plan.contacts:
-                assert contact.email  # deal_plan keeps members with an address only
-                cid = await self.crm.find_contact(contact.email) or await self.crm.create_contact(contact, self.s.lang)
+            for contact in plan.contacts:  # deal_plan keeps the members with an address
+                cid = await self.crm.find_contact(contact.email or "") or await self.crm.create_contact(
+                    contact, self.s.lang)
                 contact_ids.append(cid)
             # Ours before the CRM write: a crash after it must not make them look linked by a person.
             await self.state.add_attached(deal_id, contact_ids)

@@ -108,13 +108,15 @@ class AmoCrm(CrmClient):
         if not secret or not hmac.compare_digest(secret.encode(), expected.encode()):
             raise WebhookRefused(403, "the webhook URL's secret does not match AMOCRM_WEBHOOK_SECRET")
         if self.s.account_subdomain and form.get("account[subdomain]") != self.s.account_subdomain:
-            raise WebhookRefused(403, "account[subdomain] is not the configured AMOCRM_ACCOUNT_SUBDOMAIN")
+            raise WebhookRefused(403, "account[subdomain] is not the configured AMOCRM_ACCOUNT_SUBDOMAIN",
+                                 "account[subdomain]")
         notices = []
         for key, value in form.items():
             if (m := _KEY.match(key)) and value.isdigit():
                 notices.append(Notice(ENTITIES[m.group(1)], value, m.group(2) == "delete"))
         if not notices:
-            raise WebhookRefused(422, "no leads[...], contacts[...] or companies[...][N][id] in the webhook")
+            raise WebhookRefused(422, "no leads[...], contacts[...] or companies[...][N][id] in the webhook",
+                                 "leads")
         return list(dict.fromkeys(notices))
 
     # ---------------------------------------------------------------- reading

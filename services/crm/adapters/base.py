@@ -10,10 +10,13 @@ from services.crm.domain.records import Company, Contact, Deal, DealPlan, Notice
 
 
 class WebhookRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    """status: 401/403 (authenticity) or 422 (nothing usable); field: the form field at fault."""
+
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.field = field
 
 
 class CrmClient(ABC):

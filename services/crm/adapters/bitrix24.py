@@ -66,15 +66,16 @@ class Bitrix24(CrmClient):
         token = form.get("auth[application_token]", "")
         expected = self.s.application_token.get_secret_value()
         if not token:
-            raise WebhookRefused(401, "auth[application_token] is missing")
+            raise WebhookRefused(401, "auth[application_token] is missing", "auth[application_token]")
         if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise WebhookRefused(403, "auth[application_token] does not match BITRIX24_APPLICATION_TOKEN")
+            raise WebhookRefused(403, "auth[application_token] does not match BITRIX24_APPLICATION_TOKEN",
+                                 "auth[application_token]")
         event = (form.get("event") or "").upper()
         record_id = form.get("data[FIELDS][ID]", "")
         if event not in EVENTS:
-            raise WebhookRefused(422, f"event {event!r} is not one the connector subscribes to")
+            raise WebhookRefused(422, f"event {event!r} is not one the connector subscribes to", "event")
         if not record_id.isdigit():
-            raise WebhookRefused(422, "data[FIELDS][ID] is missing or not a number")
+            raise WebhookRefused(422, "data[FIELDS][ID] is missing or not a number", "data[FIELDS][ID]")
         entity, deleted = EVENTS[event]
         return [Notice(entity, record_id, deleted)]
 
