@@ -125,12 +125,12 @@ class Fault:
         return f"{self.at:5.1f} s  {what}"
 
 
-def schedule(seed: int, faults: int, span: float) -> list[Fault]:
-    """`faults` faults at random moments of the send; every kind and service in turn."""
+def schedule(seed: int, faults: int, span: float, kinds: tuple[str, ...] = FAULTS) -> list[Fault]:
+    """`faults` faults of the given kinds at random moments of the send."""
     rng = random.Random(seed)
     out = []
     for _ in range(faults):
-        kind = rng.choice(FAULTS)
+        kind = rng.choice(kinds)
         service = rng.choice(SERVICES) if kind in ("kill", "term") else None
         out.append(Fault(rng.uniform(2, span), kind, service, rng.uniform(0.5, 6)))
     return sorted(out, key=lambda f: f.at)
@@ -344,10 +344,10 @@ async def stuck(namespace: str, tolerance: int = 8) -> list[str]:
 
 
 async def one_run(run: int, seed: int, faults: int, events: list[dict], span: float, receiver: Receiver,
-                  alerts_config: Path) -> Outcome:
+                  alerts_config: Path, kinds: tuple[str, ...] = FAULTS) -> Outcome:
     namespace = await fresh_namespace(f"chaos{run}-")
     schema = f"chaos_{uuid.uuid4().hex[:8]}"
-    plan = schedule(seed, faults, span) if run else []
+    plan = schedule(seed, faults, span, kinds) if run else []
     outcome = Outcome(run, seed, plan)
     console.print(f"[bold]run {run}[/] seed {seed}: " + ("no faults (baseline)" if not plan else
                                                           "; ".join(str(f) for f in plan)))
@@ -435,7 +435,8 @@ include_backfill: true
     return path
 
 
-async def main(runs: int, accounts: int, seed: int, faults: int, span: float, only: int | None) -> int:
+async def main(runs: int, accounts: int, seed: int, faults: int, span: float, only: int | None,
+               kinds: tuple[str, ...]) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     console.print("bringing up the chaos stack (its own Kafka, PostgreSQL and Redis)")
     stack("up")
@@ -447,7 +448,7 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
     for run in range(1, runs + 1):
         if only is not None and run != only:
             continue
-        outcome = await one_run(run, seed + run, faults, events, span, receiver, config)
+        outcome = await one_run(run, seed + run, faults, events, span, receiver, config, kinds)
         kinds = {**baseline.signal_kinds, **outcome.signal_kinds}
         differing = baseline.signal_ids ^ outcome.signal_ids
         outcome.signals_missing = sum(kinds[i] in EVENT_FACTS for i in baseline.signal_ids - outcome.signal_ids)
@@ -461,7 +462,7 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
                       f"{outcome.timer_facts_differing}, alerts lost {outcome.alerts_lost} "
                       f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}")
     stack("down")
-    report(baseline, outcomes, runs, accounts, seed, faults, len(events))
+    report(baseline, outcomes, runs, accounts, seed, faults, len(events), kinds)
     bad = [o for o in outcomes if o.wedged or o.fingerprint != baseline.fingerprint or o.lost_events
            or o.duplicated_touches or o.reannounced or o.signals_missing or o.signals_extra or o.alerts_lost
            or o.alerts_duplicated or o.stuck_consumers]
@@ -469,7 +470,7 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
 
 
 def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int, seed: int, faults: int,
-           events: int) -> None:
+           events: int, kinds: tuple[str, ...]) -> None:
     injected = Counter(f"{f.kind} {f.service}" if f.service else f.kind for o in outcomes for f in o.faults)
     identical = sum(o.fingerprint == baseline.fingerprint for o in outcomes)
     delays = [d for o in outcomes for d in o.assignment_seconds]
@@ -496,7 +497,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
     for name, value in rows:
         table.add_row(name, str(value))
     console.print(table)
-    command = f".venv/bin/python -m bench.chaos --runs {runs} --accounts {accounts} --seed {seed} --faults {faults}"
+    command = (f".venv/bin/python -m bench.chaos --runs {runs} --accounts {accounts} --seed {seed} --faults {faults}"
+               f" --kinds {' '.join(kinds)}")
     record("chaos_runs_identical", identical, "runs", len(outcomes), command)
     record("chaos_events_lost", sum(o.lost_events for o in outcomes), "events", None, command)
     record("chaos_alerts_duplicated", sum(o.alerts_duplicated for o in outcomes), "alerts", None, command)
@@ -521,5 +523,7 @@ if __name__ == "__main__":
     parser.add_argument("--faults", type=int, default=6, help="faults per run")
     parser.add_argument("--span", type=float, default=60.0, help="seconds over which the market is sent")
     parser.add_argument("--only", type=int, help="replay one run of the schedule (its number)")
+    parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=list(FAULTS), help="fault kinds to draw from")
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only)))
+    raise SystemExit(asyncio.run(main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only,
+                                      tuple(args.kinds))))
