@@ -30,7 +30,7 @@ from services.ingest.automation import flag_bot
 from services.ingest.dedupe import Deduper
 from services.ingest.errors import ApiError, field_errors, invalid
 from services.ingest.memory import Memory
-from services.ingest.publisher import Publisher
+from services.ingest.publisher import Overdue, Publisher
 from services.ingest.settings import IngestSettings
 from shared.schemas.touch import IdentityEvent, PersonEvent, TouchEvent
 
@@ -210,7 +210,12 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         # then gets those as duplicates, and only the rest is written again.
         await deduper.confirm([i for i in claims.new if i not in unwritten])
         if errors := [o for o in outcomes if o is not None]:
-            await deduper.release([i for i in claims.new if i in unwritten])
+            # An overdue write may still land: its claim stays pending (a retry meanwhile is
+            # answered in_flight) until its fate is known, or the claim's TTL ends.
+            overdue = {i: o for i, o in zip(ids, outcomes, strict=True) if isinstance(o, Overdue)}
+            for event_id, late in overdue.items():
+                late.settle(lambda written, event_id=event_id: settle_later(event_id, written))
+            await deduper.release([i for i in claims.new if i in unwritten and i not in overdue])
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
                            f"writes ({errors[0]!r}); the others were written and a retry counts them as "
                            "duplicates", headers={"Retry-After": "5"})
@@ -223,6 +228,13 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                         ignored=ignored, event_ids=[e.event_id for e in fresh],
                         failed=[batch.failure_entry(u) for u in failed])
         return JSONResponse(body.model_dump(), status_code=reply.success)
+
+    settling: set[asyncio.Task] = set()
+
+    def settle_later(event_id: str, written: bool) -> None:
+        task = asyncio.create_task((deduper.confirm if written else deduper.release)([event_id]))
+        settling.add(task)
+        task.add_done_callback(settling.discard)
 
     async def timed(source: str, handle: Callable[[], Any]) -> JSONResponse:
         started = time.perf_counter()
