@@ -41,6 +41,20 @@ def test_missing_key_and_drop_reads_the_table_again():
     assert cache.get(b"x").n == 7
 
 
+def test_drop_writes_unsaved_states_before_forgetting_them():
+    # A rebalance drops the decoded states; a change not yet flushed must reach the table
+    # (and so the changelog) first, or the batch that made it is lost with the partition.
+    table = CountingTable({b"a": encode(Counter(n=1))})
+    cache = StateCache(table, Codec(Counter))
+    cache.put(b"a", Counter(n=2))
+    cache.put(b"b", Counter(n=3))
+    cache.drop()
+    assert {k: Codec(Counter).decode(v).n for k, v in table.items()} == {b"a": 2, b"b": 3}
+    assert table.writes == 2 and cache.flush() == 0
+    table[b"a"] = encode(Counter(n=7))  # forgotten: the next get reads the table
+    assert cache.get(b"a").n == 7
+
+
 def test_eviction_keeps_unflushed_states():
     table = CountingTable()
     cache = StateCache(table, Codec(Counter), max_entries=2)
