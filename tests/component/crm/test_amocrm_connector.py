@@ -91,3 +91,11 @@ async def test_won_lead_reaches_the_funnel_and_attribution(env, crm, projection,
     response = httpx.get(f"{projection}/v1/opportunities/{story}/attribution", headers=READ, timeout=10)
     credit = response.json()
     assert round(sum(t["value"] for t in credit["touches"]), 2) == 2_400_000.0
+
+
+def test_no_token_reaches_the_connectors_logs(crm) -> None:
+    s = crm.state
+    secrets = ("loopback-amo-access", "loopback-amo-refresh", s.amo_access, s.amo_refresh, s.amo_client_secret,
+               s.amo_webhook_secret)
+    logs = "".join(p.log_path.read_text(errors="replace") for p in crm.started)
+    assert "task created" in logs and not [x for x in secrets if x in logs]

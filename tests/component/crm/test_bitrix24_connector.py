@@ -132,3 +132,9 @@ async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, pr
     letters = await collect(env.topic(topics.CRM_DLQ), decode=dead_letters.decode, until=lambda _: True,
                             timeout=5)
     assert letters == []
+
+
+def test_no_secret_reaches_the_connectors_logs(crm) -> None:
+    secrets = (crm.state.b24_code, crm.state.b24_application_token, "dev-crm-token")
+    logs = "".join(p.log_path.read_text(errors="replace") for p in crm.started)
+    assert "stage reported" in logs and not [s for s in secrets if s in logs]
