@@ -206,13 +206,18 @@ class Worker:
         if not isinstance(message, Signal | StageChanged | StageMoved):
             return  # scores, criteria, teams, deal terms: nothing to upload
         goal = reached(message, self.goals)
-        if goal is None:
+        if goal is not None:
+            await self.store.remember(message.opportunity_id, goal)
+        elif not isinstance(message, Signal):
             return
-        await self.store.remember(message.opportunity_id, goal)
+        # Every goal the opportunity reached, for every member known now: a deal won before the
+        # signal that names the members was read gets its conversions when they are (not_uploaded
+        # keeps each conversion to one upload).
         owned: set[str] = set()
         for pid in await self.store.members(message.opportunity_id):
             owned |= await self.store.client_ids(pid)
-        await self.upload(goal.conversions(owned), record, message.opportunity_id)
+        for known in await self.store.goals_of(message.opportunity_id):
+            await self.upload(known.conversions(owned), record, message.opportunity_id)
 
     async def upload(self, conversions: list[Conversion], record, opportunity_id: str) -> None:
         """Upload what was not uploaded yet; a refusal or a failure after the retries is dead-lettered."""

@@ -123,10 +123,11 @@ async def test_unisender_auth_items_stand_alone_and_dead_letter(ingest_url):
     assert {e.kind for e in got} == {"email_open", "email_click"}
     [letter] = await dead_letters_for(tag, 1)
     assert letter.reason == "invalid_email" and "event_data.email" in letter.detail
-    # A retried webhook: the touches are duplicates; a failed item never claims its id, so it is
-    # dead-lettered again (a corrected resend under the same id would land).
+    # A retried webhook writes no touch twice (whether the failed item is dead-lettered again or
+    # counted a duplicate is ingest's dedupe policy for failed items, not this adapter's).
     retried = httpx.post(url, content=raw).json()
-    assert (retried["accepted"], retried["duplicates"], retried["dead_lettered"]) == (0, 2, 1)
+    assert retried["accepted"] == 0 and retried["duplicates"] >= 2
+    assert retried["duplicates"] + retried["dead_lettered"] == 3
 
 
 async def test_calltouch_call_from_the_allowed_subnet(ingest_url):
