@@ -152,7 +152,7 @@ def calltouch_elsewhere_url(topic_namespace: str) -> Iterator[str]:
     port = free_port()
     with ServiceProcess("ingest-calltouch-subnet", ["-m", "services.ingest"],
                         env={"BG_INGEST_PORT": str(port), "INGEST_CALLTOUCH_SUBNETS": '["92.118.66.0/23"]'},
-                        health_url=f"http://127.0.0.1:{port}/readyz"):
+                        health_url=f"http://127.0.0.1:{port}/healthz"):  # refusing needs no Kafka
         yield f"http://127.0.0.1:{port}"
 
 
