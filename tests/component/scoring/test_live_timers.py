@@ -8,6 +8,7 @@ fresh scoring worker: the same signals, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,11 @@ async def copy_log(source: str, target: str) -> int:
     await producer.start()
     copied = 0
     try:
+        # The target namespace was just created: wait until its topic is in the metadata.
+        for _ in range(60):
+            if await producer.partitions_for(target):
+                break
+            await asyncio.sleep(0.5)
         while True:
             batches = await consumer.getmany(timeout_ms=2000, max_records=1000)
             if not batches:
