@@ -14,6 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/deploy/env.sh"
 
 KAFKA_DIR="$BG_STACK_DIR/kafka"
+# The broker's jars; BG_KAFKA_LIBS lets a second stack (a test's own broker) share them.
+KAFKA_LIBS="${BG_KAFKA_LIBS:-$KAFKA_DIR/libs}"
 REDIS_DIR="$BG_STACK_DIR/redis"
 PY="$ROOT/.venv/bin/python"
 
@@ -55,12 +57,12 @@ install_python() {
 }
 
 install_kafka() {
-  if [ ! -f "$KAFKA_DIR/libs/.complete-$BG_KAFKA_VERSION" ]; then
+  if [ ! -f "$KAFKA_LIBS/.complete-$BG_KAFKA_VERSION" ]; then
     log "fetching Kafka $BG_KAFKA_VERSION jars with Maven"
-    rm -rf "$KAFKA_DIR/libs"
+    rm -rf "$KAFKA_LIBS"
     mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" -Dkafka.version="$BG_KAFKA_VERSION" \
-      -Dkafka.libs="$KAFKA_DIR/libs" dependency:copy-dependencies
-    touch "$KAFKA_DIR/libs/.complete-$BG_KAFKA_VERSION"
+      -Dkafka.libs="$KAFKA_LIBS" dependency:copy-dependencies
+    touch "$KAFKA_LIBS/.complete-$BG_KAFKA_VERSION"
   fi
 }
 
@@ -146,9 +148,10 @@ redis_status() {
 kafka_pid() { [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null && cat "$KAFKA_DIR/kafka.pid"; }
 KAFKA_JVM=(-Xmx"$BG_KAFKA_HEAP" -Xms"$BG_KAFKA_HEAP" -XX:+UseG1GC
   -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs"
-  -cp "$KAFKA_DIR/libs/*")
+  -cp "$KAFKA_LIBS/*")
 kafka_java() { java "${KAFKA_JVM[@]}" "$@"; }
 kafka_up() {
+  install_kafka
   if kafka_pid >/dev/null; then log "Kafka already running on $BG_KAFKA_PORT"; else
     mkdir -p "$KAFKA_DIR/logs" "$KAFKA_DIR/data"
     sed -e "s#@DATA@#$KAFKA_DIR/data#" -e "s#@PORT@#$BG_KAFKA_PORT#g" \
@@ -170,8 +173,11 @@ kafka_up() {
 }
 kafka_down() {
   local pid; pid=$(kafka_pid) || return 0
+  # SIGTERM is a controlled shutdown (producer state snapshots written, logs closed); under
+  # load on a busy machine it took up to 24 s, so SIGKILL only after 120 s, and said so.
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$KAFKA_DIR/kafka.pid"; return 0; }; sleep 0.5; done
+  for _ in $(seq 240); do kill -0 "$pid" 2>/dev/null || { rm -f "$KAFKA_DIR/kafka.pid"; return 0; }; sleep 0.5; done
+  log "Kafka did not stop in 120 s; killing it (it recovers its logs on the next start)"
   kill -9 "$pid" 2>/dev/null || true; rm -f "$KAFKA_DIR/kafka.pid"
 }
 kafka_status() {

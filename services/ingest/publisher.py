@@ -99,11 +99,21 @@ class Publisher:
             return
         self.producer = None
         log.warning("retiring the Kafka producer after a failed or overdue write; starting a new one")
-        # stop() flushes first, which never ends while the broker is away: bounded.
-        task = asyncio.create_task(asyncio.wait_for(failed.stop(), timeout=self.send_timeout))
-        task.add_done_callback(lambda t: (self._retired.discard(t), t.cancelled() or t.exception()))
+        task = asyncio.create_task(self._close(failed))
         self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
         self._replacing = asyncio.create_task(self._replace())
+
+    async def _close(self, failed: AIOKafkaProducer) -> None:
+        # stop() flushes first, which never ends while the broker is away: bounded, and then the
+        # sender and connections are closed without the flush (aiokafka has no public call for
+        # that), so that the retired producer sends nothing more. Writes it still held stay
+        # unanswered: their claims end with the claim's TTL (dedupe.py).
+        try:
+            await asyncio.wait_for(failed.stop(), timeout=self.send_timeout)
+        except (TimeoutError, KafkaError, OSError):
+            await failed._sender.close()
+            await failed.client.close()
 
     async def _replace(self) -> None:
         while True:

@@ -122,7 +122,9 @@ async def run(stop: asyncio.Event) -> None:
                 await asyncio.gather(*(partition(tp, rs) for tp, rs in batches.items()))
         finally:
             await consumer.stop()
-            await producer.stop()
+            # stop() flushes, which never ends while the broker is away: the process must exit
+            # (a producer refused for good, docs/exactly-once.md) for its supervisor to restart it.
+            await asyncio.wait_for(producer.stop(), timeout=15)
             await redis.aclose()
 
 
