@@ -15,13 +15,15 @@ committed everything it read on every stage (input and internal topics). It repo
   reducers run in memory over the same events, `tests/unit/grouping/harness.py`), and that
   size extrapolated to 1M persons and 100k accounts;
 - the ceiling: a bare aiokafka produce+consume pass of as many messages, in the same run.
-A sample of RSS and throughput every second goes to --samples (CSV) for bench.plot.
+A sample of RSS and progress every 0.25 s goes to --samples (CSV); `--png FILE` plots the
+largest market's samples (RSS and events/s over time).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import logging
 import os
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -113,6 +116,13 @@ class Progress:
         return (await self.committed(self.names[0]))[0]
 
     async def settled(self, events: int) -> bool:
+        """Everything read and committed; False also when the broker did not answer in time."""
+        try:
+            return await self._settled(events)
+        except KafkaError:  # a busy broker: ask again at the next poll
+            return False
+
+    async def _settled(self, events: int) -> bool:
         done, end = await self.committed(self.names[0])
         if done < events:
             return False
@@ -168,7 +178,8 @@ async def one_run(companies: int, workers: int) -> Result:
                 if any(p.proc.poll() is not None for p in procs):
                     raise RuntimeError(f"a grouping worker exited: {procs[0].tail()}")
                 rss = sum(rss_mib(p.proc.pid) for p in procs)
-                result.samples.append((time.monotonic() - started, await progress.input_done(), rss))
+                with contextlib.suppress(KafkaError):
+                    result.samples.append((time.monotonic() - started, await progress.input_done(), rss))
                 if time.monotonic() - started > 3600:
                     raise RuntimeError("not done within an hour")
             await writer
@@ -180,6 +191,35 @@ async def one_run(companies: int, workers: int) -> Result:
             p.stop()
     result.state = state_sizes(events) if companies <= 2000 else {}
     return result
+
+
+def plot(samples: Path, png: Path) -> None:
+    """RSS and input events/s over time of the largest market in a samples CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with samples.open() as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    biggest = max(r["companies"] for r in rows)
+    rows = [r for r in rows if r["companies"] == biggest]
+    seconds = [r["seconds"] for r in rows]
+    window = 20  # samples of 0.25 s: a 5 s moving rate
+    rates = [(rows[i]["events_done"] - rows[max(0, i - window)]["events_done"])
+             / max(rows[i]["seconds"] - rows[max(0, i - window)]["seconds"], 1e-9) if i else 0.0
+             for i in range(len(rows))]
+    fig, (rss, rate) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    rss.plot(seconds, [r["rss_mib"] for r in rows], color="tab:blue")
+    rss.set_ylabel("grouping RSS, MiB")
+    rss.set_ylim(bottom=0)
+    rss.set_title(f"grouping alone, {int(biggest):,} companies, {int(rows[-1]['events_done']):,} input events")
+    rate.plot(seconds, rates, color="black")
+    rate.set_ylabel("input events committed/s (5 s window)")
+    rate.set_xlabel("seconds since the input started")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
 
 
 def write_samples(path: Path, results: list[Result]) -> None:
@@ -240,5 +280,9 @@ if __name__ == "__main__":
     parser.add_argument("--companies", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=Path, default=Path("bench-results/scale.csv"))
+    parser.add_argument("--png", type=Path, help="only plot the largest market of --samples into this PNG")
     args = parser.parse_args()
-    asyncio.run(main(args.companies, args.workers, args.samples))
+    if args.png:
+        plot(args.samples, args.png)
+    else:
+        asyncio.run(main(args.companies, args.workers, args.samples))
