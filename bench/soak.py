@@ -62,6 +62,8 @@ async def soak(companies: int) -> tuple[list[dict], dict]:
             if time.monotonic() - started > 4 * 3600:
                 raise RuntimeError(f"{done} of {len(events)} touches after 4 hours")
         await poster
+        if done != len(events):  # each event one touch row: more is a duplicate, and fails the run
+            raise SystemExit(f"FAILED: {done} touch rows for {len(events)} events")
         summary = {"companies": companies, "events": len(events), "seconds": samples[-1]["seconds"],
                    "events_per_s": round(len(events) / samples[-1]["seconds"]),
                    "peak_rss_mib": {s: round(peak_rss_mib(pids[s])) for s in SERVICES}}
