@@ -174,7 +174,7 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
     mount_docs(app)
     app.mount("/metrics", make_asgi_app())
     # Security headers, same-origin form posts, NUL in paths and queries (web/security.py).
-    app.add_middleware(EdgeMiddleware)
+    app.add_middleware(EdgeMiddleware, routes=app.router.routes)
 
     def _token(credentials: HTTPAuthorizationCredentials | None, allowed: list[str]) -> str:
         if credentials is None:

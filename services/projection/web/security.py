@@ -23,9 +23,11 @@ signals pass through untouched).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -69,8 +71,19 @@ def _json(status: int, error: str, message: str, field: str | None = None) -> tu
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
+        self.routes = routes  # to name the path parameter a NUL character is in
+
+    def _path_parameter(self, scope: Scope) -> str | None:
+        """The name of the route parameter that holds a NUL character, if a route matches."""
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match == Match.FULL:
+                for name, value in child.get("path_params", {}).items():
+                    if isinstance(value, str) and "\x00" in value:
+                        return name
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,10 +94,15 @@ class EdgeMiddleware:
         refusal = None
         if (found := nul_in(path, scope.get("query_string", b""))) is not None:
             where, name = found
-            refusal = (_json(404, "not_found", "Не найдено / not found: the path holds a NUL character")
-                       if where == "path" else
-                       _json(422, "validation_error", f"query.{name}: a NUL character is not text",
-                             field=f"query.{name}"))
+            # The API names the parameter (4xx naming the field); a page for it does not exist.
+            if where == "path" and path.startswith("/v1/") and (param := self._path_parameter(scope)) is not None:
+                refusal = _json(422, "validation_error", f"path.{param}: a NUL character is not text",
+                                field=f"path.{param}")
+            elif where == "path":
+                refusal = _json(404, "not_found", "Не найдено / not found: the path holds a NUL character")
+            else:
+                refusal = _json(422, "validation_error", f"query.{name}: a NUL character is not text",
+                                field=f"query.{name}")
         elif (why := cross_site(scope["method"], path, Headers(scope=scope))) is not None:
             refusal = _json(403, "forbidden", "Запрос с другого сайта отклонён / a request from another "
                             f"site is refused ({why})")
