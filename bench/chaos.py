@@ -449,11 +449,11 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
         if only is not None and run != only:
             continue
         outcome = await one_run(run, seed + run, faults, events, span, receiver, config, kinds)
-        kinds = {**baseline.signal_kinds, **outcome.signal_kinds}
+        kind_of = {**baseline.signal_kinds, **outcome.signal_kinds}
         differing = baseline.signal_ids ^ outcome.signal_ids
-        outcome.signals_missing = sum(kinds[i] in EVENT_FACTS for i in baseline.signal_ids - outcome.signal_ids)
-        outcome.signals_extra = sum(kinds[i] in EVENT_FACTS for i in outcome.signal_ids - baseline.signal_ids)
-        outcome.timer_facts_differing = sum(kinds[i] in TIMER_FACTS for i in differing)
+        outcome.signals_missing = sum(kind_of[i] in EVENT_FACTS for i in baseline.signal_ids - outcome.signal_ids)
+        outcome.signals_extra = sum(kind_of[i] in EVENT_FACTS for i in outcome.signal_ids - baseline.signal_ids)
+        outcome.timer_facts_differing = sum(kind_of[i] in TIMER_FACTS for i in differing)
         outcomes.append(outcome)
         same = outcome.fingerprint == baseline.fingerprint
         console.print(f"  identical: {same}; lost {outcome.lost_events}, duplicated touches "
