@@ -169,7 +169,10 @@ class Pipeline:
                "BG_ALERTS_CONFIG": str(alerts_config), "BG_WORKER_ID": "0",
                # A restarted worker finds its partitions free soon (static membership does the rest).
                "BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
-               "BG_GROUPING_SESSION_TIMEOUT": "10"}
+               "BG_GROUPING_SESSION_TIMEOUT": "10",
+               # The clock reaches the present a few seconds after the market ends, well inside
+               # the 15 s a run must stay quiet to settle: the final records are as of now.
+               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
         modules = {"ingest": "services.ingest", "grouping": "services.grouping", "scoring": "services.scoring",
                    "projection": "services.projection", "alerts": "services.scoring.alerts"}
         health = {"ingest": f"http://127.0.0.1:{self.ingest_port}/readyz",
