@@ -182,16 +182,18 @@ def _touch_during_stall(state: OpportunityState, event_id: str, at: datetime, no
 def _decide(state: OpportunityState, event_id: str, config: ScoringConfig, out: _Out) -> None:
     """Formation facts over the full touch set, announced the first time they hold."""
     formation = config.formation
+    # The earliest moment known: a late touch moves it back; folding a formation window away
+    # (touches older than retain_touches) never moves it forward.
     forming = _criteria_met(state, formation.forming_people, 1, config)
     if forming is not None:
-        state.forming_at = forming[0]
+        state.forming_at = min(filter(None, (state.forming_at, forming[0])))
         if not state.forming_announced:
             state.forming_announced = True
             _signal(state, "group_forming", "group_forming", forming[0], config, out, forming[1],
                     {"people": len(_engaged_people(state))})
     formed = _criteria_met(state, formation.min_people, formation.min_departments, config)
     if formed is not None:
-        state.formed_at = formed[0]
+        state.formed_at = min(filter(None, (state.formed_at, formed[0])))
         if not state.formed_announced:
             state.formed_announced = True
             group = _engaged_people(state)

@@ -344,3 +344,18 @@ def test_an_event_time_far_ahead_of_its_record_moves_no_clock_past_the_present()
     # Without the record's timestamp to bound it, the year-ahead time would have fired both.
     fired = replay([*events, *future], CONFIG)
     assert signals_of(fired, veter, "role_gap") and signals_of(fired, veter, "stalled")
+
+
+def test_formed_at_stays_when_its_window_is_folded_away() -> None:
+    """A group formed early and active for months: the touches that formed it are folded into
+    per-member totals (retain_touches), and formed_at must not move to a later window."""
+    story = Story()
+    opp = story.opportunity("x.ru", "X")
+    story.touch(opp, "a", "download", day(0), department=Department.hr, role=BuyingRole.initiator)
+    story.touch(opp, "b", "download", day(1), department=Department.it, role=BuyingRole.technical_validator)
+    story.touch(opp, "c", "download", day(2), department=Department.finance, role=BuyingRole.budget_holder)
+    for week in range(1, 20):  # the same three stay active, week after week
+        for i, person in enumerate(("a", "b", "c")):
+            story.touch(opp, person, "page_view", day(7 * week + i))
+    outputs = replay(story.in_time_order(), CONFIG)
+    assert last_score(outputs, opp).formed_at == day(2)
