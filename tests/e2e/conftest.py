@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from shared.topics import ensure_topics
+from tests.support.kafka import namespace
 from tests.support.processes import ServiceProcess, free_port
 
 TOKEN = {"Authorization": "Bearer dev-read-token"}
@@ -26,6 +28,16 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
+async def topic_namespace(servers) -> AsyncIterator[str]:
+    """Each e2e module's own namespace: clock ticks other tests' grouping wrote into the
+    session's topics (their clock at today) would age this module's October stories."""
+    name = f"e{uuid.uuid4().hex[:8]}."
+    with namespace(name):
+        await ensure_topics(wait_seconds=30)
+        yield name
+
+
+@pytest.fixture(scope="module")
 def pipeline(topic_namespace: str) -> Iterator[Pipeline]:
     ingest_port, api_port = free_port(), free_port()
     schema = f"e2e_{uuid.uuid4().hex[:8]}"
@@ -33,7 +45,7 @@ def pipeline(topic_namespace: str) -> Iterator[Pipeline]:
     # idle clock (docs/time.md) is held for the module, or after 30 quiet seconds it would age
     # every story to today (stalled, decayed), which the live-time tests check elsewhere.
     env = {"BG_INGEST_PORT": str(ingest_port), "BG_API_PORT": str(api_port), "PROJECTION_DB_SCHEMA": schema,
-           "LOG_LEVEL": "info", "BG_CLOCK_IDLE_SECONDS": "3600"}
+           "LOG_LEVEL": "info", "BG_CLOCK_IDLE_SECONDS": "3600", "BG_TOPIC_NAMESPACE": topic_namespace}
     services = {
         "ingest": ServiceProcess("e2e-ingest", ["-m", "services.ingest"], env,
                                  health_url=f"http://127.0.0.1:{ingest_port}/readyz"),
