@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared.schemas.correction import Correction
 from shared.schemas.crm import QualificationEvent, StageChanged
 from shared.schemas.crm_sync import CrmLinkMessage
 from shared.schemas.deadletter import DeadLetter
@@ -64,4 +65,5 @@ dead_letters: Codec[DeadLetter] = Codec(DeadLetter)
 crm_events: Codec[StageChanged] = Codec(StageChanged)
 qualification_events: Codec[QualificationEvent] = Codec(QualificationEvent)
 crm_links: Codec[CrmLinkMessage] = Codec(CrmLinkMessage)
+corrections: Codec[Correction] = Codec(Correction)
 encode = Codec.encode

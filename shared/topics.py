@@ -46,12 +46,15 @@ QUALIFICATION = Topic("bg.crm-stage.v2", "stage moves (rules, people, CRMs), exi
 CRM_LINKS = Topic("bg.crm-links.v1", "CRM companies with their INN and contacts linked to deals by hand, "
                   "from the CRM connectors; keyed by CRM record")
 CRM_DLQ = Topic("bg.crm.dlq.v1", "CRM records and writes the CRM connectors could not use")
+CORRECTIONS = Topic("bg.correction.v1", "corrections people make to the rules' decisions (link, unlink, role, "
+                    "merge, stance, note, undo), from the read API; keyed by opportunity or surviving account")
+CORRECTIONS_DLQ = Topic("bg.correction.dlq.v1", "corrections a service could not apply, with the reason")
 METRICA_WRITEBACK_DLQ = Topic("bg.metrica-writeback.dlq.v1", "offline conversions Metrica refused or never took")
 
 ALL = (
     PERSON_EVENTS, OPPORTUNITY_EVENTS, SCORES, SIGNALS,
     INGEST_DLQ, GROUPING_DLQ, SCORING_DLQ, PROJECTION_DLQ, ALERTS_DLQ, CRM_STAGES, QUALIFICATION,
-    METRICA_WRITEBACK_DLQ, CRM_LINKS, CRM_DLQ,
+    METRICA_WRITEBACK_DLQ, CRM_LINKS, CRM_DLQ, CORRECTIONS, CORRECTIONS_DLQ,
 )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from shared.codec import (
     DecodeError,
+    corrections,
     crm_events,
     crm_links,
     dead_letters,
@@ -21,7 +22,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 CODECS = {("person-events", 1): person_events, ("opportunity", 1): opportunity_log,
           ("score", 1): scoring_messages, ("signal", 1): scoring_messages, ("dlq", 1): dead_letters,
           ("crm-stage", 1): crm_events, ("crm-stage", 2): qualification_events,
-          ("crm-links", 1): crm_links}
+          ("crm-links", 1): crm_links, ("correction", 1): corrections}
 
 
 def _topic_version(path: Path) -> tuple[str, int]:
