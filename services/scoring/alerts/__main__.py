@@ -1,5 +1,10 @@
 """`python -m services.scoring.alerts`: consume bg.signal.v1 and deliver alerts.
 
+It also follows bg.crm-stage.v2 from its beginning (consumer group `bg-alerts-team`) for the
+seller team of each opportunity (services/scoring/alerts/team.py), so that an opportunity's
+alerts go to its team's webhooks (`routing.owners`); it reads that topic to its end before the
+first alert, so that a restart never sends an alert to the default route for want of a team.
+
 Env: KAFKA_*, REDIS_URL, BG_TOPIC_NAMESPACE, BG_ALERTS_CONFIG (else the shipped
 services/scoring/config/alerts.yaml, which reads BG_ALERTS_WEBHOOK_URL and BG_ALERTS_SECRET),
 BG_ALERTS_START (latest|earliest), BG_ALERTS_INCLUDE_BACKFILL, BG_WEB_BASE_URL.
@@ -29,8 +34,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from services.scoring.alerts.config import load_alerts_config
 from services.scoring.alerts.dispatcher import Dispatcher, Source
 from shared import topics
-from shared.codec import DecodeError, encode, scoring_messages
+from shared.codec import DecodeError, encode, qualification_events, scoring_messages
 from shared.logs import configure_logging
+from shared.schemas.crm import TeamAssigned
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
 from shared.settings import RedisSettings, kafka_settings
@@ -39,6 +45,8 @@ log = logging.getLogger("services.scoring.alerts")
 
 # Failures of the services the dispatcher needs, not of the record: never dead-letter on them.
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, KafkaError, OSError)
+# How long the first alert waits for bg.crm-stage.v2 to be read to its end.
+TEAM_CATCH_UP_SECONDS = 30
 
 
 class PinStart(ConsumerRebalanceListener):
@@ -71,10 +79,16 @@ async def run(stop: asyncio.Event) -> None:
         enable_auto_commit=False, auto_offset_reset=config.start,
     )
     consumer.subscribe([topics.SIGNALS.name], listener=PinStart(consumer))
+    team_consumer = AIOKafkaConsumer(
+        **settings.aiokafka_kwargs(), group_id=f"{namespace}bg-alerts-team",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+    team_consumer.subscribe([topics.QUALIFICATION.name])
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     redis = Redis.from_url(RedisSettings().redis_url)
     await producer.start()
     await consumer.start()
+    await team_consumer.start()
 
     async def dead_letter(letter: DeadLetter) -> None:
         await producer.send_and_wait(topics.ALERTS_DLQ.name, key=(letter.key or "").encode(), value=encode(letter))
@@ -109,6 +123,28 @@ async def run(stop: asyncio.Event) -> None:
                 await refuse(record, "processing_error",
                              "".join(traceback.format_exception_only(type(exc), exc)).strip())
 
+        async def apply_team(record: ConsumerRecord) -> None:
+            try:
+                message = qualification_events.decode(record.value or b"")
+            except DecodeError as exc:
+                await refuse(record, exc.reason, exc.detail)
+                return
+            if isinstance(message, TeamAssigned):
+                await dispatcher.teams.apply(message)
+
+        async def follow_teams(caught_up: asyncio.Event) -> None:
+            while not stop.is_set():
+                batches = await team_consumer.getmany(timeout_ms=500, max_records=500)
+                for tp, records in batches.items():
+                    for record in records:
+                        await apply_team(record)
+                    await team_consumer.commit({tp: records[-1].offset + 1})
+                assigned = team_consumer.assignment()
+                if not caught_up.is_set() and assigned:
+                    ends = await team_consumer.end_offsets(list(assigned))
+                    if all([await team_consumer.position(tp) >= ends[tp] for tp in assigned]):
+                        caught_up.set()
+
         async def partition(tp: TopicPartition, records: list[ConsumerRecord]) -> None:
             # In order within a partition (one opportunity's alerts keep their order);
             # partitions proceed side by side, so a dead receiver delays only its own.
@@ -116,11 +152,23 @@ async def run(stop: asyncio.Event) -> None:
                 await handle(record)
                 await consumer.commit({tp: record.offset + 1})
 
+        caught_up = asyncio.Event()
+        teams = asyncio.create_task(follow_teams(caught_up))
         try:
+            # Teams first; a rebalance that never assigns this instance a team partition (more
+            # dispatchers than partitions) must not hold alerts back for good.
+            try:
+                await asyncio.wait_for(caught_up.wait(), timeout=TEAM_CATCH_UP_SECONDS)
+            except TimeoutError:
+                log.warning("alerts: seller teams not read to the end; alerts go out with the teams known")
             while not stop.is_set():
+                if teams.done():
+                    teams.result()  # Kafka or Redis away: end the process (see the module's docstring)
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 await asyncio.gather(*(partition(tp, rs) for tp, rs in batches.items()))
         finally:
+            teams.cancel()
+            await team_consumer.stop()
             await consumer.stop()
             # stop() flushes, which never ends while the broker is away: the process must exit
             # (a producer refused for good, docs/exactly-once.md) for its supervisor to restart it.

@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 
 from services.scoring.alerts import format as fmt
 from services.scoring.alerts.config import AlertsConfig, Webhook
+from services.scoring.alerts.team import TeamBook
 from shared.codec import encode
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
@@ -91,10 +92,12 @@ class Dispatcher:
         self.http = http
         self.dead_letter = dead_letter
         self.prefix = f"{config.redis_prefix}{namespace}"
+        self.teams = TeamBook(redis, self.prefix)
         self.claim_ms = int((config.delivery.worst_case_seconds() + 30) * 1000)
 
     async def dispatch(self, signal: Signal, source: Source = Source()) -> dict[str, Outcome]:
-        names = self.config.route(signal)
+        # The seller's team as known now (bg.crm-stage.v2 read so far): its people's webhooks.
+        names = self.config.route(signal, await self.teams.team(signal.opportunity_id))
         outcomes = await asyncio.gather(*(self.deliver(signal, n, source) for n in names))
         return dict(zip(names, outcomes, strict=True))
 
