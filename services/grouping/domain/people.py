@@ -7,10 +7,17 @@ signals (behaviour). From it come the person's account (domain/accounts.py) and 
 card (department, role, role source); each touch leaves for the account stage tagged with
 its solutions. Touches wait in the profile (bounded, TTL in event time) while the account is
 unknown: a free-mail person without a company name, or one whose name is being looked up.
+
+The people stage is where every touch of a person arrives, whichever way it came (straight
+from the route stage, or released by an identity node), so it is where a touch a client or
+ingest sent twice is counted once (`Profile.recent`): the stamps of `stages.py` catch the
+pipeline's own redelivery, not a second copy of the event at a new offset of the input (a
+request retried after ingest's claim was lost to a Redis flush or a broker restart).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +45,12 @@ class PeopleLimits:
     ttl: timedelta = timedelta(days=30)  # touches waiting for an account longer than this are let go
     max_held: int = 200
     max_registered: int = 10
+    # A touch id is remembered while its event time is within `dedupe_window` of the person's
+    # latest event time, and among the person's `max_remembered` latest touches. The window is
+    # ingest's own dedupe window (INGEST_DEDUPE_TTL_SECONDS, 7 days), so a re-send that ingest
+    # lets through because its claim was lost is still caught here.
+    dedupe_window: timedelta = timedelta(days=7)
+    max_remembered: int = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class Profile(BaseModel):
     held: list[TouchEvent] = Field(default_factory=list)  # touches waiting for an account
     watermark: datetime | None = None
     last_member: MemberRef | None = None  # the member card the account stage last got
+    # Touches already applied: digest of the event id -> event time (epoch seconds), bounded
+    # by PeopleLimits.dedupe_window and .max_remembered (about 30 bytes of JSON each).
+    recent: dict[str, int] = Field(default_factory=dict)
 
 
 def _newer(current: Trait | None, value: str | None, at: datetime) -> Trait | None:
@@ -163,10 +179,50 @@ def _deliver(profile: Profile, card: MemberRef, rules: PeopleRules, touches: lis
     ]
 
 
+def touch_digest(event_id: str) -> str:
+    """The key a touch id is remembered under: 8 bytes of BLAKE2b, hex (16 characters).
+
+    A collision among one person's remembered touches (at most `max_remembered`, 1000) has a
+    probability below 1e-13."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
+
+
+def _seen_before(profile: Profile, touch: TouchEvent, limits: PeopleLimits) -> bool:
+    """True when `touch` was applied to this profile already; otherwise remember it.
+
+    Expiry goes by event time (the profile's watermark, the latest event time it has seen), so
+    a replay of the same input decides the same. A touch older than the window behind the
+    watermark cannot be told from a late new one and counts: a re-send is caught when its
+    original is within `dedupe_window` of the person's latest event and among their
+    `max_remembered` latest touches.
+    """
+    digest = touch_digest(touch.event_id)
+    if digest in profile.recent:
+        return True
+    at = int(touch.occurred_at.timestamp())
+    watermark = max(profile.watermark or touch.occurred_at, touch.occurred_at)
+    horizon = int((watermark - limits.dedupe_window).timestamp())
+    recent = {d: t for d, t in profile.recent.items() if t >= horizon}
+    if at >= horizon:
+        recent[digest] = at
+    if len(recent) > limits.max_remembered:
+        # The oldest go first; ties by digest, so every replay keeps the same ones.
+        recent = dict(sorted(recent.items(), key=lambda e: (e[1], e[0]))[-limits.max_remembered:])
+    profile.recent = recent
+    return False
+
+
 def step(profile: Profile | None, pid: str, message: PeopleInput,
          rules: PeopleRules) -> tuple[Profile, list[Outbound]]:
-    """Apply one person event (or a directory answer) to the profile of `pid`. Updates in place."""
+    """Apply one person event (or a directory answer) to the profile of `pid`. Updates in place.
+
+    Returns the profile and the messages to send (name lookups and registrations, the
+    person's touches and member card for the account stage). A touch whose event id the
+    profile has applied already (`_seen_before`) changes nothing and sends nothing.
+    """
     profile = profile or Profile(person_id=pid)
+    if isinstance(message, TouchEvent) and _seen_before(profile, message, rules.limits):
+        return profile, []
     input_id = (f"{message.lookup_id}>{message.account.account_id}" if isinstance(message, AccountAssigned)
                 else message.event_id)
     outputs: list[Outbound] = []

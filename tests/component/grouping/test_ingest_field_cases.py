@@ -4,11 +4,13 @@ never create one (a machine open)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from shared import topics
 from shared.codec import opportunity_events
@@ -96,3 +98,31 @@ async def test_a_machine_open_creates_no_opportunity_a_click_does(worker, ingest
     assert attributed == [f"sendgrid:sg-{tag}-click"]
     [open_touch] = [e.touch for e in got if isinstance(e, AccountTouch)]
     assert open_touch.automated and open_touch.event_id == f"sendgrid:sg-{tag}-mpp"
+
+
+async def test_a_touch_sent_again_after_a_redis_flush_is_attributed_once(worker, ingest_url):
+    # The chaos bench's doubled batch: ingest's claims are gone (a Redis flush), so the retry is
+    # written to the topic a second time, at a new offset; grouping must still count it once.
+    tag = uuid.uuid4().hex[:8]
+    email = f"elena@romashka{tag}.ru"
+
+    def event(n: int) -> dict:
+        return {"event_id": f"{tag}-{n}", "occurred_at": f"2026-11-25T09:0{n}:00Z", "source": "web",
+                "kind": "download", "person": {"email": email, "job_title": "HR-менеджер"}, "content": {"url": HR}}
+
+    assert post(ingest_url, "/v1/events", {"events": [event(1)]}, "dev-api-key")["accepted"] == 1
+    assert post(ingest_url, "/v1/events", {"events": [event(1)]}, "dev-api-key")["accepted"] == 0  # ingest's dedupe
+    redis = Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+    assert post(ingest_url, "/v1/events", {"events": [event(1)]}, "dev-api-key")["accepted"] == 1  # written again
+    # A later touch of the same person (same key, so read after the copy) tells the copy was read.
+    assert post(ingest_url, "/v1/events", {"events": [event(2)]}, "dev-api-key")["accepted"] == 1
+    got = await opportunity_events_until(
+        lambda e: tag in e.account.account_id,
+        lambda kept: any(isinstance(e, TouchAttributed) and e.touch.event_id == f"{tag}-2" for e in kept),
+        settle=3.0)
+    attributed = [e.touch.event_id for e in got if isinstance(e, TouchAttributed)]
+    assert attributed == [f"{tag}-1", f"{tag}-2"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 from services.grouping.domain import people
 from services.grouping.domain.messages import (
     AccountActivity,
@@ -90,3 +93,58 @@ def test_a_changed_card_without_a_touch_is_a_member_update(config) -> None:
     assert isinstance(update, MemberUpdate) and update.member.role_source is RoleSource.title
     _, nothing = people.step(profile, pid, identify("i2", 6, email=pid, job_title="CIO"), config.people)
     assert [o for o in nothing if o.to == "accounts"] == []
+
+
+def test_a_touch_sent_twice_counts_once_whatever_came_between(config) -> None:
+    # Ingest let a batch through twice (its claim lost to a Redis flush): the copy arrives at a
+    # new input offset, so the stamps let it in; the profile knows its event id.
+    pid = "elena@romashka.ru"
+    first = touch("t1", 0, email=pid, company="Красная ромашка", url="https://vendor.example/solutions/hr/")
+    profile, outputs = run(config, pid, first, touch("t2", 3, email=pid, url="/solutions/hr/"))
+    assert [o.message.input_id for o in outputs if o.to == "accounts"] == ["t1", "t2"]
+    signals = dict(profile.signals)
+    again, out = people.step(profile, pid, first.model_copy(), config.people)
+    assert out == [] and again.signals == signals
+    # A new touch still flows, and its own copy is caught in turn.
+    profile, out = people.step(again, pid, touch("t3", 4, email=pid, url="/solutions/hr/"), config.people)
+    assert [o.message.input_id for o in out] == ["t3"]
+    assert people.step(profile, pid, touch("t3", 4, email=pid, url="/solutions/hr/"), config.people)[1] == []
+
+
+def test_a_copy_of_a_held_touch_is_not_held_twice(config) -> None:
+    pid = "anna@yandex.ru"
+    held = touch("t1", 0, email=pid, url="/solutions/crm/")
+    profile, outputs = run(config, pid, held, held.model_copy())
+    assert outputs == [] and [t.event_id for t in profile.held] == ["t1"]
+    _, outputs = people.step(profile, pid, identify("i1", 5, email=pid, company_domain="romashka.ru"), config.people)
+    assert [o.message.input_id for o in outputs if o.to == "accounts"] == ["t1"]
+
+
+def test_touch_ids_are_forgotten_by_event_time_and_by_count(config) -> None:
+    limits = people.PeopleLimits(dedupe_window=timedelta(minutes=60), max_remembered=3)
+    rules = replace(config.people, limits=limits)
+    pid = "o@romashka.ru"
+    profile = None
+    for i, minute in enumerate((0, 10, 20)):
+        profile, _ = people.step(profile, pid, touch(f"t{i}", minute, email=pid), rules)
+    assert sorted(profile.recent.values()) == [int(at(m).timestamp()) for m in (0, 10, 20)]
+    # A fourth touch pushes out the oldest (count); one 70 minutes later expires those more
+    # than the window behind it (event time), whatever the wall clock.
+    profile, _ = people.step(profile, pid, touch("t3", 30, email=pid), rules)
+    assert people.touch_digest("t0") not in profile.recent and len(profile.recent) == 3
+    profile, _ = people.step(profile, pid, touch("t4", 80, email=pid), rules)
+    assert sorted(profile.recent.values()) == [int(at(m).timestamp()) for m in (20, 30, 80)]
+    # A copy of a forgotten touch counts again (it cannot be told from a late new one); a copy
+    # of a remembered one does not. The same input gives the same answers on every replay.
+    assert people.step(profile.model_copy(deep=True), pid, touch("t0", 0, email=pid), rules)[1] != []
+    assert people.step(profile.model_copy(deep=True), pid, touch("t2", 20, email=pid), rules)[1] == []
+
+
+def test_the_remembered_ids_survive_the_tables_codec(config) -> None:
+    from shared.codec import Codec, encode
+
+    pid = "elena@romashka.ru"
+    first = touch("t1", 0, email=pid, company="Красная ромашка", url="/solutions/hr/")
+    profile, _ = run(config, pid, first)
+    restored = Codec(people.Profile).decode(encode(profile))  # a restart reads the changelog
+    assert people.step(restored, pid, first, config.people)[1] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.schemas.opportunity import TouchAttributed
 from tests.unit.grouping.harness import Pipeline, fold, identify, roles_of, romashka_story, touch
 
 FOUR_ROLES = {
@@ -55,3 +56,17 @@ def test_the_result_does_not_depend_on_who_comes_first(config) -> None:
     backward, _ = fold(Pipeline(config).feed(*reversed(story)))
     assert roles_of(forward["romashka.ru:hr"]) == roles_of(backward["romashka.ru:hr"]) == FOUR_ROLES
     assert forward["romashka.ru:hr"].touches == backward["romashka.ru:hr"].touches
+
+
+def test_a_batch_ingest_let_through_twice_is_attributed_once(config) -> None:
+    # The chaos bench's doubled batch: the same 20 touches written twice to the input, named
+    # and anonymous alike (an anonymous copy waits in its identity node with the original).
+    story = romashka_story("romashka.ru", "kr")
+    anonymous = [touch(f"anon-{i}", i, anonymous_id="cookie-1", url=f"https://vendor.example/solutions/wms/p{i}")
+                 for i in range(3)]
+    pipeline = Pipeline(config)
+    events = pipeline.feed(*story, *anonymous)
+    events += pipeline.feed(*[e.model_copy() for e in story + anonymous])
+    events += pipeline.feed(identify("id-1", 10, anonymous_id="cookie-1", email="logist@sklad.ru"))
+    attributed = [e.touch.event_id for e in events if isinstance(e, TouchAttributed)]
+    assert sorted(attributed) == sorted({*attributed}) and len(attributed) == 7 + 3
