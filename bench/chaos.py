@@ -22,9 +22,11 @@ stalled, reactivated) differing from it, which a fast backfill may judge on part
 (docs/time.md); alerts lost or duplicated (every signal the run wrote must reach the
 webhook receiver exactly once); consumers stuck (a group's committed offset behind its
 input's end once the run settled); services that exited by themselves and were restarted;
-and the time from a restarted grouping or scoring worker's start to its partitions'
-assignment. Results: docs/benchmarks.md, docs/benchmarks.json, bench-results/chaos.json.
-The script exits non-zero when a run diverges.
+and the time from a restarted consumer's start (grouping, scoring, projection, the alert
+dispatcher: the process launched) to its partitions' assignment (its "partitions assigned"
+log line). Results: docs/benchmarks.md, docs/benchmarks.json, bench-results/chaos.json; each
+run's outcome is also appended to bench-results/chaos-runs.jsonl as soon as it is known, so
+an interrupted series keeps what it measured. The script exits non-zero when a run diverges.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from statistics import median
 
 import aiohttp
 import orjson
@@ -62,7 +65,7 @@ os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
                    "DATABASE_URL": "postgresql+asyncpg://bg:bg@127.0.0.1:25432/buyinggroups",
                    "REDIS_URL": "redis://127.0.0.1:26379/0", "BG_ENV": "development"})
 
-from bench.common import fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
+from bench.common import RESULTS, fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
 from bench.load import canonical_market  # noqa: E402
 from services.projection import db  # noqa: E402
 from shared import topics  # noqa: E402
@@ -72,6 +75,7 @@ from tests.support.processes import ServiceProcess, free_port  # noqa: E402
 
 console = Console()
 SERVICES = ("ingest", "grouping", "scoring", "projection", "alerts")
+CONSUMERS = ("grouping", "scoring", "projection", "alerts")  # services that are assigned partitions
 ONCE = ("group_forming", "group_formed", "role_gap")
 # Facts an event decides (the same in every run of the same market), and facts the clock
 # decides: those may be judged on partial data in a fast backfill (docs/time.md, "Backfill").
@@ -150,11 +154,12 @@ class Outcome:
     alerts_lost: int = 0
     alerts_duplicated: int = 0
     stuck_consumers: list[str] = field(default_factory=list)
-    assignment_seconds: list[float] = field(default_factory=list)
+    assignment_seconds: dict[str, list[float]] = field(default_factory=dict)  # by service
     supervisor_restarts: int = 0  # services that exited by themselves (Kafka or PostgreSQL away)
     retries: int | None = None  # requests the platform had to send again
     wedged: str = ""  # why the run did not finish, if it did not
     timer_facts_differing: int = 0
+    timer_facts: dict[str, list[str]] = field(default_factory=dict)  # "missing"/"extra": the differing ids
     signal_ids: set[str] = field(default_factory=set)
     signal_kinds: dict[str, str] = field(default_factory=dict)
 
@@ -218,17 +223,20 @@ class Pipeline:
                     await loop.run_in_executor(None, self.start, name)
             await asyncio.sleep(1)
 
-    def assignment_delays(self) -> list[float]:
-        """Seconds from each (re)start of grouping or scoring to its first partitions assigned."""
-        delays = []
-        for name in ("grouping", "scoring"):
+    def assignment_delays(self) -> dict[str, list[float]]:
+        """Per consumer service, seconds from each restart (the process launched, by a fault or by
+        the supervisor) to its first "partitions assigned" log line after it. A restart whose
+        process never got partitions before it was stopped again is not counted."""
+        delays: dict[str, list[float]] = {}
+        for name in CONSUMERS:
             text = self.procs[name].log_path.read_text(errors="replace")
             assigned = [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
-                        for m in re.findall(r'"ts": "([^"]+)"[^\n]*partitions assigned', text)]
-            for started in self.started_at[name][1:]:  # restarts only
-                after = [a for a in assigned if a >= started]
+                        for m in re.findall(r'"ts": "([^"]+)"[^\n]*"partitions assigned"', text)]
+            starts = self.started_at[name]
+            for started, following in zip(starts[1:], [*starts[2:], float("inf")], strict=True):  # restarts
+                after = [a for a in assigned if started <= a < following]
                 if after:
-                    delays.append(after[0] - started)
+                    delays.setdefault(name, []).append(round(after[0] - started, 2))
         return delays
 
 
@@ -457,13 +465,21 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
         outcome.signals_missing = sum(kind_of[i] in EVENT_FACTS for i in baseline.signal_ids - outcome.signal_ids)
         outcome.signals_extra = sum(kind_of[i] in EVENT_FACTS for i in outcome.signal_ids - baseline.signal_ids)
         outcome.timer_facts_differing = sum(kind_of[i] in TIMER_FACTS for i in differing)
+        outcome.timer_facts = {
+            "missing": sorted(i for i in baseline.signal_ids - outcome.signal_ids if kind_of[i] in TIMER_FACTS),
+            "extra": sorted(i for i in outcome.signal_ids - baseline.signal_ids if kind_of[i] in TIMER_FACTS)}
         outcomes.append(outcome)
         same = outcome.fingerprint == baseline.fingerprint
+        RESULTS.mkdir(exist_ok=True)
+        with open(RESULTS / "chaos-runs.jsonl", "a") as runs_file:
+            runs_file.write(json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), "base_seed": seed,
+                                        "baseline": baseline.fingerprint, **run_summary(outcome, baseline)}) + "\n")
         console.print(f"  identical: {same}; lost {outcome.lost_events}, duplicated touches "
                       f"{outcome.duplicated_touches}, re-announced {outcome.reannounced}, formation signals missing "
                       f"{outcome.signals_missing} extra {outcome.signals_extra}, timer facts differing "
                       f"{outcome.timer_facts_differing}, alerts lost {outcome.alerts_lost} "
-                      f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}")
+                      f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}, "
+                      f"restart -> assigned (s) {outcome.assignment_seconds or 'n/a'}")
     stack("down")
     report(baseline, outcomes, runs, accounts, seed, faults, len(events), kinds)
     bad = [o for o in outcomes if o.wedged or o.fingerprint != baseline.fingerprint or o.lost_events
@@ -476,7 +492,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
            events: int, kinds: tuple[str, ...]) -> None:
     injected = Counter(f"{f.kind} {f.service}" if f.service else f.kind for o in outcomes for f in o.faults)
     identical = sum(o.fingerprint == baseline.fingerprint for o in outcomes)
-    delays = [d for o in outcomes for d in o.assignment_seconds]
+    delays = [d for o in outcomes for ds in o.assignment_seconds.values() for d in ds]
+    by_service = {name: sorted(d for o in outcomes for d in o.assignment_seconds.get(name, [])) for name in CONSUMERS}
     table = Table(title=f"Chaos: {len(outcomes)} runs with faults, {events} events of {accounts} accounts")
     for col in ("measure", "value"):
         table.add_column(col)
@@ -494,8 +511,9 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
             ("runs with a consumer stuck", sum(bool(o.stuck_consumers) for o in outcomes)),
             ("runs wedged (did not take the market or settle in time)", sum(bool(o.wedged) for o in outcomes)),
             ("requests retried by the sender", sum(o.retries or 0 for o in outcomes)),
-            ("restart -> partitions assigned (s), median / max",
-             f"{sorted(delays)[len(delays) // 2]:.1f} / {max(delays):.1f}" if delays else "n/a"),
+            ("restart -> partitions assigned (s), median / max (restarts)",
+             f"{median(delays):.1f} / {max(delays):.1f} ({len(delays)})" if delays else "n/a"),
+            *((f"  {name}", f"{median(ds):.1f} / {max(ds):.1f} ({len(ds)})") for name, ds in by_service.items() if ds),
             ("faults injected", ", ".join(f"{k} x{n}" for k, n in sorted(injected.items())))]
     for name, value in rows:
         table.add_row(name, str(value))
@@ -505,17 +523,24 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
     record("chaos_runs_identical", identical, "runs", len(outcomes), command)
     record("chaos_events_lost", sum(o.lost_events for o in outcomes), "events", None, command)
     record("chaos_alerts_duplicated", sum(o.alerts_duplicated for o in outcomes), "alerts", None, command)
-    save("chaos", {"runs": [{"run": o.run, "seed": o.seed, "faults": [str(f) for f in o.faults],
-                             "identical": o.fingerprint == baseline.fingerprint, "lost_events": o.lost_events,
-                             "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
-                             "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
-                             "timer_facts_differing": o.timer_facts_differing,
-                             "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
-                             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
-                             "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged,
-                             "retries": o.retries}
-                            for o in outcomes],
+    record("chaos_touches_duplicated", sum(o.duplicated_touches for o in outcomes), "touches", None, command)
+    if delays:
+        record("chaos_restart_to_assignment_median", round(median(delays), 2), "s", None, command)
+        record("chaos_restart_to_assignment_max", round(max(delays), 2), "s", None, command)
+    save("chaos", {"runs": [run_summary(o, baseline) for o in outcomes],
                    "faults_injected": dict(injected), "command": command})
+
+
+def run_summary(o: Outcome, baseline: Outcome) -> dict:
+    """One run's figures as bench-results/chaos.json keeps them."""
+    return {"run": o.run, "seed": o.seed, "faults": [str(f) for f in o.faults],
+            "identical": o.fingerprint == baseline.fingerprint, "fingerprint": o.fingerprint,
+            "lost_events": o.lost_events, "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
+            "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
+            "timer_facts_differing": o.timer_facts_differing, "timer_facts": o.timer_facts,
+            "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
+            "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
+            "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged, "retries": o.retries}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ only moves data between Kafka and the processor (services.scoring.processor).
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from shared.schemas.scoring import Signal
 from shared.streaming import DeadLetterSink, acknowledged_when_done, make_app, raw_topic
 
 SERVICE = "scoring"
+log = logging.getLogger("services.scoring")
 # Messages per batch, and how long a batch waits to fill (seconds). A batch writes each
 # opportunity it touched once; its messages are acknowledged after it (faust's take_events).
 BATCH = 500
@@ -116,3 +118,6 @@ async def _forget_assigned(sender, assigned: set[TP], **kwargs) -> None:
     # and the partition's uncommitted tail comes again: the processor rebuilds its indexes
     # from the recovered table at the partition's next message, the first one redelivered.
     processor.forget(_input_partitions(assigned))
+    # The moment a (re)started worker owns its partitions: bench/chaos.py measures failover by it.
+    log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned
+                                                                 if not tp.topic.endswith("-changelog"))})

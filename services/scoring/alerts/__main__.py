@@ -61,6 +61,8 @@ class PinStart(ConsumerRebalanceListener):
         return None
 
     async def on_partitions_assigned(self, assigned) -> None:
+        # The moment a (re)started dispatcher owns its partitions: bench/chaos.py measures failover by it.
+        log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)})
         fresh = {}
         for tp in assigned:
             if await self.consumer.committed(tp) is None:
