@@ -59,7 +59,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = {"BG_STACK_DIR": "/tmp/bg-chaos", "BG_KAFKA_PORT": "29092", "BG_KAFKA_CONTROLLER_PORT": "29093",
-         "BG_PG_PORT": "25432", "BG_REDIS_PORT": "26379"}
+         "BG_PG_PORT": "25432", "BG_REDIS_PORT": "26379", "BG_STACK_SKIP_PYTHON": "1"}
 os.environ.update(STACK)
 os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
                    "DATABASE_URL": "postgresql+asyncpg://bg:bg@127.0.0.1:25432/buyinggroups",

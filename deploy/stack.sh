@@ -69,7 +69,9 @@ install_kafka() {
 cmd_install() {
   mkdir -p "$BG_STACK_DIR"
   need_apt
-  install_python
+  # A second stack (bench/chaos.py's own) runs from the project's environment: syncing it
+  # there would remove packages the environment holds beyond this checkout's lockfile.
+  [ -n "${BG_STACK_SKIP_PYTHON:-}" ] || install_python
   install_kafka
 }
 
