@@ -149,6 +149,7 @@ def opportunity_rules(rules: Mapping[str, Any], profiles: Mapping[str, Any], acc
         default_profile=profile(profiles.get("default", {}), defaults),
         precreated=precreated,
         max_pending=int(rules.get("max_pending", 200)),
+        solutions=frozenset(solutions),
     )
 
 

@@ -18,6 +18,11 @@ the partitions and reach the same result as one; no stage has fewer partitions t
                                                      person        -> table `people`)
     grouping-persons <---> grouping-names (name block, table `directory`: company names)
     grouping-persons ----> grouping-accounts (account id, table `accounts`) --> bg.opportunity.v1
+    bg.correction.v1 --corrections--> grouping-accounts (the account of the corrected opportunity)
+
+Corrections people make are routed (domain/corrections.py) to the account stage that owns
+their opportunity, which applies them in its own order with the touches; what grouping cannot
+apply goes to bg.correction.dlq.v1 with the reason.
 
 A corporate person's touch crosses route, persons and accounts: the account stage needs its
 own key, the person stage needs the person's (the input is keyed by cookie or raw email), and
@@ -39,11 +44,18 @@ from faust.types import TP, EventT, StreamT, TableT, TopicT
 
 from services.grouping import clock
 from services.grouping.config import GroupingConfig, load
-from services.grouping.domain import directory, identity, opportunities, people
-from services.grouping.domain.messages import Outbound, account_inputs, names_inputs, persons_inputs
+from services.grouping.domain import corrections, directory, identity, opportunities, people
+from services.grouping.domain.messages import (
+    CorrectionRefused,
+    Outbound,
+    account_inputs,
+    names_inputs,
+    persons_inputs,
+)
 from services.grouping.stages import KeyedStage, stamp_headers
 from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
+from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
 from shared.streaming import DeadLetterSink, acknowledged_when_done, current_event, make_app, raw_topic
 
@@ -113,8 +125,10 @@ class Grouping:
             "opportunities": raw_topic(self.app, topics.OPPORTUNITY_EVENTS),
         }
         self.person_events = raw_topic(self.app, topics.PERSON_EVENTS)
+        self.corrections = raw_topic(self.app, topics.CORRECTIONS)
         self.directory = table("directory")
         self.dlq = DeadLetterSink(self.app, SERVICE, topics.GROUPING_DLQ)
+        self.correction_dlq = DeadLetterSink(self.app, SERVICE, topics.CORRECTIONS_DLQ)
         # Watermarks of bg.person-events.v1's partitions, kept by route, sent as clock ticks.
         self.tick_interval, idle_after = _clock_options()
         self.watermarks = clock.InputWatermarks(idle_after=idle_after)
@@ -130,6 +144,7 @@ class Grouping:
         agent(persons, name="persons", concurrency=1)(self._persons)
         agent(self.topics["names"], name="names", concurrency=1)(self._names)
         agent(self.topics["accounts"], name="reduce", concurrency=1)(self._reduce)
+        agent(self.corrections, name="corrections", concurrency=1)(self._corrections)
         self.app.task(self._precreate)
         self.app.task(self._tick)
         self.app.on_partitions_assigned.connect(self._on_assigned)
@@ -140,25 +155,32 @@ class Grouping:
         producer = self.app.producer
         headers = None
         for index, out in enumerate(outputs):
+            if isinstance(out.message, CorrectionRefused):
+                refusal = out.message
+                await self.correction_dlq.send(event, refusal.reason, refusal.detail,
+                                               payload=encode(refusal.correction), key=out.key)
+                continue
             if event is not None:
                 headers = stamp_headers(f"{stage}/{event.message.partition}", event.message.offset, index)
             await producer.send(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message),
                                 None, None, headers)
 
     async def _batches(self, stream: StreamT, stage: str, handle: Callable[[EventT], list[Outbound]],
-                       keyed: tuple[KeyedStage, ...] = ()) -> None:
+                       keyed: tuple[KeyedStage, ...] = (), dlq: DeadLetterSink | None = None) -> None:
         """Run `handle` per event of each batch and send its outputs; a failure dead-letters that
-        event and the stream goes on. The batch's outputs are acknowledged by Kafka before its
-        states are written, and both before take_events acks the batch."""
+        event (to `dlq`, by default grouping's) and the stream goes on. The batch's outputs are
+        acknowledged by Kafka before its states are written, and both before take_events acks
+        the batch."""
+        dlq = dlq or self.dlq
         async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
             async with acknowledged_when_done(events):  # a batch a stop interrupts is read again
                 for event in events:
                     try:
                         await self._send(stage, event, handle(event))
                     except DecodeError as exc:
-                        await self.dlq.send(event, exc.reason, exc.detail)
+                        await dlq.send(event, exc.reason, exc.detail)
                     except Exception as exc:
-                        await self.dlq.crashed(event, exc)
+                        await dlq.crashed(event, exc)
                 await self.app.producer.flush()
                 for states in keyed:
                     states.flush()
@@ -242,6 +264,14 @@ class Grouping:
             return self.account_states.apply(event, lambda state, key: opportunities.step(state, key, message, rules))
 
         await self._batches(stream, "accounts", handle, (self.account_states,))
+
+    async def _corrections(self, stream: StreamT) -> None:
+        solutions = self.config.opportunities.solutions
+
+        def handle(event: EventT) -> list[Outbound]:
+            return corrections.route(correction_codec.decode(event.value), solutions)
+
+        await self._batches(stream, "corrections", handle, dlq=self.correction_dlq)
 
     async def _precreate(self) -> None:
         seeds = opportunities.precreate_inputs(self.config.opportunities)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.schemas.base import Hostname, Identifier, Message, NonEmptyStr, ShortStr, Text, UtcDatetime
+from shared.schemas.correction import Influence, Stance
 from shared.schemas.roles import BuyingRole, Department, Level, RoleSource
 from shared.schemas.touch import Source, TouchKind
 
@@ -29,6 +30,31 @@ class AccountRef(Message):
     owner: NonEmptyStr | None = None  # the account owner on the seller's side (ABM list)
 
 
+class Basis(Message):
+    """Why one fact about a member holds: the rule that decided it, or the correction that set it.
+
+    `rule` names the kind of decision: for the account "domain" (the email's registrable
+    domain), "company_name" (a free-mail person matched by company name), "merge"; for the
+    solution "content" (the catalog matched the touch's page, asset or topic) or "correction";
+    for the role "title" (a job-title rule), "stated" (a form's role field), "behaviour" (what
+    they read), "default" or "correction". `detail` is what matched (the domain, the asset or
+    page, the title pattern); a correction names itself and its author.
+    """
+
+    rule: ShortStr
+    detail: Text | None = None
+    correction_id: ShortStr | None = None
+    author: ShortStr | None = None
+
+
+class MemberWhy(Message):
+    """"Why is this person here, in this role?": the basis of the member's account, solution and role."""
+
+    account: Basis | None = None
+    solution: Basis | None = None
+    role: Basis | None = None
+
+
 class MemberRef(Message):
     person_id: ShortStr  # normalised email, else "user:<id>"
     email: Identifier | None = None
@@ -38,6 +64,10 @@ class MemberRef(Message):
     role: BuyingRole  # in an opportunity: the role in that solution's group (profiles.yaml)
     role_source: RoleSource
     level: Level | None = None  # seniority from the job title; None when no title tells
+    # Set by hand (bg.correction.v1 member_stance_set); None: nobody said.
+    stance: Stance | None = None
+    influence: Influence | None = None
+    why: MemberWhy | None = None  # provenance; None from writers that predate it
 
 
 class TouchRef(Message):
@@ -69,7 +99,10 @@ class _OpportunityEventBase(Message):
 
 class OpportunityCreated(_OpportunityEventBase):
     type: Literal["opportunity_created"] = "opportunity_created"
-    origin: Literal["auto", "precreated"] = "auto"
+    # "manual": opened by a person (bg.correction.v1 opportunity_opened, `correction_id`).
+    origin: Literal["auto", "precreated", "manual"] = "auto"
+    correction_id: ShortStr | None = None
+    author: ShortStr | None = None
     expected_roles: tuple[BuyingRole, ...] = ()
     required_roles: tuple[BuyingRole, ...] = ()
 
@@ -83,6 +116,32 @@ class MemberRoleChanged(_OpportunityEventBase):
     type: Literal["member_role_changed"] = "member_role_changed"
     member: MemberRef
     previous_role: BuyingRole
+    # The correction behind the change (member_role_set, or an undo); None: a rule's.
+    correction_id: ShortStr | None = None
+    author: ShortStr | None = None
+
+
+class MemberRemoved(_OpportunityEventBase):
+    """A member taken out of the group by hand (member_unlinked, or the undo of a member_linked)."""
+
+    type: Literal["member_removed"] = "member_removed"
+    member: MemberRef  # the member as they were
+    correction_id: ShortStr
+    author: ShortStr
+
+
+class MemberStanceChanged(_OpportunityEventBase):
+    """Champion / blocker / neutral and influence, set by hand (member_stance_set) or undone.
+
+    Forwarded by grouping so that scoring reads membership and stance from one ordered log.
+    `member.stance` None: no stance any more (its last one was undone)."""
+
+    type: Literal["member_stance_changed"] = "member_stance_changed"
+    member: MemberRef
+    previous_stance: Stance | None = None
+    previous_influence: Influence | None = None
+    correction_id: ShortStr
+    author: ShortStr
 
 
 class TouchAttributed(_OpportunityEventBase):
@@ -98,7 +157,8 @@ class AccountTouch(_OpportunityEventBase):
 
 
 OpportunityEvent = Annotated[
-    OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch,
+    OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged | TouchAttributed
+    | AccountTouch,
     Field(discriminator="type"),
 ]
 
@@ -125,6 +185,7 @@ class ClockTick(Message):
 
 # Everything on bg.opportunity.v1: the opportunity events and the clock ticks between them.
 OpportunityLogMessage = Annotated[
-    OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch | ClockTick,
+    OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged | TouchAttributed
+    | AccountTouch | ClockTick,
     Field(discriminator="type"),
 ]

@@ -3,6 +3,7 @@
     bg.person-events.v1 --route--> persons (identity nodes by anon/user id, profiles by person)
     persons <-> names (the company-name directory, by name block) ; persons --> accounts (by account)
     accounts --reduce--> bg.opportunity.v1
+    bg.correction.v1 --corrections--> accounts (by the account of the corrected opportunity)
 
 The domain's destinations "identity" and "people" are one topic (`persons`): one stage holds
 both kinds of per-person state, so a released or relayed event is no extra stage.
@@ -19,12 +20,15 @@ from pydantic import Field
 
 from shared.codec import Codec
 from shared.schemas.base import Message, UtcDatetime
+from shared.schemas.correction import Correction
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
     MemberAdded,
     MemberRef,
+    MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     TouchAttributed,
     TouchRef,
@@ -103,20 +107,40 @@ class Precreate(Message):
     account: AccountRef
 
 
+class CorrectionInput(Message):
+    """A correction (bg.correction.v1) on its way to the account stage that owns its opportunity."""
+
+    type: Literal["correction"] = "correction"
+    input_id: str  # the correction id
+    occurred_at: UtcDatetime  # made_at
+    account: AccountRef  # only the id is known here; the account stage holds the rest
+    correction: Correction
+
+
+class CorrectionRefused(Message):
+    """A correction grouping cannot apply; its agent writes it to bg.correction.dlq.v1."""
+
+    type: Literal["correction_refused"] = "correction_refused"
+    correction: Correction
+    reason: str  # machine-readable: unknown_opportunity, unknown_solution, cannot_undo, ...
+    detail: str
+
+
 IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink, Field(discriminator="type")]
 PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned, Field(discriminator="type")]
 PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned, Field(discriminator="type")]
 NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
-AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate, Field(discriminator="type")]
+AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput, Field(discriminator="type")]
 
 AnyMessage = Annotated[
     TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned
-    | AccountActivity | MemberUpdate | Precreate
-    | OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed | AccountTouch,
+    | AccountActivity | MemberUpdate | Precreate | CorrectionInput | CorrectionRefused
+    | OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
+    | TouchAttributed | AccountTouch,
     Field(discriminator="type"),
 ]
 
-Destination = Literal["identity", "people", "names", "accounts", "opportunities"]
+Destination = Literal["identity", "people", "names", "accounts", "opportunities", "correction_dlq"]
 
 
 class Outbound(Message):

@@ -10,6 +10,13 @@ of its solutions, or to the account (AccountTouch) when it shows no solution.
 
 Each opportunity's events carry a version rising by one and the id "<opportunity>@<version>";
 inputs are deduplicated by id, and a replayed input re-emits the events it produced first.
+
+Corrections people make (CorrectionInput, routed by domain/corrections.py) are kept per
+opportunity as ManualFacts over the rules' own view, so no later touch or card overrides them
+and an undo gives the state as if the correction had never been made. A correction of an
+opportunity that is not open yet waits in the account state (a rebuild may read it before the
+touches that open it) and is dead-lettered once the account's touches are `correction_grace`
+of event time past its made_at.
 """
 
 from __future__ import annotations
@@ -21,20 +28,47 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.grouping.domain.messages import AccountActivity, AccountInput, MemberUpdate, Outbound, Precreate
+from services.grouping.domain.corrections import (
+    Fix,
+    ManualFacts,
+    MembershipFix,
+    RoleFix,
+    StanceFix,
+    refused,
+    unknown_card,
+)
+from services.grouping.domain.messages import (
+    AccountActivity,
+    AccountInput,
+    CorrectionInput,
+    MemberUpdate,
+    Outbound,
+    Precreate,
+)
 from services.grouping.domain.roles import RoleMap
+from shared.schemas.correction import (
+    Correction,
+    CorrectionUndone,
+    MemberLinked,
+    MemberRoleSet,
+    MemberStanceSet,
+    MemberUnlinked,
+    OpportunityOpened,
+)
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
     MemberAdded,
     MemberRef,
+    MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     TouchAttributed,
     TouchRef,
     opportunity_id,
 )
-from shared.schemas.roles import ROLE_SOURCE_STRENGTH, BuyingRole, RoleSource
+from shared.schemas.roles import ROLE_SOURCE_STRENGTH, BuyingRole, Department, RoleSource
 from shared.schemas.touch import TouchKind
 
 
@@ -71,6 +105,12 @@ class OpportunityRules:
     default_profile: GroupProfile = GroupProfile()
     precreated: Mapping[str, PrecreatedAccount] = field(default_factory=dict)
     max_pending: int = 200
+    solutions: frozenset[str] = frozenset()  # the catalog's slugs (corrections name them)
+    # A correction of an opportunity not open yet waits until the account's touches are this far
+    # (event time) past its made_at, then is dead-lettered; at most max_waiting per account.
+    correction_grace: timedelta = timedelta(days=1)
+    max_waiting: int = 100
+    max_corrected_people: int = 500  # per opportunity: beyond, a correction is refused
 
     def profile(self, solution: str) -> GroupProfile:
         return self.profiles.get(solution, self.default_profile)
@@ -80,8 +120,11 @@ class Opportunity(BaseModel):
     opportunity_id: str
     solution: str
     version: int = 0
-    origin: Literal["auto", "precreated"] = "auto"
-    members: dict[str, MemberRef] = Field(default_factory=dict)
+    origin: Literal["auto", "precreated", "manual"] = "auto"
+    profile: str | None = None  # the group profile named by hand; None: the solution's own
+    members: dict[str, MemberRef] = Field(default_factory=dict)  # as shown: rules, then hand-set facts
+    manual: dict[str, ManualFacts] = Field(default_factory=dict)  # people corrected by hand
+    corrections: dict[str, str] = Field(default_factory=dict)  # correction id applied -> person ("": opening)
 
 
 class AccountState(BaseModel):
@@ -92,6 +135,8 @@ class AccountState(BaseModel):
     people: dict[str, MemberRef] = Field(default_factory=dict)
     opportunities: dict[str, Opportunity] = Field(default_factory=dict)  # by solution
     pending: dict[str, list[TouchRef]] = Field(default_factory=dict)  # engaged touches before creation
+    clock: datetime | None = None  # the latest event time of the account's touches and cards
+    waiting: list[Correction] = Field(default_factory=list)  # corrections of opportunities not open yet
 
 
 def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
@@ -134,14 +179,26 @@ class _Reducer:
         )
         self.outputs.append(Outbound(to="opportunities", key=state.account.account_id, message=event))
 
-    def create(self, solution: str, origin: Literal["auto", "precreated"], at: datetime) -> Opportunity:
+    def create(self, solution: str, origin: Literal["auto", "precreated", "manual"], at: datetime,
+               opened: OpportunityOpened | None = None) -> Opportunity:
         opp = Opportunity(opportunity_id=opportunity_id(self.state.account.account_id, solution),
-                          solution=solution, origin=origin)
+                          solution=solution, origin=origin, profile=opened.profile if opened else None)
         self.state.opportunities[solution] = opp
-        profile = self.rules.profile(solution)
+        profile = self._profile(opp)
+        by_hand = {"correction_id": opened.correction_id, "author": opened.author} if opened else {}
+        if opened:
+            opp.corrections[opened.correction_id] = ""
         self._emit_opportunity(opp, OpportunityCreated, at, origin=origin,
-                               expected_roles=profile.expected, required_roles=profile.required)
+                               expected_roles=profile.expected, required_roles=profile.required, **by_hand)
+        # Corrections that waited for it come first, so a person unlinked by hand never shows.
+        waiting = [c for c in self.state.waiting if c.key() == opp.opportunity_id]
+        self.state.waiting = [c for c in self.state.waiting if c.key() != opp.opportunity_id]
+        for correction in waiting:
+            self.correct(correction)
         return opp
+
+    def _profile(self, opp: Opportunity) -> GroupProfile:
+        return self.rules.profile(opp.profile or opp.solution)
 
     def precreate(self, solutions: tuple[str, ...], at: datetime) -> None:
         for solution in solutions:
@@ -154,13 +211,19 @@ class _Reducer:
         does the role of a card without a level, written before levels existed)."""
         if card.role_source is not RoleSource.title or card.level is None:
             return card
-        role = self.rules.profile(opp.solution).roles.role(card.department, card.level)
+        role = self._profile(opp).roles.role(card.department, card.level)
         return card if role is card.role else card.model_copy(update={"role": role})
 
     def card(self, card: MemberRef, at: datetime) -> None:
         """Take a person's latest card; members of existing opportunities follow it."""
         self.state.people[card.person_id] = card
         for opp in self.state.opportunities.values():
+            facts = opp.manual.get(card.person_id)
+            if facts is not None:
+                new = self.in_solution(opp, card)
+                facts.rule_card = new if facts.rule_card is None else merge_member(facts.rule_card, new)
+                self._show(opp, card.person_id, at)
+                continue
             current = opp.members.get(card.person_id)
             if current is not None:
                 self._update_member(opp, current, self.in_solution(opp, card), at)
@@ -171,11 +234,44 @@ class _Reducer:
             opp.members[card.person_id] = merged
             self._emit_opportunity(opp, MemberRoleChanged, at, member=merged, previous_role=current.role)
 
-    def join(self, opp: Opportunity, person_id: str, at: datetime) -> None:
+    def join(self, opp: Opportunity, person_id: str, at: datetime) -> bool:
+        """The rules make the person a member (an engaged touch); False when a hand-set fact
+        keeps them out, and then their touches are not the opportunity's either."""
+        facts = opp.manual.get(person_id)
+        if facts is not None:
+            facts.by_rules = True
+            if facts.rule_card is None:
+                facts.rule_card = self.in_solution(opp, self.state.people[person_id])
+            self._show(opp, person_id, at)
+            return facts.is_member()
         if person_id not in opp.members:
             card = self.in_solution(opp, self.state.people[person_id])
             opp.members[person_id] = card
             self._emit_opportunity(opp, MemberAdded, at, member=card)
+        return True
+
+    def _show(self, opp: Opportunity, person_id: str, at: datetime, fix: Fix | None = None) -> None:
+        """Bring the member as shown in line with the rules and the hand-set facts; emit the change."""
+        shown = opp.manual[person_id].card()
+        current = opp.members.get(person_id)
+        by = {"correction_id": fix.correction_id, "author": fix.author} if fix else {}
+        if shown is None:
+            if current is not None:
+                del opp.members[person_id]
+                assert fix is not None, "only a correction takes a member out"
+                self._emit_opportunity(opp, MemberRemoved, at, member=current, **by)
+            return
+        opp.members[person_id] = shown
+        if current is None:
+            self._emit_opportunity(opp, MemberAdded, at, member=shown)
+            return
+        if (shown.stance, shown.influence) != (current.stance, current.influence):
+            assert fix is not None, "only a correction sets a stance"
+            self._emit_opportunity(opp, MemberStanceChanged, at, member=shown, previous_stance=current.stance,
+                                   previous_influence=current.influence, **by)
+        rest = {"stance", "influence"}
+        if shown.model_dump(exclude=rest) != current.model_dump(exclude=rest):
+            self._emit_opportunity(opp, MemberRoleChanged, at, member=shown, previous_role=current.role, **by)
 
     def attribute(self, opp: Opportunity, touch: TouchRef) -> None:
         self._emit_opportunity(opp, TouchAttributed, touch.occurred_at, touch=touch)
@@ -205,29 +301,156 @@ class _Reducer:
             if opp is not None:
                 if passive and pid not in opp.members:
                     continue
-                self.join(opp, pid, touch.occurred_at)
-                self.attribute(opp, touch)
-                placed = True
+                if self.join(opp, pid, touch.occurred_at):
+                    self.attribute(opp, touch)
+                    placed = True
             elif not passive:
                 self.state.pending.setdefault(solution, []).append(touch)
                 for expired in self._prune_pending(solution, touch.occurred_at):
                     self.account_touch(expired)
-                placed = placed or touch in self.state.pending[solution]
+                waits = touch in self.state.pending[solution]
                 if self._ready(solution):
-                    self._open_with_pending(solution, msg.occurred_at)
+                    waits = self._open_with_pending(solution, msg.occurred_at, touch)
+                placed = placed or waits
         if not placed:
             self.account_touch(touch)
 
-    def _open_with_pending(self, solution: str, at: datetime) -> None:
+    def _open_with_pending(self, solution: str, at: datetime, current: TouchRef) -> bool:
+        """Open the opportunity with its waiting touches; False when `current` ends up in it not
+        (its person was unlinked by a correction that waited for the opening)."""
         opp = self.create(solution, "auto", at)
+        placed = False
         for touch in self.state.pending.pop(solution):
-            self.join(opp, touch.person_id, touch.occurred_at)
-            self.attribute(opp, touch)
+            if self.join(opp, touch.person_id, touch.occurred_at):
+                self.attribute(opp, touch)
+                placed = placed or touch == current
+            elif touch != current:
+                self.account_touch(touch)
+        return placed
+
+    # ------------------------------------------------------------ corrections
+
+    def correct(self, correction: Correction) -> None:
+        """Apply one correction of this account (routed here by corrections.route)."""
+        if isinstance(correction, OpportunityOpened):
+            self._open_by_hand(correction)
+            return
+        subject = correction.subject if isinstance(correction, CorrectionUndone) else correction.opportunity_id
+        opp = self._opportunity(subject)
+        if opp is None:
+            if isinstance(correction, CorrectionUndone) and not any(
+                    c.correction_id == correction.undoes for c in self.state.waiting):
+                return  # not one of grouping's (a note, or an account's merge): its owner undoes it
+            self._wait(correction)
+            return
+        if correction.correction_id in opp.corrections:
+            return  # a retry of a correction already applied
+        if isinstance(correction, CorrectionUndone):
+            self._undo(opp, correction)
+            return
+        person_id = correction.person_id
+        if person_id not in opp.manual and len(opp.manual) >= self.rules.max_corrected_people:
+            self._refuse(correction, "too_many_corrections",
+                         f"{opp.opportunity_id} keeps hand-set facts of {len(opp.manual)} people already")
+            return
+        base = {"correction_id": correction.correction_id, "author": correction.author,
+                "made_at": correction.made_at, "reason": correction.reason}
+        facts = self._facts(opp, person_id, Fix(**base), getattr(correction, "department", None))
+        fix: Fix
+        match correction:
+            case MemberLinked():
+                fix = MembershipFix(**base, linked=True)
+                if correction.role is not None:
+                    facts.add(RoleFix(**base, role=correction.role, department=correction.department))
+            case MemberUnlinked():
+                fix = MembershipFix(**base, linked=False)
+            case MemberRoleSet():
+                fix = RoleFix(**base, role=correction.role, department=correction.department)
+            case MemberStanceSet():
+                fix = StanceFix(**base, stance=correction.stance, influence=correction.influence)
+            case _:
+                raise TypeError(f"not a correction of a member: {correction.type}")
+        facts.add(fix)
+        opp.corrections[correction.correction_id] = person_id
+        self._show(opp, person_id, correction.made_at, fix)
+
+    def _facts(self, opp: Opportunity, person_id: str, fix: Fix, department: Department | None) -> ManualFacts:
+        facts = opp.manual.get(person_id)
+        if facts is None:
+            current = opp.members.get(person_id)
+            known = self.state.people.get(person_id) or next(
+                (o.members[person_id] for o in self.state.opportunities.values() if person_id in o.members), None)
+            if current is not None:
+                card: MemberRef | None = current
+            elif known is not None:
+                card = self.in_solution(opp, known)
+            else:
+                card = unknown_card(person_id, self.state.account, fix, department)
+            facts = opp.manual[person_id] = ManualFacts(by_rules=current is not None, rule_card=card)
+        return facts
+
+    def _open_by_hand(self, opened: OpportunityOpened) -> None:
+        if opened.profile is not None and opened.profile != "default" and opened.profile not in self.rules.profiles:
+            self._refuse(opened, "unknown_profile", f"profile {opened.profile!r} is not in profiles.yaml")
+            return
+        existing = self.state.opportunities.get(opened.solution)
+        if existing is not None:
+            existing.corrections.setdefault(opened.correction_id, "")  # already open: nothing to do
+            return
+        self.create(opened.solution, "manual", opened.made_at, opened)
+
+    def _undo(self, opp: Opportunity, undo: CorrectionUndone) -> None:
+        if undo.undoes not in opp.corrections:
+            return  # not one of grouping's (a note): projection undoes it
+        person_id = opp.corrections[undo.undoes]
+        if not person_id:
+            self._refuse(undo, "cannot_undo", f"{undo.undoes} opened {opp.opportunity_id}; an opportunity "
+                         "opened stays (unlink its members instead)")
+            return
+        opp.corrections[undo.correction_id] = person_id
+        facts = opp.manual[person_id]
+        if facts.drop(undo.undoes):
+            fix = Fix(correction_id=undo.correction_id, author=undo.author, made_at=undo.made_at, reason=undo.reason)
+            self._show(opp, person_id, undo.made_at, fix)
+
+    def _opportunity(self, subject: str) -> Opportunity | None:
+        prefix = f"{self.state.account.account_id}:"
+        solution = subject[len(prefix):] if subject.startswith(prefix) else None
+        return self.state.opportunities.get(solution) if solution else None
+
+    def _wait(self, correction: Correction) -> None:
+        if any(c.correction_id == correction.correction_id for c in self.state.waiting):
+            return
+        self.state.waiting.append(correction)
+        self.expire_waiting()
+
+    def expire_waiting(self) -> None:
+        """Dead-letter what waited too long (event time) or beyond the account's bound."""
+        clock, grace = self.state.clock, self.rules.correction_grace
+        kept = []
+        for correction in self.state.waiting:
+            if clock is not None and clock - correction.made_at > grace:
+                self._refuse(correction, "unknown_opportunity",
+                             f"{correction.key()} is not open {grace} after the correction (event time)")
+            else:
+                kept.append(correction)
+        overflow = max(0, len(kept) - self.rules.max_waiting)
+        for correction in kept[:overflow]:
+            self._refuse(correction, "unknown_opportunity",
+                         f"more than {self.rules.max_waiting} corrections wait for opportunities of this account")
+        self.state.waiting = kept[overflow:]
+
+    def _refuse(self, correction: Correction, reason: str, detail: str) -> None:
+        self.outputs.append(refused(correction, reason, detail))
 
 
 def step(state: AccountState | None, account_id: str, message: AccountInput,
          rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
-    """Apply one input to the account `account_id`. Updates `state` in place."""
+    """Apply one input to the account `account_id`. Updates `state` in place.
+
+    Returns the state and what to send: opportunity events (to "opportunities", keyed by
+    opportunity) and corrections refused (to "correction_dlq", with the reason).
+    """
     state = state or AccountState(account=message.account)
     state.account = _merge_account(state.account, message.account)
     reducer = _Reducer(state, rules)
@@ -236,10 +459,18 @@ def step(state: AccountState | None, account_id: str, message: AccountInput,
     if (target := rules.precreated.get(account_id)) is not None:
         state.account = _merge_account(target.account, state.account)
         reducer.precreate(target.solutions, target.as_of)
+    if isinstance(message, MemberUpdate | AccountActivity):
+        # Only the account's own touches and cards move its clock: a correction's made_at does
+        # not, so corrections read before the touches (a rebuild) do not expire each other.
+        state.clock = message.occurred_at if state.clock is None else max(state.clock, message.occurred_at)
     if isinstance(message, MemberUpdate):
         reducer.card(message.member, message.occurred_at)
     elif isinstance(message, AccountActivity):
         reducer.activity(message)
+    elif isinstance(message, CorrectionInput):
+        reducer.correct(message.correction)
+    if state.waiting:
+        reducer.expire_waiting()
     waiting = {t.person_id for touches in state.pending.values() for t in touches}
     state.people = {pid: card for pid, card in state.people.items() if pid in waiting}
     return state, reducer.outputs
