@@ -19,6 +19,7 @@ the partitions and reach the same result as one; no stage has fewer partitions t
     grouping-persons <---> grouping-names (name block, table `directory`: company names)
     grouping-persons ----> grouping-accounts (account id, table `accounts`) --> bg.opportunity.v1
     bg.correction.v1 --corrections--> grouping-accounts (the account of the corrected opportunity)
+    grouping-names, bg.correction.v1 --> grouping-accounts (merges of accounts, domain/merge.py)
 
 Corrections people make are routed (domain/corrections.py) to the account stage that owns
 their opportunity, which applies them in its own order with the touches; what grouping cannot
@@ -44,10 +45,11 @@ from faust.types import TP, EventT, StreamT, TableT, TopicT
 
 from services.grouping import clock
 from services.grouping.config import GroupingConfig, load
-from services.grouping.domain import corrections, directory, identity, opportunities, people
+from services.grouping.domain import corrections, directory, identity, merge, opportunities, people
 from services.grouping.domain.messages import (
     CorrectionRefused,
     Outbound,
+    Refused,
     account_inputs,
     names_inputs,
     persons_inputs,
@@ -177,7 +179,7 @@ class Grouping:
                 for event in events:
                     try:
                         await self._send(stage, event, handle(event))
-                    except DecodeError as exc:
+                    except (DecodeError, Refused) as exc:
                         await dlq.send(event, exc.reason, exc.detail)
                     except Exception as exc:
                         await dlq.crashed(event, exc)
@@ -247,8 +249,8 @@ class Grouping:
             entries = self.names.block(message.name)
             if isinstance(message, directory.NameLookup):
                 updates, outputs = directory.lookup(entries, message, names)
-            else:
-                updates, outputs = directory.register(entries, message), []
+            else:  # a name account the registration takes over is merged into the domain's (issue 15)
+                updates, outputs = directory.register(entries, message, names)
             with current_event(event):  # a table write goes to the partition of the current event
                 for name, entry in updates.items():
                     self.names.put(name, entry)
@@ -261,7 +263,7 @@ class Grouping:
 
         def handle(event: EventT) -> list[Outbound]:
             message = account_inputs.decode(event.value)
-            return self.account_states.apply(event, lambda state, key: opportunities.step(state, key, message, rules))
+            return self.account_states.apply(event, lambda state, key: merge.step(state, key, message, rules))
 
         await self._batches(stream, "accounts", handle, (self.account_states,))
 

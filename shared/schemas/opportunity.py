@@ -122,7 +122,8 @@ class MemberRoleChanged(_OpportunityEventBase):
 
 
 class MemberRemoved(_OpportunityEventBase):
-    """A member taken out of the group by hand (member_unlinked, or the undo of a member_linked)."""
+    """A member taken out of the group by hand (member_unlinked, the undo of a member_linked, or
+    the undo of the accounts merge that brought them)."""
 
     type: Literal["member_removed"] = "member_removed"
     member: MemberRef  # the member as they were
@@ -149,6 +150,21 @@ class TouchAttributed(_OpportunityEventBase):
     touch: TouchRef
 
 
+class OpportunityMerged(_OpportunityEventBase):
+    """The opportunity's account was merged into another (grouping, services/grouping/domain/merge.py).
+
+    `merged_into`: the surviving account's opportunity of the same solution, which took this
+    one's members; its touches are read with it. None: the merge was undone and this
+    opportunity stands on its own again. `merge_id` is the accounts_merged correction's id, or
+    "merge:<name account>><domain account>" for the automatic merge of an account made from a
+    company name into the domain a corporate colleague revealed (issue 15).
+    """
+
+    type: Literal["opportunity_merged"] = "opportunity_merged"
+    merged_into: ShortStr | None
+    merge_id: ShortStr
+
+
 class AccountTouch(_OpportunityEventBase):
     """A touch of a known account that shows no solution interest (home page, careers)."""
 
@@ -158,7 +174,7 @@ class AccountTouch(_OpportunityEventBase):
 
 OpportunityEvent = Annotated[
     OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged | TouchAttributed
-    | AccountTouch,
+    | AccountTouch | OpportunityMerged,
     Field(discriminator="type"),
 ]
 
@@ -186,6 +202,6 @@ class ClockTick(Message):
 # Everything on bg.opportunity.v1: the opportunity events and the clock ticks between them.
 OpportunityLogMessage = Annotated[
     OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged | TouchAttributed
-    | AccountTouch | ClockTick,
+    | AccountTouch | OpportunityMerged | ClockTick,
     Field(discriminator="type"),
 ]

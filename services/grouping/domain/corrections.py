@@ -6,8 +6,8 @@
 Grouping owns membership, accounts and roles, so it applies opportunity_opened, member_linked,
 member_unlinked, member_role_set and the undo of those; it also forwards member_stance_set
 into the opportunity log (MemberStanceChanged), so that scoring reads membership and stance in
-one order. member_note_set is projection's alone. accounts_merged is routed by `_route_merge`
-(the account stage's merge branch is separate work, issue 16).
+one order. member_note_set is projection's alone. accounts_merged goes to the account absorbed
+(`_route_merge`), and the account stage applies it and its undo (domain/merge.py).
 
 A hand-set fact is an overlay on what the rules decide, never an edit of it: an opportunity
 keeps, per corrected person, the rules' own view (`by_rules`, `rule_card`, still updated by
@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
-from services.grouping.domain.messages import CorrectionInput, CorrectionRefused, Outbound
+from services.grouping.domain.messages import AccountMerge, CorrectionInput, CorrectionRefused, Outbound
 from shared.schemas.correction import (
     AccountsMerged,
     Correction,
@@ -165,10 +165,15 @@ def _to_account(correction: Correction, account_id: str) -> Outbound:
         account=AccountRef(account_id=account_id), correction=correction))
 
 
-def _route_merge(correction: AccountsMerged, solutions: frozenset[str]) -> list[Outbound]:
-    # The account stage's merge branch is not built yet (issue 16, separate work): say so in
-    # the dead letters rather than drop it, so that nothing is lost until it is.
-    return [refused(correction, "not_supported", "accounts_merged is not applied by grouping yet")]
+def _route_merge(correction: AccountsMerged) -> list[Outbound]:
+    """To the account absorbed, which hands everything over to the surviving one (domain/merge.py).
+    Its undo (correction_undone, subject: the surviving account) goes to the surviving account
+    like any other, which knows its merges by id."""
+    merge = AccountMerge(
+        input_id=correction.correction_id, merge_id=correction.correction_id, occurred_at=correction.made_at,
+        account=AccountRef(account_id=correction.merged), into=AccountRef(account_id=correction.into),
+        correction=correction)
+    return [Outbound(to="accounts", key=correction.merged, message=merge)]
 
 
 def route(correction: Correction, solutions: frozenset[str]) -> list[Outbound]:
@@ -180,7 +185,7 @@ def route(correction: Correction, solutions: frozenset[str]) -> list[Outbound]:
     if isinstance(correction, IGNORED):
         return []
     if isinstance(correction, AccountsMerged):
-        return _route_merge(correction, solutions)
+        return _route_merge(correction)
     if isinstance(correction, OpportunityOpened):
         expected = f"{correction.account_id}:{correction.solution}"
         if correction.opportunity_id != expected:

@@ -8,7 +8,9 @@ market. Its traffic is one lookup per free-mail person and one registration per 
 company name).
 
 Answers are sticky: a looked-up name is stored with its answer, so the same name always gets
-the same account, also when a lookup is replayed after a crash.
+the same account, also when a lookup is replayed after a crash. The one exception is an
+account made from a name alone: a corporate registration of that name takes it over, and the
+name account is merged into the domain account (`register`, issue 15).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from services.grouping.domain.accounts import NAME_ACCOUNT_PREFIX, CompanyNames
-from services.grouping.domain.messages import AccountAssigned, NameLookup, NameRegistration, Outbound
+from services.grouping.domain.messages import AccountAssigned, AccountMerge, NameLookup, NameRegistration, Outbound
 from services.grouping.domain.scripts import match_key
 from shared.schemas.base import Message
 from shared.schemas.opportunity import AccountRef
@@ -65,9 +67,43 @@ def lookup(directory: Mapping[str, DirectoryEntry], msg: NameLookup,
     return updates, [Outbound(to="people", key=msg.person_id, message=reply)]
 
 
-def register(directory: Mapping[str, DirectoryEntry], msg: NameRegistration) -> dict[str, DirectoryEntry]:
-    """A corporate domain's account takes a name over from an account made from the name alone."""
+def merge_id(source: str, into: str) -> str:
+    """The id of the automatic merge of account `source` (made from a name) into `into`."""
+    return f"merge:{source}>{into}"
+
+
+def register(directory: Mapping[str, DirectoryEntry], msg: NameRegistration,
+             names: CompanyNames) -> tuple[dict[str, DirectoryEntry], list[Outbound]]:
+    """A corporate domain's account takes over the names made into accounts from the name alone.
+
+    `directory` holds the names of the registration's block (`shard_key`). Taken over: the
+    registered name, and every entry made from a name alone (origin "name") that is that name
+    or that the name matcher takes for it (CompanyNames.best_match: same cross-script key, or
+    fuzzy with the numbers agreeing), unless it is the domain account's already. An entry of a
+    domain is never taken over: the first domain keeps a name, a person's merge decides otherwise.
+
+    Returns the entries to write (now the domain account's) and, per distinct account made
+    from a name that was taken over, in account id order, one AccountMerge keyed by it: the
+    retroactive merge of issue 15 (domain/merge.py applies it in the accounts stage).
+    """
+    target = msg.account
+    updates: dict[str, DirectoryEntry] = {}
+    sources: dict[str, AccountRef] = {}
+    for name in sorted(n for n, e in directory.items() if e.origin == "name"):
+        entry = directory[name]
+        if entry.account.account_id == target.account_id:
+            continue
+        if name != msg.name and names.best_match(msg.name, [name]) is None:
+            continue
+        updates[name] = DirectoryEntry(account=target, origin="domain")
+        sources.setdefault(entry.account.account_id, entry.account)
     current = directory.get(msg.name)
     if current is None or current.origin == "name":
-        return {msg.name: DirectoryEntry(account=msg.account, origin="domain")}
-    return {}
+        updates[msg.name] = DirectoryEntry(account=target, origin="domain")
+    merges = [
+        Outbound(to="accounts", key=source_id, message=AccountMerge(
+            input_id=merge_id(source_id, target.account_id), merge_id=merge_id(source_id, target.account_id),
+            occurred_at=msg.occurred_at, account=source, into=target))
+        for source_id, source in sorted(sources.items())
+    ]
+    return updates, merges

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from shared.codec import Codec
 from shared.schemas.base import Message, UtcDatetime
-from shared.schemas.correction import Correction
+from shared.schemas.correction import AccountsMerged, Correction
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
@@ -30,10 +30,21 @@ from shared.schemas.opportunity import (
     MemberRoleChanged,
     MemberStanceChanged,
     OpportunityCreated,
+    OpportunityMerged,
     TouchAttributed,
     TouchRef,
 )
 from shared.schemas.touch import IdentityEvent, TouchEvent
+
+
+class Refused(ValueError):
+    """A message the domain will not apply, with a reason (a merge into itself, a cycle of merges,
+    an undo of no known merge). The agent dead-letters it with `reason` and `detail` and goes on."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class IdentityLink(Message):
@@ -86,6 +97,7 @@ class AccountActivity(Message):
     member: MemberRef  # the person as the people stage knows them now
     touch: TouchRef
     solutions: tuple[str, ...] = ()
+    via: tuple[str, ...] = ()  # merged accounts that forwarded it here, in order (domain/merge.py)
 
 
 class MemberUpdate(Message):
@@ -96,6 +108,7 @@ class MemberUpdate(Message):
     occurred_at: UtcDatetime
     account: AccountRef
     member: MemberRef
+    via: tuple[str, ...] = ()  # merged accounts that forwarded it here, in order (domain/merge.py)
 
 
 class Precreate(Message):
@@ -126,17 +139,70 @@ class CorrectionRefused(Message):
     detail: str
 
 
+class AccountMerge(Message):
+    """To the account that is absorbed (key: `account`): merge yourself into `into` (domain/merge.py).
+
+    Sent by the names stage when a corporate colleague reveals the domain of an account made
+    from a company name (merge_id "merge:<name account>><domain account>"), or routed from an
+    accounts_merged correction (merge_id: the correction's id)."""
+
+    type: Literal["account_merge"] = "account_merge"
+    input_id: str
+    merge_id: str
+    occurred_at: UtcDatetime  # the registration's event time, or the correction's made_at
+    account: AccountRef  # the account absorbed
+    into: AccountRef
+    correction: AccountsMerged | None = None  # the person's correction; None: the automatic merge
+
+
+class MovedOpportunity(Message):
+    solution: str
+    opportunity_id: str  # its id in the account absorbed
+    members: tuple[MemberRef, ...]
+
+
+class AccountMoved(Message):
+    """The absorbed account -> the surviving one (key: `account`): what it held when merged."""
+
+    type: Literal["account_moved"] = "account_moved"
+    input_id: str  # "moved:<merge id>"
+    merge_id: str
+    occurred_at: UtcDatetime
+    account: AccountRef  # the surviving account
+    source: AccountRef  # the account absorbed
+    absorbed: tuple[str, ...] = ()  # accounts the source had absorbed before (cycle checks)
+    people: tuple[MemberRef, ...] = ()
+    opportunities: tuple[MovedOpportunity, ...] = ()
+    pending: tuple[tuple[str, TouchRef], ...] = ()  # (solution, touch) still waiting for creation
+    via: tuple[str, ...] = ()  # merged accounts that forwarded it here
+
+
+class AccountRestored(Message):
+    """The surviving account -> the absorbed one (key: `account`): the merge was undone, stand alone."""
+
+    type: Literal["account_restored"] = "account_restored"
+    input_id: str  # "restored:<merge id>"
+    merge_id: str
+    occurred_at: UtcDatetime
+    account: AccountRef  # the account that was absorbed
+
+
 IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink, Field(discriminator="type")]
 PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned, Field(discriminator="type")]
 PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned, Field(discriminator="type")]
 NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
 AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput, Field(discriminator="type")]
+MergeInput = AccountMerge | AccountMoved | AccountRestored
+# Everything the accounts stage reads (domain/merge.py's step takes the merge messages first).
+AccountStageInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | AccountMerge
+                              | AccountMoved | AccountRestored, Field(discriminator="type")]
 
 AnyMessage = Annotated[
     TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned
     | AccountActivity | MemberUpdate | Precreate | CorrectionInput | CorrectionRefused
+    | AccountMerge | AccountMoved | AccountRestored
     | OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
-    | TouchAttributed | AccountTouch,
+    | TouchAttributed | AccountTouch | OpportunityMerged,
     Field(discriminator="type"),
 ]
 
@@ -153,4 +219,4 @@ class Outbound(Message):
 
 persons_inputs: Codec[PersonsInput] = Codec(PersonsInput)
 names_inputs: Codec[NamesInput] = Codec(NamesInput)
-account_inputs: Codec[AccountInput] = Codec(AccountInput)
+account_inputs: Codec[AccountStageInput] = Codec(AccountStageInput)

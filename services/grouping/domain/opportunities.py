@@ -8,6 +8,8 @@ member's role only when its role source is at least as strong (RoleSource order)
 stated role is never undone by a job title. Every touch is attributed: to each opportunity
 of its solutions, or to the account (AccountTouch) when it shows no solution.
 
+Merges of accounts (one absorbed into another, and undone) are domain/merge.py's, on this state.
+
 Each opportunity's events carry a version rising by one and the id "<opportunity>@<version>";
 inputs are deduplicated by id, and a replayed input re-emits the events it produced first.
 
@@ -64,6 +66,7 @@ from shared.schemas.opportunity import (
     MemberRoleChanged,
     MemberStanceChanged,
     OpportunityCreated,
+    OpportunityMerged,
     TouchAttributed,
     TouchRef,
     opportunity_id,
@@ -125,6 +128,21 @@ class Opportunity(BaseModel):
     members: dict[str, MemberRef] = Field(default_factory=dict)  # as shown: rules, then hand-set facts
     manual: dict[str, ManualFacts] = Field(default_factory=dict)  # people corrected by hand
     corrections: dict[str, str] = Field(default_factory=dict)  # correction id applied -> person ("": opening)
+    # Set when an undone merge had created this opportunity and left nobody in it: it lives on
+    # in the restored account's one (domain/merge.py); a later touch of its solution revives it.
+    merged_into: str | None = None
+    merge_id: str | None = None
+
+
+class MergeRecord(BaseModel):
+    """What a merge brought into the surviving account, so that undoing it takes exactly that out."""
+
+    source: AccountRef  # the account absorbed
+    absorbed: list[str] = Field(default_factory=list)  # the source and what it had absorbed
+    opportunities: dict[str, str] = Field(default_factory=dict)  # solution -> the source's opportunity id
+    created: list[str] = Field(default_factory=list)  # solutions whose opportunity the merge created here
+    added: dict[str, list[str]] = Field(default_factory=dict)  # solution -> people the merge made members
+    pending: list[str] = Field(default_factory=list)  # ids of the source's pending touches moved here
 
 
 class AccountState(BaseModel):
@@ -137,6 +155,13 @@ class AccountState(BaseModel):
     pending: dict[str, list[TouchRef]] = Field(default_factory=dict)  # engaged touches before creation
     clock: datetime | None = None  # the latest event time of the account's touches and cards
     waiting: list[Correction] = Field(default_factory=list)  # corrections of opportunities not open yet
+    # Merges (domain/merge.py). An absorbed account keeps its state as it was, frozen, and
+    # forwards what still arrives for it to `merged_into`; the surviving one keeps a record
+    # per merge (by merge id) and every account it absorbed, directly or through another.
+    merged_into: AccountRef | None = None
+    merge_id: str | None = None  # the merge that absorbed this account
+    absorbed: list[str] = Field(default_factory=list)
+    merges: dict[str, MergeRecord] = Field(default_factory=dict)
 
 
 def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
@@ -199,6 +224,17 @@ class _Reducer:
 
     def _profile(self, opp: Opportunity) -> GroupProfile:
         return self.rules.profile(opp.profile or opp.solution)
+
+    def retire(self, opp: Opportunity, into: str, merge_id: str, at: datetime) -> None:
+        """Announce `opp` merged into the opportunity `into` (an undone merge had created it)."""
+        opp.merged_into, opp.merge_id = into, merge_id
+        self._emit_opportunity(opp, OpportunityMerged, at, merged_into=into, merge_id=merge_id)
+
+    def revive(self, opp: Opportunity, at: datetime) -> None:
+        """A retired opportunity that gets members or touches again stands on its own."""
+        if opp.merged_into is not None:
+            self._emit_opportunity(opp, OpportunityMerged, at, merged_into=None, merge_id=opp.merge_id)
+            opp.merged_into, opp.merge_id = None, None
 
     def precreate(self, solutions: tuple[str, ...], at: datetime) -> None:
         for solution in solutions:
@@ -301,6 +337,7 @@ class _Reducer:
             if opp is not None:
                 if passive and pid not in opp.members:
                     continue
+                self.revive(opp, touch.occurred_at)
                 if self.join(opp, pid, touch.occurred_at):
                     self.attribute(opp, touch)
                     placed = True
@@ -471,9 +508,14 @@ def step(state: AccountState | None, account_id: str, message: AccountInput,
         reducer.correct(message.correction)
     if state.waiting:
         reducer.expire_waiting()
+    prune_people(state)
+    return state, reducer.outputs
+
+
+def prune_people(state: AccountState) -> None:
+    """Keep the cards of people with pending touches only (members carry their own)."""
     waiting = {t.person_id for touches in state.pending.values() for t in touches}
     state.people = {pid: card for pid, card in state.people.items() if pid in waiting}
-    return state, reducer.outputs
 
 
 def precreate_inputs(rules: OpportunityRules) -> list[Outbound]:

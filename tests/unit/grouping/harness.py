@@ -13,13 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.grouping.config import GroupingConfig
-from services.grouping.domain import directory, identity, opportunities, people
+from services.grouping.domain import directory, identity, merge, people
 from services.grouping.domain.messages import Outbound
 from shared.schemas.opportunity import (
     AccountTouch,
     MemberAdded,
+    MemberRemoved,
     MemberRoleChanged,
     OpportunityCreated,
+    OpportunityMerged,
     TouchAttributed,
 )
 from shared.schemas.touch import CompanyTraits, Content, IdentityEvent, Person, TouchEvent
@@ -33,18 +35,23 @@ class Pipeline:
     names: dict[str, Any] = field(default_factory=dict)
     accounts: dict[str, Any] = field(default_factory=dict)
     sent: list[Outbound] = field(default_factory=list)  # every internal message, in order
+    refused: list[Any] = field(default_factory=list)  # corrections refused (CorrectionRefused), in order
 
     def feed(self, *events: Any) -> list[Any]:
         """Push person events through every stage; returns the opportunity events emitted."""
-        queue: deque[Outbound] = deque()
-        for event in events:
-            queue.extend(identity.route(event))
+        return self.send([out for event in events for out in identity.route(event)])
+
+    def send(self, outbound: list[Outbound]) -> list[Any]:
+        """Push internal messages (a routed correction) through the stages; the opportunity events emitted."""
+        queue: deque[Outbound] = deque(outbound)
         emitted = []
         while queue:
             out = queue.popleft()
             self.sent.append(out)
             if out.to == "opportunities":
                 emitted.append(out.message)
+            elif out.to == "correction_dlq":
+                self.refused.append(out.message)
             else:
                 queue.extend(self._apply(out))
         return emitted
@@ -59,10 +66,10 @@ class Pipeline:
             if isinstance(out.message, directory.NameLookup):
                 updates, result = directory.lookup(self.names, out.message, cfg.people.accounts.names)
             else:
-                updates, result = directory.register(self.names, out.message), []
+                updates, result = directory.register(self.names, out.message, cfg.people.accounts.names)
             self.names.update(updates)
         else:
-            self.accounts[out.key], result = opportunities.step(
+            self.accounts[out.key], result = merge.step(
                 self.accounts.get(out.key), out.key, out.message, cfg.opportunities)
         return result
 
@@ -76,6 +83,7 @@ class OpportunityView:
     members: dict[str, Any] = field(default_factory=dict)  # person_id -> MemberRef
     touches: set[str] = field(default_factory=set)
     versions: list[int] = field(default_factory=list)
+    merged_into: str | None = None  # the opportunity it was merged into (OpportunityMerged)
 
 
 def fold(events: list[Any]) -> tuple[dict[str, OpportunityView], dict[str, set[str]]]:
@@ -105,6 +113,10 @@ def fold(events: list[Any]) -> tuple[dict[str, OpportunityView], dict[str, set[s
             view.members[event.member.person_id] = event.member
         elif isinstance(event, TouchAttributed):
             view.touches.add(event.touch.event_id)
+        elif isinstance(event, MemberRemoved):
+            view.members.pop(event.member.person_id, None)
+        elif isinstance(event, OpportunityMerged):
+            view.merged_into = event.merged_into
     for view in views.values():
         assert view.versions == list(range(1, len(view.versions) + 1)), (
             f"{view.opportunity_id}: versions {view.versions} have a gap")

@@ -279,6 +279,8 @@ def test_route_sends_each_correction_to_its_owner() -> None:
         fix(OpportunityOpened, "c4", 0, opportunity_id="a.ru:hr", account_id="b.ru", solution="hr"),
         fix(OpportunityOpened, "c5", 0, opportunity_id="a.ru:erp", account_id="a.ru", solution="erp"),
         fix(MemberRoleSet, "c6", 0, opportunity_id="a.ru", person_id=IVAN, role="legal"),
-        fix(AccountsMerged, "c7", 0, into="a.ru", merged="b.ru"),
     )]
-    assert reasons == ["inconsistent_opportunity_id", "unknown_solution", "unknown_opportunity", "not_supported"]
+    assert reasons == ["inconsistent_opportunity_id", "unknown_solution", "unknown_opportunity"]
+    # A merge goes to the account absorbed (domain/merge.py, tests/unit/grouping/test_merge.py).
+    [out] = corrections.route(fix(AccountsMerged, "c7", 0, into="a.ru", merged="b.ru"), solutions)
+    assert (out.to, out.key, out.message.into.account_id) == ("accounts", "b.ru", "a.ru")

@@ -19,7 +19,7 @@ def test_registered_names_answer_exact_and_fuzzy_lookups(config) -> None:
     names = config.people.accounts.names
     directory: dict[str, DirectoryEntry] = {}
     directory.update(register(directory, NameRegistration(occurred_at=at(0), name="красная ромашка",
-                                                          account=ROMASHKA)))
+                                                          account=ROMASHKA), names)[0])
     updates, [reply] = lookup(directory, ask("красная ромашка"), names)
     assert updates == {} and reply.to == "people" and reply.key == "p@gmail.com"
     assert isinstance(reply.message, AccountAssigned) and reply.message.account == ROMASHKA
@@ -43,11 +43,14 @@ def test_a_domain_account_takes_a_name_over_but_never_the_other_way(config) -> N
     names = config.people.accounts.names
     directory: dict[str, DirectoryEntry] = {}
     directory.update(lookup(directory, ask("красная ромашка"), names)[0])
-    directory.update(register(directory, NameRegistration(occurred_at=at(1), name="красная ромашка",
-                                                          account=ROMASHKA)))
+    updates, [merge] = register(directory, NameRegistration(occurred_at=at(1), name="красная ромашка",
+                                                            account=ROMASHKA), names)
+    directory.update(updates)
     assert directory["красная ромашка"] == DirectoryEntry(account=ROMASHKA, origin="domain")
+    assert merge.key == "name:красная ромашка" and merge.message.into == ROMASHKA
     other = AccountRef(account_id="romashka.com", domains=("romashka.com",))
-    assert register(directory, NameRegistration(occurred_at=at(2), name="красная ромашка", account=other)) == {}
+    assert register(directory, NameRegistration(occurred_at=at(2), name="красная ромашка", account=other),
+                    names) == ({}, [])
 
 
 def test_a_latin_spelling_finds_the_cyrillic_name_and_numbers_keep_companies_apart(config) -> None:
@@ -57,7 +60,7 @@ def test_a_latin_spelling_finds_the_cyrillic_name_and_numbers_keep_companies_apa
     kvarc = AccountRef(account_id="kvarcmontazh31.ru", name="Кварцмонтаж-31", domains=("kvarcmontazh31.ru",))
     directory: dict[str, DirectoryEntry] = {}
     for name, account in (("скворечник технологии", skvorechnik), ("кварцмонтаж 31", kvarc)):
-        directory.update(register(directory, NameRegistration(occurred_at=at(0), name=name, account=account)))
+        directory.update(register(directory, NameRegistration(occurred_at=at(0), name=name, account=account), names)[0])
     _, [reply] = lookup(directory, ask(names.normalise("OOO Skvorechnik Tekhnologii")), names)
     assert reply.message.account == skvorechnik
     updates, [reply] = lookup(directory, ask(names.normalise("АО «Кварцмонтаж-32»")), names)

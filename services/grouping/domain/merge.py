@@ -1,0 +1,267 @@
+"""Account merges in the accounts stage: two accounts that are one company become one, and back.
+
+Two things start a merge (an AccountMerge, keyed by the account absorbed):
+
+- the names stage, when a corporate colleague reveals the domain of an account made from a
+  company name (`directory.register`, issue 15: "name:скворечник технологии" into
+  skvorechnik.ru), merge id "merge:<name account>><domain account>";
+- a person, with an accounts_merged correction (bg.correction.v1, issue 16; routed by
+  corrections.route), merge id = the correction's id.
+
+Then, through the log:
+
+1. at the absorbed account, `hand_over`: its opportunities are announced merged into the
+   surviving account's opportunity of the same solution (OpportunityMerged), and what it holds
+   (people, each opportunity's members, touches still pending creation) leaves in one
+   AccountMoved. Its state stays as it was, frozen, with `merged_into` set: everything that
+   still arrives for it (its domain's touches, its free-mail people's) is forwarded (`forward`),
+   so later touches to either account land in the surviving one;
+2. at the surviving account, `absorb`: people join, each moved opportunity's members join
+   this account's opportunity of that solution (created when there is none), pending touches
+   count for creation as if they had come here; a MergeRecord says what the merge brought;
+3. an undo (correction_undone naming the merge, its subject the surviving account), `undo`:
+   what the record says the merge brought goes (MemberRemoved; an opportunity the merge
+   created and that has nobody left is merged into the restored one), and an AccountRestored
+   tells the absorbed account to stand on its own again (`restore`: its opportunities are
+   announced unmerged, with their members and touches as they were).
+
+Touches already attributed stay on their opportunity's events: consumers read the absorbed
+opportunity's touches with the one it was merged into (projection), grouping keeps no touch
+history. Every step is a pure function of its state and input, its ids derived from the
+merge id, so a replay emits the same; the stages' stamps skip an input applied already.
+Refused, with the reason (a person's correction to bg.correction.dlq.v1, anything else to
+grouping's dead letters): a merge into itself, of an account merged already into another, into
+an account it absorbed (a cycle), an undo of no merge the account knows, a correction of an
+account that was absorbed.
+"""
+
+from __future__ import annotations
+
+from services.grouping.domain.corrections import refused
+from services.grouping.domain.messages import (
+    AccountActivity,
+    AccountMerge,
+    AccountMoved,
+    AccountRestored,
+    AccountStageInput,
+    CorrectionInput,
+    MemberUpdate,
+    MovedOpportunity,
+    Outbound,
+    Precreate,
+    Refused,
+)
+from services.grouping.domain.opportunities import (
+    AccountState,
+    MergeRecord,
+    OpportunityRules,
+    _Reducer,
+    prune_people,
+)
+from services.grouping.domain.opportunities import step as account_step
+from shared.schemas.correction import CorrectionUndone
+from shared.schemas.opportunity import MemberRemoved, OpportunityMerged, opportunity_id
+
+
+def hand_over(state: AccountState, account_id: str, merge: AccountMerge,
+              rules: OpportunityRules) -> list[Outbound]:
+    """At the absorbed account: announce its opportunities merged, send what it holds to `into`.
+
+    Updates `state` in place (`merged_into`, `merge_id`, the opportunities' versions); returns
+    one OpportunityMerged per opportunity (solution order) and the AccountMoved. The same merge
+    again (a second name of the account taken over) returns nothing.
+    Raises Refused: merge_into_itself, already_merged (into another), merge_cycle.
+    """
+    into = merge.into.account_id
+    if into == account_id:
+        raise Refused("merge_into_itself", f"{account_id} cannot be merged into itself")
+    if state.merged_into is not None:
+        if state.merged_into.account_id == into:
+            return []
+        raise Refused("already_merged", f"{account_id} was merged into {state.merged_into.account_id} "
+                                        f"({state.merge_id}); undo that first")
+    if into in state.absorbed:
+        raise Refused("merge_cycle", f"{into} was merged into {account_id}: merging {account_id} into it "
+                                     "would make a cycle")
+    reducer = _Reducer(state, rules)
+    for solution, opp in sorted(state.opportunities.items()):
+        reducer._emit_opportunity(opp, OpportunityMerged, merge.occurred_at,
+                                  merged_into=opportunity_id(into, solution), merge_id=merge.merge_id)
+    # Members carry their own card; state.people holds those of people with pending touches.
+    cards = {pid: card for opp in state.opportunities.values() for pid, card in opp.members.items()}
+    cards.update(state.people)
+    moved = AccountMoved(
+        input_id=f"moved:{merge.merge_id}", merge_id=merge.merge_id, occurred_at=merge.occurred_at,
+        account=merge.into, source=state.account, absorbed=tuple(state.absorbed),
+        people=tuple(cards[pid] for pid in sorted(cards)),
+        opportunities=tuple(
+            MovedOpportunity(solution=solution, opportunity_id=opp.opportunity_id,
+                             members=tuple(opp.members[p] for p in sorted(opp.members)))
+            for solution, opp in sorted(state.opportunities.items())
+        ),
+        pending=tuple((solution, touch) for solution, touches in sorted(state.pending.items()) for touch in touches),
+    )
+    state.merged_into, state.merge_id = merge.into, merge.merge_id
+    return [*reducer.outputs, Outbound(to="accounts", key=into, message=moved)]
+
+
+def forward(state: AccountState, account_id: str,
+            message: AccountActivity | MemberUpdate | AccountMoved) -> list[Outbound]:
+    """At an absorbed account: the same input, re-addressed to the account it was merged into.
+
+    Raises Refused (merge_cycle) when the input went through this account already: two merges
+    made at once in opposite directions, which the corrections API refuses beforehand.
+    """
+    assert state.merged_into is not None
+    if account_id in message.via:
+        raise Refused("merge_cycle", f"{message.type} forwarded in a circle: {' > '.join(message.via)} > {account_id}")
+    into = state.merged_into
+    return [Outbound(to="accounts", key=into.account_id,
+                     message=message.model_copy(update={"account": into, "via": (*message.via, account_id)}))]
+
+
+def absorb(state: AccountState, moved: AccountMoved, rules: OpportunityRules) -> list[Outbound]:
+    """At the surviving account: take the absorbed account's people, members and pending touches.
+
+    A moved opportunity's members join this account's opportunity of the same solution, created
+    (origin "auto") when there is none; a moved pending touch waits here and may complete the
+    creation rule. Events carry this account's opportunity ids and versions, and the merge's
+    event time. Records what the merge brought (`state.merges[merge_id]`) for an undo.
+    """
+    if moved.merge_id in state.merges:
+        return []
+    at = moved.occurred_at
+    before = {solution: set(opp.members) for solution, opp in state.opportunities.items()}
+    reducer = _Reducer(state, rules)
+    for card in moved.people:
+        reducer.card(card, at)
+    for moved_opp in moved.opportunities:
+        opp = state.opportunities.get(moved_opp.solution) or reducer.create(moved_opp.solution, "auto", at)
+        reducer.revive(opp, at)
+        for member in moved_opp.members:
+            state.people.setdefault(member.person_id, member)
+            reducer.join(opp, member.person_id, at)
+    for solution, touch in moved.pending:
+        opp = state.opportunities.get(solution)
+        if opp is not None:
+            reducer.revive(opp, at)
+            if reducer.join(opp, touch.person_id, touch.occurred_at):
+                reducer.attribute(opp, touch)
+            continue
+        waiting = state.pending.setdefault(solution, [])
+        if touch not in waiting:
+            waiting.append(touch)
+            waiting.sort(key=lambda t: (t.occurred_at, t.event_id))
+        if reducer._ready(solution):
+            reducer._open_with_pending(solution, at, touch)
+    absorbed = sorted({moved.source.account_id, *moved.absorbed})
+    gained = {solution: set(opp.members) - before.get(solution, set()) for solution, opp in state.opportunities.items()}
+    state.merges[moved.merge_id] = MergeRecord(
+        source=moved.source, absorbed=absorbed,
+        opportunities={o.solution: o.opportunity_id for o in moved.opportunities},
+        created=sorted(s for s in state.opportunities if s not in before),
+        added={solution: sorted(people) for solution, people in sorted(gained.items()) if people},
+        pending=[touch.event_id for _, touch in moved.pending],
+    )
+    state.absorbed = sorted({*state.absorbed, *absorbed})
+    return reducer.outputs
+
+
+def undo(state: AccountState, account_id: str, message: CorrectionUndone, rules: OpportunityRules) -> list[Outbound]:
+    """At the surviving account: take out what the merge brought, and restore the absorbed account.
+
+    The people the merge made members leave each opportunity (MemberRemoved), unless they
+    left already; an opportunity the merge created is merged into the restored account's one
+    of its solution when nobody is left in it; moved touches still pending go. Later touches
+    stay where they landed. Raises Refused: unknown_merge, merged_since (this account was
+    itself merged into another since: that merge is undone first).
+    """
+    record = state.merges.get(message.undoes)
+    if record is None:
+        raise Refused("unknown_merge", f"{account_id} has no merge {message.undoes!r} to undo")
+    if state.merged_into is not None:
+        raise Refused("merged_since", f"{account_id} was merged into {state.merged_into.account_id} "
+                                      f"({state.merge_id}) since; undo that first")
+    at = message.made_at
+    reducer = _Reducer(state, rules)
+    for solution, people in sorted(record.added.items()):
+        opp = state.opportunities.get(solution)
+        for pid in people if opp is not None else ():
+            if (gone := opp.members.pop(pid, None)) is not None:
+                reducer._emit_opportunity(opp, MemberRemoved, at, member=gone, correction_id=message.correction_id,
+                                          author=message.author)
+    for solution in record.created:
+        opp = state.opportunities.get(solution)
+        restored = record.opportunities.get(solution)
+        if opp is not None and restored is not None and not opp.members and opp.merged_into is None:
+            reducer.retire(opp, restored, message.undoes, at)
+    moved = set(record.pending)
+    for solution, touches in list(state.pending.items()):
+        state.pending[solution] = [t for t in touches if t.event_id not in moved]
+    del state.merges[message.undoes]
+    state.absorbed = sorted({a for r in state.merges.values() for a in r.absorbed})
+    restored_message = AccountRestored(input_id=f"restored:{message.undoes}", merge_id=message.undoes,
+                                       occurred_at=at, account=record.source)
+    return [*reducer.outputs, Outbound(to="accounts", key=record.source.account_id, message=restored_message)]
+
+
+def restore(state: AccountState, message: AccountRestored, rules: OpportunityRules) -> list[Outbound]:
+    """At the absorbed account: its merge was undone; its opportunities stand on their own again.
+
+    Returns one OpportunityMerged (merged_into None) per opportunity; nothing when the account
+    is not merged by that merge (a replay).
+    """
+    if state.merge_id != message.merge_id:
+        return []
+    reducer = _Reducer(state, rules)
+    for _, opp in sorted(state.opportunities.items()):
+        reducer._emit_opportunity(opp, OpportunityMerged, message.occurred_at, merged_into=None,
+                                  merge_id=message.merge_id)
+    state.merged_into, state.merge_id = None, None
+    return reducer.outputs
+
+
+def step(state: AccountState | None, account_id: str, message: AccountStageInput,
+         rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
+    """The accounts stage's reducer: opportunities.step, with merges, their undo and forwarding.
+
+    Updates `state` in place. A merge or undo the domain will not apply leaves the state as it
+    was: a person's correction is answered with a CorrectionRefused (to "correction_dlq"),
+    anything else raises Refused.
+    """
+    try:
+        return _step(state, account_id, message, rules)
+    except Refused as refusal:
+        correction = message.correction if isinstance(message, AccountMerge | CorrectionInput) else None
+        if correction is None:
+            raise
+        return state or AccountState(account=message.account), [refused(correction, refusal.reason, refusal.detail)]
+
+
+def _step(state: AccountState | None, account_id: str, message: AccountStageInput,
+          rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
+    if isinstance(message, CorrectionInput) and isinstance(message.correction, CorrectionUndone) \
+            and message.correction.subject == account_id:
+        # The subject of an undo is an account only for a merge (corrections.account_of).
+        if state is None:
+            raise Refused("unknown_merge", f"{account_id} has no merge {message.correction.undoes!r} to undo")
+        outputs = undo(state, account_id, message.correction, rules)
+        prune_people(state)
+        return state, outputs
+    if isinstance(message, AccountMerge | AccountMoved | AccountRestored):
+        state = state or AccountState(account=message.account)
+        if isinstance(message, AccountMerge):
+            outputs = hand_over(state, account_id, message, rules)
+        elif isinstance(message, AccountMoved):
+            outputs = forward(state, account_id, message) if state.merged_into else absorb(state, message, rules)
+        else:
+            outputs = restore(state, message, rules)
+        prune_people(state)
+        return state, outputs
+    if state is not None and state.merged_into is not None:
+        if isinstance(message, CorrectionInput):
+            raise Refused("account_merged", f"{account_id} was merged into {state.merged_into.account_id} "
+                                            f"({state.merge_id}): correct the opportunities there")
+        # A target account's pre-creation request has nothing to do in an absorbed account.
+        return state, [] if isinstance(message, Precreate) else forward(state, account_id, message)
+    return account_step(state, account_id, message, rules)
