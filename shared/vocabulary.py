@@ -60,6 +60,8 @@ WORDS: dict[str, dict[Lang, str]] = {
     "signal.priority_changed": {"ru": "Приоритет изменился", "en": "Priority changed"},
     "signal.stalled": {"ru": "Группа застопорилась", "en": "Group stalled"},
     "signal.reactivated": {"ru": "Группа снова активна", "en": "Group reactivated"},
+    "signal.role_blocked": {"ru": "Ключевую роль занимает только противник сделки",
+                            "en": "A key role is held only by a blocker"},
     "kind.page_view": {"ru": "просмотр страницы", "en": "page view"},
     "kind.download": {"ru": "скачивание", "en": "download"},
     "kind.email_delivered": {"ru": "письмо доставлено", "en": "email delivered"},

@@ -40,8 +40,30 @@ class Tiers(_Strict):
         return self
 
 
+class StancePoints(_Strict):
+    """Points a member marked by hand is worth, by influence (high, medium, low).
+
+    The strongest champion counts (a deal needs one person who leads it on the buyer's side:
+    MEDDICC's champion), every blocker counts; the sum stays within [blockers_floor, the
+    strongest champion's points], and the score within 0..100."""
+
+    champion: dict[str, float] = Field(default_factory=lambda: {"high": 8.0, "medium": 5.0, "low": 2.0})
+    blocker: dict[str, float] = Field(default_factory=lambda: {"high": -8.0, "medium": -5.0, "low": -2.0})
+    blockers_floor: float = Field(-15.0, le=0)
+
+    @model_validator(mode="after")
+    def _signs(self) -> StancePoints:
+        levels = {"high", "medium", "low"}
+        if set(self.champion) != levels or set(self.blocker) != levels:
+            raise ValueError("score.stance.champion and .blocker need points for high, medium and low")
+        if min(self.champion.values()) < 0 or max(self.blocker.values()) > 0:
+            raise ValueError("a champion's points are not negative, a blocker's not positive")
+        return self
+
+
 class ScoreConfig(_Strict):
     points: Points
+    stance: StancePoints = StancePoints()
     member_cap: PositiveFloat
     engagement_scale: PositiveFloat
     engaged_threshold: float = Field(ge=0)

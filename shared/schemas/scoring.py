@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.schemas.base import Identifier, Message, ShortStr, Text, UtcDatetime
+from shared.schemas.correction import Influence, Stance
 from shared.schemas.roles import BuyingRole, Department
 
 SCHEMA_VERSION = 1
@@ -20,6 +21,8 @@ Lifecycle = Literal["forming", "formed", "stalled"]
 SignalType = Literal[
     "group_forming", "group_formed", "group_expanded", "role_gap",
     "priority_changed", "stalled", "reactivated",
+    # A risk: a required role is held only by members marked blocker (bg.correction.v1 stance).
+    "role_blocked",
 ]
 
 
@@ -31,6 +34,10 @@ class MemberContribution(Message):
     engagement: float  # decayed, weighted touches of this member at as_of
     touches: int
     by_kind: dict[Identifier, float] = Field(default_factory=dict)  # engagement per touch kind (optional)
+    # Champion / blocker set by hand, and the points it adds to (or takes from) the score.
+    stance: Stance | None = None
+    influence: Influence | None = None
+    stance_points: float = 0.0
 
 
 class ScoreBreakdown(Message):
@@ -39,6 +46,8 @@ class ScoreBreakdown(Message):
     role_coverage: float  # expected roles covered
     departments: float  # distinct departments
     recency: float  # recency / velocity
+    # Champions add, blockers subtract (score.stance in scoring.yaml); 0 when nobody is marked.
+    stance: float = 0.0
     members: tuple[MemberContribution, ...] = ()
     covered_roles: tuple[BuyingRole, ...] = ()
     missing_roles: tuple[BuyingRole, ...] = ()

@@ -1,4 +1,5 @@
-"""The group score: members' decayed engagement plus breadth, role coverage, departments, recency."""
+"""The group score: members' decayed engagement plus breadth, role coverage, departments, recency,
+and the stance people set by hand (champions add, blockers subtract)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,21 @@ def _ramp(count: int, target: int) -> float:
     return min(max(count - 1, 0), target - 1) / (target - 1)
 
 
+def stance_points(member: MemberState, config: ScoringConfig) -> float:
+    """What one member's hand-set stance is worth before the group's limits (0 when unmarked,
+    neutral, or marked without influence: medium is the correction's default)."""
+    points = config.score.stance
+    table = points.champion if member.stance == "champion" else points.blocker if member.stance == "blocker" else None
+    return table[member.influence or "medium"] if table is not None else 0.0
+
+
+def group_stance(members: list[MemberState], config: ScoringConfig) -> float:
+    """The strongest champion's points plus every blocker's, no lower than blockers_floor."""
+    champions = [stance_points(m, config) for m in members if m.stance == "champion"]
+    blockers = sum(stance_points(m, config) for m in members if m.stance == "blocker")
+    return (max(champions) if champions else 0.0) + max(blockers, config.score.stance.blockers_floor)
+
+
 @dataclass(frozen=True)
 class Score:
     score: float
@@ -86,22 +102,28 @@ def score_opportunity(state: OpportunityState, as_of: datetime, config: ScoringC
 
     recency = (decay(1.0, state.last_touch_at, as_of, sc.recency_half_life)
                if state.last_touch_at else 0.0)
-    recent_weight = sum(t.weight for t in state.touches if t.at > as_of - sc.velocity_window)
+    recent_weight = sum(t.weight for t in state.touches
+                        if t.at > as_of - sc.velocity_window and t.person_id in state.members)
     velocity = min(recent_weight / sc.velocity_target, 1.0)
     recency_pts = sc.points.recency * (recency + velocity) / 2
 
-    parts = [round(p, 3) for p in (engagement_pts, breadth_pts, coverage_pts, departments_pts, recency_pts)]
-    total = round(sum(parts), 3)
+    stance_pts = group_stance([m.member for m in members], config)
+
+    parts = [round(p, 3) for p in (engagement_pts, breadth_pts, coverage_pts, departments_pts, recency_pts,
+                                   stance_pts)]
+    # Stance moves a score within the scale: a blocker never makes it negative.
+    total = round(min(max(sum(parts), 0.0), 100.0), 3)
     contributions = tuple(
         MemberContribution(
             person_id=m.member.person_id, name=m.member.name, department=m.member.department,
             role=m.member.role, engagement=round(m.engagement, 3), touches=m.touches, by_kind=m.by_kind,
+            stance=m.member.stance, influence=m.member.influence, stance_points=stance_points(m.member, config),
         )
         for m in sorted(members, key=lambda m: (-m.engagement, m.member.person_id))
     )
     breakdown = ScoreBreakdown(
         engagement=parts[0], breadth=parts[1], role_coverage=parts[2], departments=parts[3],
-        recency=parts[4], members=contributions,
+        recency=parts[4], stance=parts[5], members=contributions,
         covered_roles=tuple(covered_expected),
         missing_roles=tuple(r for r in expected if r not in covered),
         engaged_members=len(engaged), engaged_departments=tuple(departments),

@@ -18,6 +18,8 @@ data, and announced once under its own id:
     stalled           <opp>:stalled:<since>              (last touch + timers.stall_after)
     reactivated       <opp>:reactivated:<since>          (the touch that ends that stall)
     priority_changed  <opp>:priority_changed:<as_of>:<tier>
+    role_blocked      <opp>:role_blocked:<role>:<digest of the blockers holding it>
+                      (a required role held only by members marked blocker by hand)
 
 Late touches correct the record instead of announcing again: formed_at and forming_at are
 recomputed over the full touch set (the next score carries them), a stall the touch shows
@@ -37,13 +39,16 @@ from services.scoring.domain.score import group_roles, score_opportunity
 from services.scoring.domain.state import MemberState, OpportunityState, TouchRecord
 from shared.schemas.opportunity import (
     MemberAdded,
+    MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     TouchAttributed,
 )
 from shared.schemas.scoring import Lifecycle, OpportunityScore, Signal, SignalType
 
-ScoredEvent = OpportunityCreated | MemberAdded | MemberRoleChanged | TouchAttributed
+ScoredEvent = (OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
+               | TouchAttributed)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall
     state.scored_at = max(filter(None, (state.scored_at, event.occurred_at)))
     _apply(state, event, now, config, out)
     _decide(state, event.event_id, config, out)
+    _risks(state, event, config, out)
     _fold_old_touches(state, config)
     # As of the latest moment already scored: a late event never moves the priority back.
     _emit_score(state, max(filter(None, (state.scored_at, state.score_as_of))), config, out)
@@ -141,15 +147,17 @@ def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: S
             profile = config.default_profile
             state.expected_roles = event.expected_roles or profile.expected_roles
             state.required_roles = event.required_roles or profile.required_roles
-        case MemberAdded() | MemberRoleChanged():
+        case MemberAdded() | MemberRoleChanged() | MemberStanceChanged():
             ref = event.member
             previous = state.members.get(ref.person_id)
             state.members[ref.person_id] = MemberState(
                 person_id=ref.person_id, name=ref.name or (previous.name if previous else None),
-                department=ref.department, role=ref.role,
+                department=ref.department, role=ref.role, stance=ref.stance, influence=ref.influence,
                 **({"folded": previous.folded, "folded_at": previous.folded_at,
                     "folded_touches": previous.folded_touches} if previous else {}),
             )
+        case MemberRemoved():
+            _remove_member(state, event.member.person_id)
         case TouchAttributed():
             touch = event.touch
             if any(t.event_id == touch.event_id for t in state.touches):
@@ -161,6 +169,37 @@ def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: S
             if weight > 0:
                 state.last_touch_at = max(filter(None, (state.last_touch_at, touch.occurred_at)))
                 _touch_during_stall(state, touch.event_id, touch.occurred_at, now, config, out)
+
+
+def _remove_member(state: OpportunityState, person_id: str) -> None:
+    """A member taken out by hand leaves no trace: their touches stop counting, as if grouping
+    had never attributed them (a rebuild that reads the unlink first never does). Facts already
+    announced (formed_at) stay: a group that formed did form."""
+    state.members.pop(person_id, None)
+    removed = [t for t in state.touches if t.person_id == person_id and t.weight > 0]
+    state.touches = [t for t in state.touches if t.person_id != person_id]
+    if any(t.at == state.last_touch_at for t in removed):
+        remaining = [t.at for t in state.touches if t.weight > 0]
+        folded = any(m.folded for m in state.members.values())
+        # Without single touches left, the older folded ones still date activity no later than this.
+        state.last_touch_at = max(remaining) if remaining else (state.last_touch_at if folded else None)
+
+
+def _risks(state: OpportunityState, event: ScoredEvent, config: ScoringConfig, out: _Out) -> None:
+    """role_blocked: a required role whose every holder is marked blocker, announced once per
+    role and set of blockers (the same people blocking again is the same fact)."""
+    if not isinstance(event, MemberAdded | MemberRoleChanged | MemberStanceChanged | MemberRemoved):
+        return
+    for role in state.required_roles:
+        holders = sorted(p for p, m in state.members.items() if m.role is role)
+        if not holders or any(state.members[p].stance != "blocker" for p in holders):
+            continue
+        fact = f"{role}:{hashlib.sha1('|'.join(holders).encode()).hexdigest()[:12]}"
+        if fact in state.announced_blocked:
+            continue
+        state.announced_blocked.append(fact)
+        _signal(state, "role_blocked", f"role_blocked:{fact}", event.occurred_at, config, out, (event.event_id,),
+                {"role": role.value, "blockers": ",".join(holders)})
 
 
 def _touch_during_stall(state: OpportunityState, event_id: str, at: datetime, now: datetime,

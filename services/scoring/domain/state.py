@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.schemas.correction import Influence, Stance
 from shared.schemas.roles import BuyingRole, Department
 from shared.schemas.scoring import Tier
 from shared.schemas.touch import TouchKind
@@ -28,6 +29,8 @@ class MemberState(_State):
     name: str | None = None
     department: Department
     role: BuyingRole
+    stance: Stance | None = None  # set by hand (champion / blocker / neutral)
+    influence: Influence | None = None
     # Touches older than the retention horizon, folded into decayed mass per kind at folded_at.
     folded: dict[TouchKind, float] = Field(default_factory=dict)
     folded_at: datetime | None = None
@@ -58,6 +61,7 @@ class OpportunityState(_State):
     announced_members: list[str] = Field(default_factory=list)
     announced_roles: list[BuyingRole] = Field(default_factory=list)
     role_gap_checked: bool = False
+    announced_blocked: list[str] = Field(default_factory=list)  # role_blocked facts announced
     stalled_since: datetime | None = None  # set while the group is stalled
     # The latest event time among this opportunity's own events.
     scored_at: datetime | None = None

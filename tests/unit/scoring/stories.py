@@ -14,7 +14,9 @@ from shared.schemas.opportunity import (
     ClockTick,
     MemberAdded,
     MemberRef,
+    MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     TouchAttributed,
     TouchRef,
@@ -93,6 +95,24 @@ class Story:
                                      "role_source": RoleSource.manual})
         self._members[opp][person_id] = ref
         self.events.append(MemberRoleChanged(**self._base(opp, at), member=ref, previous_role=old.role))
+
+    def stance(self, opp: str, person: str, at: datetime, stance: str | None, influence: str | None = "medium",
+               correction_id: str = "c-1") -> None:
+        """A stance set by hand, as grouping forwards it (member_stance_changed)."""
+        person_id = f"{person}@{self._accounts[opp].account_id}"
+        old = self._members[opp][person_id]
+        ref = old.model_copy(update={"stance": stance, "influence": influence if stance else None})
+        self._members[opp][person_id] = ref
+        self.events.append(MemberStanceChanged(**self._base(opp, at), member=ref, previous_stance=old.stance,
+                                               previous_influence=old.influence, correction_id=correction_id,
+                                               author="Мария"))
+
+    def remove(self, opp: str, person: str, at: datetime, correction_id: str = "c-2") -> None:
+        """A member unlinked by hand (member_removed)."""
+        person_id = f"{person}@{self._accounts[opp].account_id}"
+        ref = self._members[opp].pop(person_id)
+        self.events.append(MemberRemoved(**self._base(opp, at), member=ref, correction_id=correction_id,
+                                         author="Мария"))
 
     def account_touch(self, account_id: str, at: datetime) -> None:
         self._touches += 1
