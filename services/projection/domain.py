@@ -29,10 +29,12 @@ from shared.schemas.opportunity import (
     ClockTick,
     MemberAdded,
     MemberRef,
+    MemberRemoved,
     MemberRoleChanged,
     OpportunityCreated,
     OpportunityEvent,
     OpportunityLogMessage,
+    OpportunityMerged,
     TouchAttributed,
     TouchRef,
 )
@@ -41,7 +43,8 @@ from shared.schemas.scoring import OpportunityScore, ScoringMessage, Signal
 Kind = Literal[
     "account_ref", "account_seen", "contact_ref", "contact_seen",
     "opportunity_stub", "opportunity_event", "opportunity_created", "opportunity_score", "opportunity_stage",
-    "member", "touch", "signal", "score_history", "stage_change", "opportunity_deal", "criterion_mark",
+    "opportunity_merge", "member", "member_removed", "touch", "signal", "score_history", "stage_change",
+    "opportunity_deal", "criterion_mark",
     "team_member",
 ]
 
@@ -61,7 +64,8 @@ KEYS: dict[Kind, tuple[str, ...]] = {
     "contact_ref": ("person_id",), "contact_seen": ("person_id",),
     "opportunity_stub": ("opportunity_id",), "opportunity_event": ("opportunity_id",),
     "opportunity_created": ("opportunity_id",), "opportunity_score": ("opportunity_id",),
-    "opportunity_stage": ("opportunity_id",), "member": ("opportunity_id", "person_id"),
+    "opportunity_stage": ("opportunity_id",), "opportunity_merge": ("opportunity_id",),
+    "member": ("opportunity_id", "person_id"), "member_removed": ("opportunity_id", "person_id"),
     "touch": ("scope", "touch_id"), "signal": ("signal_id",),
     "score_history": ("opportunity_id", "version", "as_of"), "stage_change": ("event_id",),
     "opportunity_deal": ("opportunity_id",), "criterion_mark": ("opportunity_id", "criterion"),
@@ -163,6 +167,15 @@ def map_opportunity_event(event: OpportunityEvent) -> list[Row]:
     elif isinstance(event, TouchAttributed):
         rows += [_touch(oid, oid, aid, event.event_id, event.version, event.touch),
                  _contact_seen(event.touch.person_id, aid, event.touch.occurred_at)]
+    elif isinstance(event, MemberRemoved):
+        # The member row goes unless a later version brought the person back (repository).
+        rows.append(Row("member_removed", {"opportunity_id": oid, "person_id": event.member.person_id,
+                                           "version": event.version}))
+    elif isinstance(event, OpportunityMerged):
+        # Read with the opportunity it was merged into: its members are there, its touches are
+        # read with that one's (repository.Reader), and lists leave it out.
+        rows.append(Row("opportunity_merge", {**ident, "merged_into": event.merged_into,
+                                              "merge_version": event.version}))
     return rows
 
 
@@ -330,7 +343,9 @@ MERGE: dict[Kind, Callable[[dict, dict], dict]] = {
     "opportunity_created": _first,
     "opportunity_score": _latest("score_version", "score_as_of"),
     "opportunity_stage": _latest("stage_changed_at", "stage_event_id"),
+    "opportunity_merge": _latest("merge_version"),
     "member": _member,
+    "member_removed": _latest("version"),
     "touch": _first,
     "signal": _first,
     "score_history": _first,

@@ -86,6 +86,8 @@ class OpportunitySummary(BaseModel):
     proposed_stage: str | None = Field(None, description="the next stage, proposed when only a person's "
                                                          "criteria miss")
     missing_criteria: list[str] = []
+    merged_into: str | None = Field(None, description="set when its account was merged into another: the "
+                                                      "opportunity it lives on in (members and touches are there)")
 
 
 class RankedOpportunity(OpportunitySummary):
@@ -168,6 +170,8 @@ class OpportunityDetail(OpportunitySummary):
     timeline: list[Touch] = Field(description="the latest touches, oldest first")
     signals: list[SignalOut]
     stage_history: list[StageChange]
+    merged_from: list[str] = Field([], description="opportunities of accounts merged into this one; their "
+                                                   "touches are in the timeline")
     alert_recipients: list[str] = Field([], description="who alerts about this opportunity go to: its team, "
                                                     "else the account owner")
 

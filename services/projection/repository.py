@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Delete, Select, and_, bindparam, case, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -83,6 +83,14 @@ def _member() -> Insert:
     ).returning(t.opportunity_id)
 
 
+def _member_removed() -> Delete:
+    """A member taken out (member_removed) unless a later event brought them back (version)."""
+    t = s.opportunity_members.c
+    return delete(s.opportunity_members).where(
+        t.opportunity_id == bindparam("r_opportunity_id"), t.person_id == bindparam("r_person_id"),
+        t.version < bindparam("r_version"))
+
+
 def _immutable(table: Any, returning: ColumnElement | None = None) -> Insert:
     stmt = insert(table).on_conflict_do_nothing()
     return stmt.returning(returning) if returning is not None else stmt
@@ -98,7 +106,7 @@ def _latest_by(table: Any, keys: list[str], at: str) -> Insert:
 
 # In this order: parents first is not required (no foreign keys), but a fixed order of tables
 # with rows sorted by key means concurrent consumers lock rows in the same order.
-UPSERTS: dict[Kind, Insert] = {
+UPSERTS: dict[Kind, Insert | Delete] = {
     "account_ref": _account_ref(),
     "account_seen": _seen(s.accounts, "account_id", with_account=False),
     "contact_ref": _contact_ref(),
@@ -118,7 +126,11 @@ UPSERTS: dict[Kind, Insert] = {
     "opportunity_deal": _opportunity(
         ("amount", "currency", "expected_close_on", "deal_at", "deal_event_id"),
         lambda t, ex: _newer((t.deal_at, t.deal_event_id), (ex.deal_at, ex.deal_event_id))),
+    "opportunity_merge": _opportunity(
+        ("merged_into", "merge_version"),
+        lambda t, ex: or_(t.merge_version.is_(None), t.merge_version < ex.merge_version)),
     "member": _member(),
+    "member_removed": _member_removed(),
     "touch": _immutable(s.touches, s.touches.c.opportunity_id),
     "signal": _immutable(s.signals, s.signals.c.opportunity_id),
     "score_history": _immutable(s.score_history),
@@ -131,7 +143,8 @@ REFRESH_MEMBERS = text("""
 UPDATE opportunity_members m SET
   (touches_count, first_touch_at, last_touch_at) = (
     SELECT count(*), min(t.occurred_at), max(t.occurred_at) FROM touches t
-    WHERE t.opportunity_id = m.opportunity_id AND t.person_id = m.person_id),
+    WHERE t.person_id = m.person_id AND (t.opportunity_id = m.opportunity_id OR t.opportunity_id IN (
+      SELECT x.opportunity_id FROM opportunities x WHERE x.merged_into = m.opportunity_id))),
   engagement = (
     SELECT (c->>'engagement')::float8
     FROM opportunities o CROSS JOIN LATERAL jsonb_array_elements(coalesce(o.breakdown->'members', '[]')) c
@@ -169,9 +182,12 @@ mem AS (
          array_agg(DISTINCT m.department ORDER BY m.department) AS departments,
          array_agg(DISTINCT m.role ORDER BY m.role) AS covered
   FROM opportunity_members m JOIN ids ON m.opportunity_id = ids.id GROUP BY 1),
+-- An opportunity's touches, and those of the opportunities merged into it (account merges).
 tt AS (
-  SELECT t.opportunity_id AS id, count(*) AS n, min(t.occurred_at) AS first_at, max(t.occurred_at) AS last_at
-  FROM touches t JOIN ids ON t.opportunity_id = ids.id GROUP BY 1),
+  SELECT ids.id, count(*) AS n, min(t.occurred_at) AS first_at, max(t.occurred_at) AS last_at
+  FROM ids CROSS JOIN LATERAL (SELECT ids.id AS oid UNION ALL
+                               SELECT x.opportunity_id FROM opportunities x WHERE x.merged_into = ids.id) src
+  JOIN touches t ON t.opportunity_id = src.oid GROUP BY 1),
 life AS (
   SELECT DISTINCT ON (sg.opportunity_id) sg.opportunity_id AS id,
          CASE sg.signal WHEN 'stalled' THEN 'stalled' ELSE 'formed' END AS lifecycle
@@ -257,6 +273,15 @@ async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> 
             if renamed:
                 changed.update(await conn.scalars(select(o.opportunity_id).where(o.account_id.in_(renamed))))
             continue
+        if kind == "member_removed":
+            await conn.execute(stmt, [{f"r_{k}": v for k, v in r.items()} for r in batch])
+            changed.update(r["opportunity_id"] for r in batch)
+            continue
+        if kind == "opportunity_merge":
+            # The opportunity it goes into, or comes back from, shows its members and touches.
+            ids = [r["opportunity_id"] for r in batch]
+            before = await conn.scalars(select(o.merged_into).where(o.opportunity_id.in_(ids)))
+            changed.update(i for i in [*before, *(r["merged_into"] for r in batch)] if i is not None)
         result = await conn.execute(stmt, batch)
         if result.returns_rows:
             changed.update(oid for (oid,) in result.all() if oid is not None)
@@ -325,6 +350,7 @@ SUMMARY_COLUMNS = (
     o.members_count, o.engaged_members, o.touches_count, o.departments, o.covered_roles, o.missing_roles,
     o.amount, o.currency, o.stage_changed_at, o.version, o.change_seq,
     o.stage_author, o.crm_stage, o.expected_close_on, o.team, o.criteria, o.proposed_stage, o.missing_criteria,
+    o.merged_into,
 )
 
 
@@ -344,7 +370,8 @@ class OpportunityFilter:
     formed_since: datetime | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = []
+        # An opportunity merged into another is listed as that one (account merges).
+        out: list[ColumnElement[bool]] = [o.merged_into.is_(None)]
         for column, value in ((o.status, self.status), (o.tier, self.tier), (o.solution, self.solution),
                               (o.account_id, self.account), (o.stage, self.stage)):
             if value is not None:
@@ -402,7 +429,10 @@ class Reader:
             members = _dicts(await conn.execute(
                 select(s.opportunity_members).where(m.opportunity_id == opportunity_id)
                 .order_by(m.engagement.desc().nulls_last(), m.joined_at, m.person_id)))
-            recent = (select(s.touches).where(t_.opportunity_id == opportunity_id)
+            # The opportunities of accounts merged into this one: their touches are this one's.
+            merged_from = list(await conn.scalars(
+                select(o.opportunity_id).where(o.merged_into == opportunity_id).order_by(o.opportunity_id)))
+            recent = (select(s.touches).where(t_.opportunity_id.in_([opportunity_id, *merged_from]))
                       .order_by(t_.occurred_at.desc(), t_.touch_id.desc()).limit(timeline_limit).subquery())
             timeline = _dicts(await conn.execute(select(recent).order_by(recent.c.occurred_at, recent.c.touch_id)))
             signals = _dicts(await conn.execute(
@@ -412,7 +442,8 @@ class Reader:
             stages = _dicts(await conn.execute(
                 select(s.stage_changes).where(s.stage_changes.c.opportunity_id == opportunity_id)
                 .order_by(s.stage_changes.c.changed_at, s.stage_changes.c.event_id)))
-            return {**head, "members": members, "timeline": timeline, "signals": signals, "stage_history": stages}
+            return {**head, "members": members, "timeline": timeline, "signals": signals, "stage_history": stages,
+                    "merged_from": merged_from}
 
     async def opportunity_ident(self, opportunity_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

@@ -119,8 +119,13 @@ opportunities = Table(
     Column("proposed_stage", Text),
     Column("missing_criteria", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
     Column("change_seq", BigInteger, nullable=False, server_default=change_seq.next_value()),
+    # Its account was merged into another (opportunity_merged): the opportunity it lives on in,
+    # None when standing alone (again); merge_version: the event that said so (a guard).
+    Column("merged_into", Text),
+    Column("merge_version", Integer),
 )
 Index("ix_opportunities_account", opportunities.c.account_id)
+Index("ix_opportunities_merged_into", opportunities.c.merged_into)
 Index("ix_opportunities_change_seq", opportunities.c.change_seq, unique=True)
 Index("ix_opportunities_score", opportunities.c.score.desc().nulls_last())
 Index("ix_opportunities_created", opportunities.c.created_at)

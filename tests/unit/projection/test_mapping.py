@@ -6,8 +6,16 @@ import math
 
 import pytest
 
-from services.projection.domain import NotApplicable, Row, account_scope, map_message
-from shared.schemas.opportunity import AccountTouch, MemberAdded, MemberRoleChanged, OpportunityCreated
+from services.projection.domain import NotApplicable, Row, account_scope, map_message, reduce_rows
+from shared.schemas.opportunity import (
+    AccountRef,
+    AccountTouch,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    OpportunityCreated,
+    OpportunityMerged,
+)
 from shared.schemas.roles import BuyingRole
 from shared.schemas.scoring import OpportunityScore, Signal
 from tests.unit.projection.stories import ELENA, Log, day, krasnaya_romashka
@@ -138,3 +146,31 @@ def test_a_v1_crm_stage_name_is_mapped_onto_the_funnel_and_kept():
     log.stage(opp, "some-crm-stage", "open", day(21))
     (stage,) = _of(map_message(log.messages[-1][2]), "opportunity_stage")
     assert (stage["stage"], stage["crm_stage"]) == ("some-crm-stage", "some-crm-stage")
+
+
+def test_an_account_merge_marks_the_absorbed_opportunity_and_its_undo_clears_it():
+    account = AccountRef(account_id="name:красная ромашка", name="Красная ромашка")
+
+    def merged(version: int, into: str | None) -> OpportunityMerged:
+        oid = "name:красная ромашка:hr"
+        return OpportunityMerged(event_id=f"{oid}@{version}", opportunity_id=oid, solution="hr", account=account,
+                                 version=version, occurred_at=day(1),
+                                 merged_into=into, merge_id="c-1")
+
+    (row,) = _of(map_message(merged(4, "romashka.ru:hr")), "opportunity_merge")
+    assert row == {"opportunity_id": "name:красная ромашка:hr", "account_id": "name:красная ромашка",
+                   "solution": "hr", "merged_into": "romashka.ru:hr", "merge_version": 4}
+    # In one batch the later event wins, whichever order they come in: the undo.
+    rows = [r for m in (merged(5, None), merged(4, "romashka.ru:hr")) for r in map_message(m)]
+    (final,) = reduce_rows(rows)["opportunity_merge"]
+    assert final["merged_into"] is None and final["merge_version"] == 5
+
+
+def test_a_removed_member_is_a_removal_row_at_its_version():
+    log, opp = _story()
+    added = _first(log, MemberAdded)
+    removed = MemberRemoved(**{**added.model_dump(exclude={"type"}), "event_id": f"{opp}@40", "version": 40},
+                            correction_id="c-2", author="Мария")
+    assert _of(map_message(removed), "member_removed") == [
+        {"opportunity_id": opp, "person_id": added.member.person_id, "version": 40}]
+    assert _of(map_message(removed), "member") == []

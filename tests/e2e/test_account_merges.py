@@ -1,0 +1,105 @@
+"""Account merges through the real Kafka and PostgreSQL: grouping, scoring and projection each in
+its own process, read back through the read API (issues 15 and 16).
+
+Person events and corrections are written straight to their topics (the corrections API writes
+the same messages to bg.correction.v1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from shared import topics
+from shared.codec import encode
+from shared.schemas.correction import AccountsMerged, CorrectionUndone
+from shared.schemas.touch import Content, Person, TouchEvent
+from tests.e2e.conftest import Pipeline
+from tests.e2e.test_pipeline import opportunity, wait_until
+from tests.support.kafka import produce
+
+HR = "https://vendor.example/solutions/hr/leave-automation"
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+def touch(event_id: str, minute: int, email: str, *, job_title: str | None = None, company: str | None = None,
+          url: str = HR) -> TouchEvent:
+    return TouchEvent(event_id=event_id, occurred_at=START + timedelta(minutes=minute), source="web",
+                      kind="page_view", person=Person(email=email, job_title=job_title, company=company),
+                      content=Content(url=url))
+
+
+async def send(namespace: str, *events: TouchEvent) -> None:
+    await produce(namespace + topics.PERSON_EVENTS.base_name, [(e.key(), encode(e)) for e in events])
+
+
+async def correct(namespace: str, correction: AccountsMerged | CorrectionUndone) -> None:
+    await produce(namespace + topics.CORRECTIONS.base_name, [(correction.key(), encode(correction))])
+
+
+def members(api: httpx.Client, opportunity_id: str) -> set[str]:
+    found = opportunity(api, opportunity_id)
+    return {m["person_id"] for m in found["members"]} if found else set()
+
+
+async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_and_undo_restores_it(
+        pipeline: Pipeline, topic_namespace: str):
+    tag = uuid.uuid4().hex[:6]
+    first, second = f"romashka{tag}.ru", f"krasnaya{tag}.ru"
+    await send(topic_namespace,
+               touch(f"{tag}-a1", 0, f"elena@{first}", job_title="HR-менеджер"),
+               touch(f"{tag}-a2", 5, f"volkov@{first}", job_title="IT-директор"),
+               touch(f"{tag}-b1", 10, f"petrova@{second}", job_title="финансовый директор"))
+    with pipeline.api() as api:
+        wait_until(lambda: len(members(api, f"{first}:hr")) == 2 and members(api, f"{second}:hr"))
+        await correct(topic_namespace, AccountsMerged(
+            correction_id=f"{tag}-merge", author="Мария", made_at=START + timedelta(minutes=20),
+            reason="одна компания", into=first, merged=second))
+        both = {f"elena@{first}", f"volkov@{first}", f"petrova@{second}"}
+        merged = wait_until(lambda: (o := opportunity(api, f"{first}:hr")) and
+                            {m["person_id"] for m in o["members"]} == both and o)
+        assert merged["merged_from"] == [f"{second}:hr"]
+        assert f"{tag}-b1" in {t["touch_id"] for t in merged["timeline"]}  # the absorbed group's touches too
+        absorbed = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] and o)
+        assert absorbed["merged_into"] == f"{first}:hr"
+        # ONE opportunity per solution for the company in the list.
+        listed = api.get("/v1/opportunities", params={"solution": "hr", "limit": 200}).json()["items"]
+        assert [o["opportunity_id"] for o in listed if tag in o["opportunity_id"]] == [f"{first}:hr"]
+
+        # A later touch to the absorbed domain lands in the surviving account.
+        await send(topic_namespace, touch(f"{tag}-b2", 30, f"newcomer@{second}", job_title="Юрист"))
+        wait_until(lambda: f"newcomer@{second}" in members(api, f"{first}:hr"))
+
+        await correct(topic_namespace, CorrectionUndone(
+            correction_id=f"{tag}-undo", author="Мария", made_at=START + timedelta(minutes=40),
+            undoes=f"{tag}-merge", subject=first))
+        wait_until(lambda: members(api, f"{first}:hr") == {f"elena@{first}", f"volkov@{first}",
+                                                           f"newcomer@{second}"})
+        restored = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] is None and o)
+        assert {m["person_id"] for m in restored["members"]} == {f"petrova@{second}"}
+        assert opportunity(api, f"{first}:hr")["merged_from"] == []
+        listed = api.get("/v1/opportunities", params={"solution": "hr", "limit": 200}).json()["items"]
+        assert sorted(o["opportunity_id"] for o in listed if tag in o["opportunity_id"]) == sorted(
+            [f"{first}:hr", f"{second}:hr"])
+
+
+async def test_a_free_mail_person_then_a_corporate_colleague_make_one_account(
+        pipeline: Pipeline, topic_namespace: str):
+    tag = uuid.uuid4().hex[:6]
+    domain = f"skvorechnik{tag}.ru"
+    await send(topic_namespace, touch(f"{tag}-f1", 0, f"elena.{tag}@gmail.com", job_title="HR-менеджер",
+                                                company="OOO Skvorechnik Tekhnologii"))
+    name_opp = "name:skvorechnik tekhnologii:hr"
+    with pipeline.api() as api:
+        wait_until(lambda: members(api, name_opp) == {f"elena{tag}@gmail.com"})
+        await send(topic_namespace, touch(f"{tag}-c1", 30, f"volkov@{domain}", job_title="IT-директор",
+                                                    company="ООО «Скворечник Технологии»"))
+        wait_until(lambda: members(api, f"{domain}:hr") == {f"elena{tag}@gmail.com", f"volkov@{domain}"})
+        absorbed = wait_until(lambda: (o := opportunity(api, name_opp)) and o["merged_into"] and o)
+        assert absorbed["merged_into"] == f"{domain}:hr"
+        one = opportunity(api, f"{domain}:hr")
+        assert {t["touch_id"] for t in one["timeline"]} == {f"{tag}-f1", f"{tag}-c1"}
+        # The free-mail person's next touch goes to the domain account directly.
+        await send(topic_namespace, touch(f"{tag}-f2", 60, f"elena.{tag}@gmail.com"))
+        wait_until(lambda: f"{tag}-f2" in {t["touch_id"] for t in opportunity(api, f"{domain}:hr")["timeline"]})
