@@ -38,7 +38,14 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from services.crm.adapters.base import CrmClient
-from services.crm.domain.inbound import StageMap, UnmappedStage, company_message, manual_links, stage_report
+from services.crm.domain.inbound import (
+    StageMap,
+    UnmappedStage,
+    company_message,
+    manual_links,
+    member_link,
+    stage_report,
+)
 from services.crm.domain.outbound import deal_plan, task_plan, wanted
 from services.crm.domain.records import Deal, Notice, Written
 from services.crm.readapi import ReadApi, ReadApiError
@@ -188,6 +195,8 @@ class Connector:
             return
         for link in links:
             await self._publish(f"link:{deal.deal_id}:{link.contact_id}", link)
+            if (correction := member_link(link)) is not None:
+                await self._publish(f"member:{deal.deal_id}:{link.contact_id}", correction, topics.CORRECTIONS)
 
     async def on_company(self, company_id: str) -> str | None:
         """Publish the company when it changed; -> its valid INN (None when none)."""
@@ -202,11 +211,14 @@ class Connector:
         await self._publish(f"company:{company_id}", message)
         return message.inn
 
-    async def _publish(self, key: str, message) -> None:
-        if await self.state.published(key) == message.event_id:
+    async def _publish(self, key: str, message, topic: topics.Topic = topics.CRM_LINKS) -> None:
+        """Write `message` unless the same content was written under `key` before (its event or
+        correction id, a digest of the content)."""
+        event_id = message.correction_id if topic is topics.CORRECTIONS else message.event_id
+        if await self.state.published(key) == event_id:
             return
-        await self.producer.send_and_wait(topics.CRM_LINKS.name, key=message.key().encode(), value=encode(message))
-        await self.state.set_published(key, message.event_id)
+        await self.producer.send_and_wait(topic.name, key=message.key().encode(), value=encode(message))
+        await self.state.set_published(key, event_id)
 
     # ---------------------------------------------------------------- us -> CRM
     async def follow_feed(self) -> int:

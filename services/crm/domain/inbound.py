@@ -5,7 +5,9 @@
   bg.crm-stage.* for the projection's funnel and attribution).
 - A company becomes a `CrmCompany` on bg.crm-links.v1 with its INN, when valid.
 - A contact on a deal that the connector did not attach itself was linked by a person: a
-  `CrmContactLinked` on bg.crm-links.v1.
+  `CrmContactLinked` on bg.crm-links.v1, and, when the deal is one of our opportunities and the
+  contact has an address, a `MemberLinked` correction on bg.correction.v1, which grouping
+  applies like a link made on our own page (DOMAIN.md: manual work outranks the rules).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 
 from services.crm.domain.records import Company, Contact, Deal
 from shared.inn import inn as valid_inn
+from shared.schemas.correction import MemberLinked
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
 
 STAGES_FILE = Path(__file__).resolve().parents[1] / "config" / "stages.yaml"
@@ -136,3 +139,17 @@ def manual_links(deal: Deal, contacts: Iterable[Contact], attached: set[str],
             email=email, name=contact.name or None, job_title=contact.job_title or None,
             company_id=contact.company_id, company_inn=inn, linked_at=deal.modified_at))
     return out
+
+
+def member_link(link: CrmContactLinked) -> MemberLinked | None:
+    """The correction a salesperson's link in the CRM stands for: the contact joins the deal's
+    opportunity by hand (author: the CRM's name; role: the one the rules give the person).
+    None when the deal is not one of ours (no opportunity id) or the contact has no address
+    (grouping knows people by their address). The correction id is the link's event id, so a
+    re-read of the same deal is a duplicate."""
+    if link.opportunity_id is None or link.email is None:
+        return None
+    return MemberLinked(
+        correction_id=link.event_id, opportunity_id=link.opportunity_id, person_id=link.email,
+        author=link.crm, made_at=link.linked_at,
+        reason=f"привязан к сделке {link.deal_id} в {link.crm} / linked to deal {link.deal_id} in {link.crm}")

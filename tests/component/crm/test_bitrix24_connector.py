@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from shared import topics
-from shared.codec import crm_links, dead_letters
+from shared.codec import corrections, crm_links, dead_letters
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
 from tests.component.crm.conftest import Crm, connector
 from tests.component.projection.conftest import READ, Env, wait_caught_up
@@ -129,6 +129,10 @@ async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, pr
     # Only the person's link: the four contacts the connector attached are not "manual".
     assert [(x.contact_id, x.email, x.opportunity_id, x.company_inn) for x in links] == [
         (str(manual), "a.smirnova@romashka-b24.ru", story, "7707083893")]
+    # The link is also a correction grouping applies: she joins the group by hand.
+    fixes = await collect(env.topic(topics.CORRECTIONS), decode=corrections.decode, until=lambda kept: kept)
+    assert [(f.type, f.opportunity_id, f.person_id, f.author, f.correction_id) for f in fixes] == [
+        ("member_linked", story, "a.smirnova@romashka-b24.ru", "bitrix24", links[0].event_id)]
     letters = await collect(env.topic(topics.CRM_DLQ), decode=dead_letters.decode, until=lambda _: True,
                             timeout=5)
     assert letters == []

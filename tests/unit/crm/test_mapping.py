@@ -13,6 +13,7 @@ from services.crm.domain.inbound import (
     company_message,
     load_stage_map,
     manual_links,
+    member_link,
     stage_report,
 )
 from services.crm.domain.outbound import deal_plan, missing_text, task_plan, wanted
@@ -81,6 +82,18 @@ def test_contacts_a_person_linked_are_the_ones_the_connector_did_not_attach() ->
         ("21", "o.petrova@romashka.ru", "7707083893", "romashka.ru:hr")]
     again = manual_links(deal(modified_at=T), contacts, attached={"19"}, company_inn={"3": "7707083893"})
     assert again[0].event_id == links[0].event_id
+
+
+def test_a_contact_linked_in_the_crm_is_a_link_by_hand_of_ours() -> None:
+    contacts = [Contact("bitrix24", "21", "Ольга Петрова", ("o.petrova@romashka.ru",), "CFO", "3"),
+                Contact("bitrix24", "22", "Без почты", (), "CEO", "3")]
+    with_address, without = manual_links(deal(contact_ids=("21", "22")), contacts, attached=set(), company_inn={})
+    fix = member_link(with_address)
+    assert (fix.type, fix.opportunity_id, fix.person_id, fix.author, fix.correction_id, fix.made_at, fix.role) == (
+        "member_linked", "romashka.ru:hr", "o.petrova@romashka.ru", "bitrix24", with_address.event_id,
+        with_address.linked_at, None)
+    assert member_link(without) is None  # grouping knows people by their address
+    assert member_link(with_address.model_copy(update={"opportunity_id": None})) is None  # not our deal
 
 
 OPPORTUNITY = {
