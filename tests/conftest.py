@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-import uuid
+import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 
+from tests.support.kafka import CREATED_NAMESPACES, delete_namespaces, new_namespace
 from tests.support.servers import Servers, locate, require
 
 # The tests use the development keys and tokens, which the services accept only in development
 # mode (shared.settings.require_production_secrets); every service process inherits this.
 os.environ.setdefault("BG_ENV", "development")
+
+
+def _delete_session_topics() -> None:
+    """Deletes the topics of every namespace the session made; logs, never raises."""
+    try:
+        # A thread of its own: pytest-asyncio's session loop is not disturbed by a second loop.
+        with ThreadPoolExecutor(1) as pool:
+            deleted = pool.submit(asyncio.run, delete_namespaces(set(CREATED_NAMESPACES))).result(timeout=120)
+        logging.getLogger("tests.kafka").info(f"deleted {len(deleted)} topics of {len(CREATED_NAMESPACES)} namespaces")
+    except Exception as exc:  # a cleanup error must not fail the run
+        message = f"deleting the session's topics failed: {exc!r}"
+        logging.getLogger("tests.kafka").warning(message)
+        warnings.warn(message, stacklevel=1)
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +45,9 @@ def servers() -> Iterator[Servers]:
         from shared.settings import kafka_settings
 
         kafka_settings.cache_clear()
+        # Torn down last of all (every fixture that makes a namespace needs the servers), when
+        # no service of the session writes to its topics any more.
+        stack.callback(_delete_session_topics)
         yield found
 
 
@@ -36,7 +56,7 @@ async def topic_namespace(servers: Servers) -> str:
     """A fresh namespace per test session: its own topics, consumer groups and changelogs."""
     from shared.topics import ensure_topics
 
-    namespace = f"t{uuid.uuid4().hex[:8]}."
+    namespace = new_namespace()
     os.environ["BG_TOPIC_NAMESPACE"] = namespace
     await ensure_topics(wait_seconds=30)
     return namespace

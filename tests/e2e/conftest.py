@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.topics import ensure_topics
-from tests.support.kafka import namespace
+from tests.support.kafka import namespace, new_namespace
 from tests.support.processes import ServiceProcess, free_port
 
 TOKEN = {"Authorization": "Bearer dev-read-token"}
@@ -31,7 +31,7 @@ class Pipeline:
 async def topic_namespace(servers) -> AsyncIterator[str]:
     """Each e2e module's own namespace: clock ticks other tests' grouping wrote into the
     session's topics (their clock at today) would age this module's October stories."""
-    name = f"e{uuid.uuid4().hex[:8]}."
+    name = new_namespace("e")
     with namespace(name):
         await ensure_topics(wait_seconds=30)
         yield name

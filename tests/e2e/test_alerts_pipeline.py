@@ -23,7 +23,7 @@ from demo.stories import SITE
 from services.scoring.alerts import format as fmt
 from shared.topics import ensure_topics
 from tests.e2e.conftest import TOKEN, Pipeline
-from tests.support.kafka import namespace
+from tests.support.kafka import namespace, new_namespace
 from tests.support.processes import ServiceProcess
 from tests.support.receiver import Receiver
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 async def topic_namespace(servers) -> AsyncIterator[str]:
     """This module's own namespace: its dispatcher sees only this module's signals."""
-    name = f"a{uuid.uuid4().hex[:8]}."
+    name = new_namespace("a")
     with namespace(name):
         await ensure_topics(wait_seconds=30)
         yield name

@@ -28,7 +28,7 @@ from services.projection.web.views import in_role_order
 from shared.topics import ensure_topics
 from tests.e2e.conftest import TOKEN, Pipeline
 from tests.support.browser import russian_page
-from tests.support.kafka import namespace
+from tests.support.kafka import namespace, new_namespace
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 async def topic_namespace(servers) -> AsyncIterator[str]:
     """This module's own namespace (overrides the session's), so the pages show its stories only."""
-    name = f"w{uuid.uuid4().hex[:8]}."
+    name = new_namespace("w")
     with namespace(name):
         await ensure_topics(wait_seconds=30)
         yield name

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.codec import DecodeError
 from shared.settings import kafka_settings
@@ -74,6 +77,46 @@ async def collect(
         await consumer.stop()
 
 
+async def read_to_end(topic: str, decode: Callable[[bytes], Any] = lambda b: b,
+                      where: Callable[[Any], bool] = lambda _: True, timeout: float = 60.0,
+                      bootstrap: str | None = None) -> list[Any]:
+    """Every decoded value of `topic` matching `where`, from the beginning up to the end offsets
+    of its partitions as they were when the call began: what was written before is all there,
+    without sleeping for stragglers (a write acknowledged before the call is below its end).
+    Values that do not decode are skipped (other tests write bad messages on purpose).
+    `bootstrap`: another broker than the session's (a test's own)."""
+    connection = {"bootstrap_servers": bootstrap} if bootstrap else kafka_settings().aiokafka_kwargs()
+    # No group: the consumer assigns itself every partition of the topic.
+    consumer = AIOKafkaConsumer(topic, **connection, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no partitions of {topic} assigned in {timeout}s")
+            await consumer.getmany(timeout_ms=100)
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        kept: list[Any] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reading {topic} to its end took over {timeout}s; kept {len(kept)}")
+            for records in (await consumer.getmany(*partitions, timeout_ms=300)).values():
+                for record in records:
+                    if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                        continue
+                    try:
+                        value = decode(record.value)
+                    except DecodeError:
+                        continue
+                    if where(value):
+                        kept.append(value)
+        return kept
+    finally:
+        await consumer.stop()
+
+
 async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -83,6 +126,57 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+# Every topic namespace this test session made (new_namespace), deleted at its end.
+CREATED_NAMESPACES: set[str] = set()
+log = logging.getLogger("tests.kafka")
+
+
+def _cleanup_problem(message: str) -> None:
+    # Both: the log for a live-log run, the warning for pytest's summary at the end of the run.
+    log.warning(message)
+    warnings.warn(message, stacklevel=2)
+
+
+def new_namespace(letter: str = "t") -> str:
+    """A fresh topic namespace, `<letter><8 hex>.`, remembered so that the session deletes its
+    topics (changelogs of the faust apps run in it included) when it ends: left behind, the
+    partitions of every run pile up on the broker, which then takes minutes to start."""
+    name = f"{letter}{uuid.uuid4().hex[:8]}."
+    CREATED_NAMESPACES.add(name)
+    return name
+
+
+async def delete_namespaces(names: set[str], timeout: float = 60.0) -> list[str]:
+    """Delete every topic whose name starts with one of `names`; returns the deleted names.
+
+    Never raises: a cleanup error must not fail a run whose tests passed, so it is logged and
+    the topics stay (the next session's cleanup does not know them; see docs/testing.md).
+    """
+    if not names:
+        return []
+    admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs(), request_timeout_ms=int(timeout * 1000))
+    doomed: list[str] = []
+    try:
+        await admin.start()
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(tuple(names)))
+        # In slices: one request naming hundreds of topics can outlast the request timeout.
+        refused: list[str] = []
+        for start in range(0, len(doomed), 50):
+            response = await admin.delete_topics(doomed[start:start + 50], timeout_ms=int(timeout * 1000))
+            refused += [f"{topic} (error {code})" for topic, code, *_ in response.topic_error_codes if code]
+        if refused:
+            _cleanup_problem(f"the broker did not delete {len(refused)} test topics: {refused[:5]}")
+        return doomed
+    except Exception as exc:  # any failure here is reported, never raised
+        _cleanup_problem(f"could not delete the test session's topics ({len(doomed)} found): {exc!r}")
+        return []
+    finally:
+        try:
+            await admin.close()
+        except Exception as exc:
+            _cleanup_problem(f"closing the admin client after topic cleanup failed: {exc!r}")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from services.importers.loopback import Served
 from services.projection import db
 from shared.topics import ensure_topics
 from tests.component.projection.conftest import Env
-from tests.support.kafka import namespace
+from tests.support.kafka import namespace, new_namespace
 from tests.support.processes import ServiceProcess, free_port
 
 
@@ -32,7 +32,7 @@ class Crm:
 
 @pytest.fixture(scope="module")
 async def env(servers) -> AsyncIterator[Env]:
-    name = f"c{uuid.uuid4().hex[:8]}."
+    name = new_namespace("c")
     with namespace(name):
         await ensure_topics(wait_seconds=30)
     found = Env(name, f"crm_{uuid.uuid4().hex[:8]}", servers.database_url)

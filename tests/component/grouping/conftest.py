@@ -18,7 +18,7 @@ from shared import topics
 from shared.codec import encode, opportunity_log
 from shared.schemas.opportunity import ClockTick
 from shared.settings import kafka_settings
-from tests.support.kafka import produce
+from tests.support.kafka import new_namespace, produce
 from tests.support.processes import ServiceProcess
 
 # A killed worker keeps its partitions until its session times out; keep that short here.
@@ -75,7 +75,7 @@ def worker(topic_namespace: str) -> Iterator[Worker]:
 async def fresh_namespace() -> AsyncIterator[str]:
     """A namespace of its own (topics, consumer group, changelogs) for a test that kills workers."""
     previous = os.environ.get("BG_TOPIC_NAMESPACE", "")
-    namespace = f"t{uuid.uuid4().hex[:8]}."
+    namespace = new_namespace()
     os.environ["BG_TOPIC_NAMESPACE"] = namespace
     try:
         await topics.ensure_topics(wait_seconds=30)

@@ -24,7 +24,7 @@ from services.projection.consumer import SOURCES
 from shared import topics
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
-from tests.support.kafka import namespace, produce
+from tests.support.kafka import namespace, new_namespace, produce
 from tests.support.processes import ROOT, ServiceProcess, free_port
 from tests.unit.projection.stories import Log
 
@@ -73,7 +73,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(servers) -> AsyncIterator[Env]:
-    name = f"p{uuid.uuid4().hex[:8]}."
+    name = new_namespace("p")
     with namespace(name):
         await ensure_topics(wait_seconds=30)
     found = Env(name, f"proj_{uuid.uuid4().hex[:8]}", servers.database_url)

@@ -15,7 +15,7 @@ from shared import topics
 from shared.codec import encode, scoring_messages
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
-from tests.support.kafka import collect, namespace, produce
+from tests.support.kafka import collect, namespace, new_namespace, produce
 from tests.support.processes import ServiceProcess
 from tests.unit.scoring.stories import (
     Story,
@@ -120,7 +120,7 @@ async def replayed(servers, tmp_path_factory) -> Replayed:
     n_signals = sum(o.type == "signal" for o in expected)
     n_scores = len(expected) - n_signals
     tmp = tmp_path_factory.mktemp("scoring")
-    names = [f"t{uuid.uuid4().hex[:8]}.", f"t{uuid.uuid4().hex[:8]}."]
+    names = [new_namespace(), new_namespace()]
     # Two fresh namespaces, one worker each, the same log: the replay-twice check.
     for name in names:
         await create_namespace(name)

@@ -17,7 +17,7 @@ from services.scoring.alerts.team import TeamBook
 from shared import topics
 from shared.codec import encode, qualification_events, scoring_messages
 from shared.topics import ensure_topics
-from tests.support.kafka import namespace, produce, wait_for
+from tests.support.kafka import namespace, new_namespace, produce, wait_for
 from tests.support.processes import ServiceProcess
 from tests.support.receiver import Receiver
 
@@ -52,7 +52,7 @@ async def test_team_book_keeps_the_latest_assignment_whatever_the_order(servers)
 
 
 async def test_an_opportunitys_alerts_go_to_its_seller_team(servers, tmp_path) -> None:
-    ns = f"t{uuid.uuid4().hex[:8]}."
+    ns = new_namespace()
     with namespace(ns):
         await ensure_topics(wait_seconds=30)
     receiver = Receiver(fail_first=0)

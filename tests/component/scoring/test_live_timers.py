@@ -21,7 +21,7 @@ from shared import topics
 from shared.codec import scoring_messages
 from shared.settings import kafka_settings
 from tests.component.scoring.conftest import create_namespace, topic_in
-from tests.support.kafka import collect, produce
+from tests.support.kafka import collect, new_namespace, produce
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.component
@@ -73,8 +73,8 @@ async def copy_log(source: str, target: str) -> int:
 
 async def test_timers_fire_on_an_idle_system_within_a_minute_and_a_replay_gives_the_same_signals(
         servers, tmp_path) -> None:
-    name = f"t{uuid.uuid4().hex[:8]}."
-    replay_name = f"t{uuid.uuid4().hex[:8]}."
+    name = new_namespace()
+    replay_name = new_namespace()
     for ns in (name, replay_name):
         await create_namespace(ns)
     config = tmp_path / "scoring.yaml"

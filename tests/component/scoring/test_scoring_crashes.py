@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -27,7 +26,7 @@ from tests.component.scoring.conftest import (
     partition_of,
     topic_in,
 )
-from tests.support.kafka import collect, produce, wait_for
+from tests.support.kafka import collect, new_namespace, produce, wait_for
 from tests.support.processes import ServiceProcess
 from tests.unit.scoring.stories import positions
 
@@ -102,7 +101,7 @@ async def wait_crashed(worker: ServiceProcess, timeout: float = 60) -> None:
 
 async def test_a_worker_killed_mid_stream_and_restarted_gives_what_an_uninterrupted_run_gave(
         replayed: Replayed, tmp_path) -> None:
-    name = f"t{uuid.uuid4().hex[:8]}."
+    name = new_namespace()
     await create_namespace(name)
     source = topic_in(name, topics.OPPORTUNITY_EVENTS)
     own, fired, split = crash_points(replayed)
@@ -151,7 +150,7 @@ async def input_partitions_by_member(group: str, topic: str) -> list[set[int]] |
 
 async def test_two_workers_in_one_group_split_the_partitions_and_give_what_one_gave(
         replayed: Replayed, tmp_path) -> None:
-    name = f"t{uuid.uuid4().hex[:8]}."
+    name = new_namespace()
     await create_namespace(name)
     source = topic_in(name, topics.OPPORTUNITY_EVENTS)
     workers = [ServiceProcess(f"scoring-pair{n}-{name.rstrip('.')}", ["-m", "services.scoring"], env={

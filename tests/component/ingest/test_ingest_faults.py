@@ -1,0 +1,169 @@
+"""Ingest's promises under faults, through the running service, the real Kafka and the real Redis
+(issue 20): 202 only after Kafka acknowledged the write, and dedupe that never loses an event
+nor writes one twice. Each test asserts what the platform is told and what is on the topic.
+
+The faults are real ones, on a namespace of the module's own so that no other test sees them:
+- Kafka refusing: the person-events topic's `max.message.bytes` below an event's size; the
+  broker answers MESSAGE_TOO_LARGE, which no retry heals.
+- Redis unreachable: ingest reaches Redis through a proxy the test cuts (tests/support/tcpproxy.py).
+The faults that need a broker to stop or hang (Kafka unreachable, a write that times out after
+Redis claimed the ids, two copies racing while the first one's write is held) are in
+test_broker_faults.py, with a broker of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from redis.asyncio import Redis
+
+from shared import topics
+from shared.codec import person_events
+from shared.settings import kafka_settings
+from shared.topics import ensure_topics
+from tests.support.kafka import namespace, new_namespace, read_to_end
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.tcpproxy import TcpProxy
+
+API = {"X-API-Key": "dev-api-key"}
+BATCH = 3
+# Longer than ingest's own bound on a write (publisher.SEND_TIMEOUT_SECONDS, 8 s).
+CLIENT_TIMEOUT = 30
+
+
+@dataclass
+class Faulty:
+    url: str
+    namespace: str
+    proxy: TcpProxy
+    redis: Redis  # direct, not through the proxy: the test reads the claims
+
+    @property
+    def person_topic(self) -> str:
+        return self.namespace + topics.PERSON_EVENTS.base_name
+
+    def claim_key(self, event_id: str) -> str:
+        return f"bg:ingest:seen:{self.namespace}{event_id}"  # services/ingest/main.py
+
+    async def set_topic_config(self, configs: dict[str, str]) -> None:
+        """The person-events topic's overrides become exactly `configs` ({} removes them all)."""
+        admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
+        await admin.start()
+        try:
+            [response] = await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, self.person_topic, configs=configs)])
+            assert [code for code, *_ in response.resources] == [0], response
+        finally:
+            await admin.close()
+
+    async def on_topic(self, tag: str) -> Counter:
+        """How often each event id of this test is on the person-events topic, read to its end."""
+        found = await read_to_end(self.person_topic, decode=person_events.decode,
+                                  where=lambda e: e.event_id.startswith(tag))
+        return Counter(e.event_id for e in found)
+
+
+@pytest.fixture(scope="module")
+async def faulty(servers) -> AsyncIterator[Faulty]:
+    name = new_namespace("f")
+    with namespace(name):
+        await ensure_topics(wait_seconds=30)
+    redis_at = urlsplit(servers.redis_url)
+    with TcpProxy(redis_at.hostname, redis_at.port or 6379) as proxy:
+        proxied = urlunsplit(redis_at._replace(netloc=f"{redis_at.hostname}:{proxy.port}"))
+        port = free_port()
+        service = ServiceProcess("ingest-faults", ["-m", "services.ingest"],
+                                 env={"BG_INGEST_PORT": str(port), "BG_TOPIC_NAMESPACE": name, "REDIS_URL": proxied},
+                                 health_url=f"http://127.0.0.1:{port}/readyz")
+        redis = Redis.from_url(servers.redis_url)
+        with service:
+            here = Faulty(f"http://127.0.0.1:{port}", name, proxy, redis)
+            try:
+                yield here
+            finally:
+                proxy.restore()
+                await here.set_topic_config({})
+                await redis.aclose()
+
+
+@pytest.fixture
+async def clean(faulty: Faulty) -> AsyncIterator[Faulty]:
+    """Each test starts and ends with a healthy topic and Redis reachable, whatever the order."""
+    faulty.proxy.restore()
+    await faulty.set_topic_config({})
+    yield faulty
+    faulty.proxy.restore()
+    await faulty.set_topic_config({})
+
+
+def batch(tag: str) -> list[dict]:
+    return [{"event_id": f"{tag}-{i}", "occurred_at": "2026-10-01T10:00:00Z", "source": "web", "kind": "page_view",
+             "person": {"email": f"p{i}@romashka-{tag}.ru"}} for i in range(BATCH)]
+
+
+async def post(client: httpx.AsyncClient, url: str, body: list[dict]) -> httpx.Response:
+    return await client.post(f"{url}/v1/events", json=body, headers=API, timeout=CLIENT_TIMEOUT)
+
+
+def assert_unavailable(r: httpx.Response, error: str) -> None:
+    assert (r.status_code, r.json()["error"]) == (503, error), r.text
+    assert int(r.headers["retry-after"]) > 0, r.headers
+
+
+async def retry_until_accepted(client: httpx.AsyncClient, url: str, body: list[dict], allowed: set[str],
+                               timeout: float) -> tuple[httpx.Response, list[str]]:
+    """Posts `body` again as a platform does until 202; every other answer must be a 503 whose
+    error is in `allowed`. Returns the 202 and the errors of the 503s before it."""
+    errors: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await post(client, url, body)
+        if r.status_code == 202:
+            return r, errors
+        assert r.status_code == 503 and r.json()["error"] in allowed, (r.status_code, r.text, errors)
+        errors.append(r.json()["error"])
+        assert time.monotonic() < deadline, f"still refused after {timeout}s: {errors}"
+        await asyncio.sleep(0.5)  # sooner than Retry-After: the test is short
+
+
+async def test_kafka_refusing_the_write_is_503_and_the_retry_is_written_once(clean: Faulty):
+    tag = f"refused-{uuid.uuid4().hex[:8]}"
+    body = batch(tag)
+    await clean.set_topic_config({"max.message.bytes": "128"})  # an event is ~400 bytes
+    async with httpx.AsyncClient() as client:
+        assert_unavailable(await post(client, clean.url, body), "unavailable")
+        assert await clean.on_topic(tag) == Counter()  # told 503, and nothing was written
+        # The failed write released its claims (else they would hold off the retry as a copy
+        # in flight until their TTL, 60 s, ran out).
+        assert await clean.redis.exists(*(clean.claim_key(e["event_id"]) for e in body)) == 0
+        await clean.set_topic_config({})
+        # The retry is written now (a new producer may still be starting: 503 unavailable).
+        r, refusals = await retry_until_accepted(client, clean.url, body, allowed={"unavailable"}, timeout=30)
+    assert (r.json()["accepted"], r.json()["duplicates"]) == (BATCH, 0), (r.text, refusals)
+    assert await clean.on_topic(tag) == Counter({e["event_id"]: 1 for e in body})
+
+
+async def test_redis_unreachable_is_503_and_nothing_is_written(clean: Faulty):
+    tag = f"noredis-{uuid.uuid4().hex[:8]}"
+    body = batch(tag)
+    clean.proxy.cut()
+    async with httpx.AsyncClient() as client:
+        assert_unavailable(await post(client, clean.url, body), "unavailable")
+        ready = await client.get(f"{clean.url}/readyz", timeout=CLIENT_TIMEOUT)
+        assert (ready.status_code, ready.json()["checks"]) == (503, {"kafka": True, "redis": False})
+        # Without a claim a write could not be told from its retry: none was made.
+        assert await clean.on_topic(tag) == Counter()
+        clean.proxy.restore()
+        r, refusals = await retry_until_accepted(client, clean.url, body, allowed={"unavailable"}, timeout=30)
+    assert (r.json()["accepted"], r.json()["duplicates"]) == (BATCH, 0), (r.text, refusals)
+    assert await clean.on_topic(tag) == Counter({e["event_id"]: 1 for e in body})
