@@ -232,8 +232,9 @@ class Pipeline:
             text = self.procs[name].log_path.read_text(errors="replace")
             assigned = [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
                         for m in re.findall(r'"ts": "([^"]+)"[^\n]*"partitions assigned"', text)]
-            starts = self.started_at[name]
-            for started, following in zip(starts[1:], [*starts[2:], float("inf")], strict=True):  # restarts
+            restarts = self.started_at[name][1:]
+            for i, started in enumerate(restarts):
+                following = restarts[i + 1] if i + 1 < len(restarts) else float("inf")
                 after = [a for a in assigned if started <= a < following]
                 if after:
                     delays.setdefault(name, []).append(round(after[0] - started, 2))
