@@ -173,11 +173,12 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
 
     async def accept(source: str, results: list[MapResult], reply: batch.Reply) -> JSONResponse:
         """Write the good items, dead-letter the failed ones, answer per batch.Reply."""
-        if reply.refuse_when_all_rejected and batch.all_rejected(results):
-            raise invalid([e for r in results if isinstance(r, Rejected) for e in r.errors])
         now = datetime.now(UTC)
-        results = [timing.bound_future(flag_bot(r), now, future_tolerance, settings.future_policy == "refuse")
-                   if isinstance(r, TouchEvent | IdentityEvent) else r for r in results]
+        results = batch.refuse_oversized([
+            timing.bound_future(flag_bot(r), now, future_tolerance, settings.future_policy == "refuse")
+            if isinstance(r, TouchEvent | IdentityEvent) else r for r in results])
+        if reply.refuse_when_all_rejected and batch.all_rejected(results):
+            raise batch.refusal(results)
         events, failed, ignored, repeated = [], [], [], 0
         seen: set[str] = set()
         for r in results:

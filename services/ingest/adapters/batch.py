@@ -14,6 +14,10 @@ error, the retry would carry the same unusable item and the good ones would neve
   `failed`: one entry per such item, `{index, event_id, reason, errors: [{field, message}]}`.
 - Only the envelope (not JSON, not the platform's container shape, over the batch limit) or
   auth fails the request as a whole (4xx naming the field).
+- An event too large for one Kafka message is Rejected with the reason `too_large`, whichever
+  route it came by (`each_item` checks each item; `refuse_oversized` every event once ingest's
+  own corrections are applied, which also covers the single-item routes). A request refused as
+  a whole because every item is too large answers 413 (`refusal`), as a body over the limit does.
 
 The status code follows what each platform does with it (`Reply`), so that no platform
 retries good data forever:
@@ -44,7 +48,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.ingest.adapters.results import MapResult, PayloadError, Rejected, Unmapped
-from services.ingest.errors import field_errors
+from services.ingest.errors import ApiError, field_errors, invalid
 from services.ingest.limits import too_large
 from shared.schemas.text import identifier
 from shared.schemas.touch import IdentityEvent, TouchEvent
@@ -120,6 +124,35 @@ def each_item(items: Iterable[Any], parse_one: Callable[[Any], MapResult | list[
                                   item=item, dedupe_id=result.event_id, reason="too_large")
             out.append(replace(result, index=index) if isinstance(result, Unmapped) else result)
     return out
+
+
+def refuse_oversized(results: list[MapResult]) -> list[MapResult]:
+    """Every event that cannot be one Kafka message becomes Rejected("too_large").
+
+    For the events `each_item` did not check (Tilda, Calltouch and Roistat map their one item
+    themselves) and for any that ingest's corrections (time_adjustments, the automated flag)
+    made larger after the check. The field is "(body)" for a request of one result, else the
+    event's id; the dead letter quotes the event (limits.quoted cuts it to 64 KiB).
+    """
+    out: list[MapResult] = []
+    for position, result in enumerate(results):
+        if isinstance(result, TouchEvent | IdentityEvent) and (why := too_large(result)) is not None:
+            field = "(body)" if len(results) == 1 else f"(event {result.event_id})"
+            result = Rejected(index=position, errors=[{"field": field, "message": why}],
+                              item=result.model_dump(mode="json"), dedupe_id=result.event_id, reason="too_large")
+        out.append(result)
+    return out
+
+
+def refusal(results: list[MapResult]) -> ApiError:
+    """The error refusing a request whose every item is Rejected: 413 payload_too_large when
+    every one of them is too large for Kafka (RFC 9110 15.5.14: the content is larger than the
+    server will process), else 422 validation_error. Both list every item's errors."""
+    errors = [e for r in results if isinstance(r, Rejected) for e in r.errors]
+    if all(isinstance(r, Rejected) and r.reason == "too_large" for r in results):
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+        return ApiError(413, "payload_too_large", f"too large for one Kafka message: {summary}", errors)
+    return invalid(errors)
 
 
 def all_rejected(results: list[MapResult]) -> bool:

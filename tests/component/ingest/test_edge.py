@@ -114,6 +114,17 @@ async def test_an_event_over_kafkas_limit_fails_alone_and_retries_write_nothing_
     assert letter.reason == "too_large" and len(letter.payload) < 70_000
 
 
+def test_one_event_over_kafkas_limit_is_413_single_or_as_a_batch_of_one(edge_url):
+    # A request refused as a whole because its only event cannot be one Kafka message is 413,
+    # as a body over the limit is (it was 422, which says "fix the fields").
+    tag = uuid.uuid4().hex[:8]
+    big = touch(tag, 1, properties={"blob": "x" * 1_100_000})
+    for body, field in ((big, "(body)"), ([big], "0"), ({"events": [big]}, "events.0")):
+        r = post(edge_url, body)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"] == "payload_too_large" and [e["field"] for e in r.json()["errors"]] == [field]
+
+
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 250, 600, 1000])
 def test_properties_deeper_than_the_pipeline_carries_are_422_naming_properties(edge_url, depth):
     # Issue 19, item 3: 600 deep was a 500, 250 deep was accepted then dead-lettered downstream.

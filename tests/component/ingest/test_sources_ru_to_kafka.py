@@ -146,6 +146,24 @@ async def test_calltouch_call_from_the_allowed_subnet(ingest_url):
     assert call.properties["target_call"] is True and call.properties["duration_seconds"] == 184
 
 
+async def test_a_calltouch_call_too_large_for_kafka_is_413_and_writes_nothing(ingest_url):
+    # Calltouch maps its one item itself (no batch.each_item): its oversized event used to reach
+    # the producer and answer 503 to every retry.
+    tag = uuid.uuid4().hex[:8]
+    fields = load("calltouch_call.json") | {"callId": f"5523-{tag}", "ctClientId": "7" * 1_100_000}
+    r = httpx.post(f"{ingest_url}/v1/sources/calltouch", params={"key": "dev-calltouch-key"}, data=fields,
+                   timeout=30)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "payload_too_large" and [e["field"] for e in r.json()["errors"]] == ["(body)"]
+    # A small call after it lands: nothing of the big one was claimed or written.
+    ok = httpx.post(f"{ingest_url}/v1/sources/calltouch", params={"key": "dev-calltouch-key"},
+                    data=load("calltouch_call.json") | {"callId": f"5524-{tag}"}, timeout=30)
+    assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    got = await person_events_for(lambda e: e.event_id.startswith("calltouch:552") and tag in e.event_id, 1,
+                                  settle=2.0)
+    assert [e.event_id for e in got] == [f"calltouch:5524-{tag}"]
+
+
 @pytest.fixture(scope="module")
 def calltouch_elsewhere_url(topic_namespace: str) -> Iterator[str]:
     """An ingest that accepts Calltouch only from Calltouch's own subnet (not loopback)."""
