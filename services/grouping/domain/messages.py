@@ -98,6 +98,7 @@ class AccountActivity(Message):
     touch: TouchRef
     solutions: tuple[str, ...] = ()
     via: tuple[str, ...] = ()  # merged accounts that forwarded it here, in order (domain/merge.py)
+    solution_basis: dict[str, str] = Field(default_factory=dict)  # per solution, the content that matched
 
 
 class MemberUpdate(Message):

@@ -60,11 +60,13 @@ from shared.schemas.correction import (
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
+    Basis,
     MemberAdded,
     MemberRef,
     MemberRemoved,
     MemberRoleChanged,
     MemberStanceChanged,
+    MemberWhy,
     OpportunityCreated,
     OpportunityMerged,
     TouchAttributed,
@@ -155,6 +157,9 @@ class AccountState(BaseModel):
     pending: dict[str, list[TouchRef]] = Field(default_factory=dict)  # engaged touches before creation
     clock: datetime | None = None  # the latest event time of the account's touches and cards
     waiting: list[Correction] = Field(default_factory=list)  # corrections of opportunities not open yet
+    # What matched in each pending touch ("<solution> <touch id>" -> catalog match), for its
+    # person's basis when the opportunity opens; kept and dropped with `pending`.
+    pending_basis: dict[str, str] = Field(default_factory=dict)
     # Merges (domain/merge.py). An absorbed account keeps its state as it was, frozen, and
     # forwards what still arrives for it to `merged_into`; the surviving one keeps a record
     # per merge (by merge id) and every account it absorbed, directly or through another.
@@ -165,12 +170,31 @@ class AccountState(BaseModel):
 
 
 def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
-    """The newer card, but a role from a weaker source never replaces a stronger one."""
-    if ROLE_SOURCE_STRENGTH[card.role_source] >= ROLE_SOURCE_STRENGTH[current.role_source]:
+    """The newer card, but a role from a weaker source never replaces a stronger one; the basis
+    of a role kept, and of the member's solution (known here only), stays with them."""
+    stronger = ROLE_SOURCE_STRENGTH[card.role_source] >= ROLE_SOURCE_STRENGTH[current.role_source]
+    update: dict[str, object] = {}
+    if not stronger:
+        update |= {"department": current.department, "role": current.role, "role_source": current.role_source}
+    if current.why is not None:
+        why = card.why or MemberWhy()
+        kept = {"solution": why.solution or current.why.solution}
+        if not stronger:
+            kept["role"] = current.why.role
+        update["why"] = why.model_copy(update=kept)
+    return card.model_copy(update=update) if update else card
+
+
+def content_basis(touch: TouchRef, matched: str | None = None) -> Basis:
+    """Why a touch put its person into an opportunity: the catalog entry that matched (people
+    stage), else the content itself."""
+    return Basis(rule="content", detail=matched or touch.asset_id or touch.url or touch.topic or touch.title)
+
+
+def _with_solution_basis(card: MemberRef, basis: Basis | None) -> MemberRef:
+    if basis is None:
         return card
-    return card.model_copy(update={
-        "department": current.department, "role": current.role, "role_source": current.role_source,
-    })
+    return card.model_copy(update={"why": (card.why or MemberWhy()).model_copy(update={"solution": basis})})
 
 
 def _merge_account(current: AccountRef, seen: AccountRef) -> AccountRef:
@@ -270,18 +294,19 @@ class _Reducer:
             opp.members[card.person_id] = merged
             self._emit_opportunity(opp, MemberRoleChanged, at, member=merged, previous_role=current.role)
 
-    def join(self, opp: Opportunity, person_id: str, at: datetime) -> bool:
-        """The rules make the person a member (an engaged touch); False when a hand-set fact
-        keeps them out, and then their touches are not the opportunity's either."""
+    def join(self, opp: Opportunity, person_id: str, at: datetime, basis: Basis | None = None) -> bool:
+        """The rules make the person a member (an engaged touch; `basis`: what it showed); False
+        when a hand-set fact keeps them out, and then their touches are not the opportunity's."""
         facts = opp.manual.get(person_id)
         if facts is not None:
-            facts.by_rules = True
-            if facts.rule_card is None:
-                facts.rule_card = self.in_solution(opp, self.state.people[person_id])
+            if not facts.by_rules:
+                facts.by_rules = True
+                card = facts.rule_card or self.in_solution(opp, self.state.people[person_id])
+                facts.rule_card = _with_solution_basis(card, basis)
             self._show(opp, person_id, at)
             return facts.is_member()
         if person_id not in opp.members:
-            card = self.in_solution(opp, self.state.people[person_id])
+            card = _with_solution_basis(self.in_solution(opp, self.state.people[person_id]), basis)
             opp.members[person_id] = card
             self._emit_opportunity(opp, MemberAdded, at, member=card)
         return True
@@ -319,6 +344,8 @@ class _Reducer:
         overflow = max(0, len(kept) - self.rules.max_pending)
         expired = [t for t in pending if t not in kept] + kept[:overflow]
         self.state.pending[solution] = kept[overflow:]
+        for touch in expired:
+            self.state.pending_basis.pop(f"{solution} {touch.event_id}", None)
         return expired
 
     def _ready(self, solution: str) -> bool:
@@ -338,11 +365,13 @@ class _Reducer:
                 if passive and pid not in opp.members:
                     continue
                 self.revive(opp, touch.occurred_at)
-                if self.join(opp, pid, touch.occurred_at):
+                if self.join(opp, pid, touch.occurred_at, content_basis(touch, msg.solution_basis.get(solution))):
                     self.attribute(opp, touch)
                     placed = True
             elif not passive:
                 self.state.pending.setdefault(solution, []).append(touch)
+                if (matched := msg.solution_basis.get(solution)) is not None:
+                    self.state.pending_basis[f"{solution} {touch.event_id}"] = matched
                 for expired in self._prune_pending(solution, touch.occurred_at):
                     self.account_touch(expired)
                 waits = touch in self.state.pending[solution]
@@ -358,7 +387,8 @@ class _Reducer:
         opp = self.create(solution, "auto", at)
         placed = False
         for touch in self.state.pending.pop(solution):
-            if self.join(opp, touch.person_id, touch.occurred_at):
+            matched = self.state.pending_basis.pop(f"{solution} {touch.event_id}", None)
+            if self.join(opp, touch.person_id, touch.occurred_at, content_basis(touch, matched)):
                 self.attribute(opp, touch)
                 placed = placed or touch == current
             elif touch != current:

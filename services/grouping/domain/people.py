@@ -36,7 +36,7 @@ from services.grouping.domain.messages import (
 )
 from services.grouping.domain.roles import RoleRules
 from services.grouping.domain.solutions import Catalog
-from shared.schemas.opportunity import AccountRef, MemberRef, TouchRef
+from shared.schemas.opportunity import AccountRef, Basis, MemberRef, MemberWhy, TouchRef
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
 
@@ -112,6 +112,20 @@ def _absorb(profile: Profile, event: TouchEvent | IdentityEvent) -> None:
         profile.watermark = at
 
 
+def account_basis(profile: Profile) -> Basis | None:
+    """How the person's account was decided: their email's domain, a valid INN, or the company
+    name they gave (free mail); None while the account is unknown."""
+    account = profile.account
+    if account is None:
+        return None
+    if profile.account_by_domain:
+        return Basis(rule="domain", detail=account.account_id)
+    if account.account_id.startswith("inn:"):
+        return Basis(rule="inn", detail=account.account_id.removeprefix("inn:"))
+    company = profile.company.value if profile.company else account.name
+    return Basis(rule="company_name", detail=f"«{company}» -> {account.account_id}" if company else account.account_id)
+
+
 def member_card(profile: Profile, roles: RoleRules) -> MemberRef:
     title = profile.job_title.value if profile.job_title else None
     stated = profile.stated_role.value if profile.stated_role else None
@@ -120,6 +134,7 @@ def member_card(profile: Profile, roles: RoleRules) -> MemberRef:
         person_id=profile.person_id, email=profile.email.value if profile.email else None,
         name=profile.name.value if profile.name else None, job_title=title,
         department=found.department, role=found.role, role_source=found.source, level=found.level,
+        why=MemberWhy(account=account_basis(profile), role=Basis(rule=found.source.value, detail=found.basis)),
     )
 
 
@@ -170,13 +185,14 @@ def _deliver(profile: Profile, card: MemberRef, rules: PeopleRules, touches: lis
         return []
     profile.last_member = card
     account = profile.account
-    return [
-        Outbound(to="accounts", key=account.account_id, message=AccountActivity(
+    outputs = []
+    for t in touches:
+        tags = rules.catalog.tag(t.content)
+        outputs.append(Outbound(to="accounts", key=account.account_id, message=AccountActivity(
             input_id=t.event_id, occurred_at=t.occurred_at, account=account, member=card,
-            touch=_touch_ref(t, profile.person_id), solutions=rules.catalog.tag(t.content).solutions,
-        ))
-        for t in touches
-    ]
+            touch=_touch_ref(t, profile.person_id), solutions=tags.solutions, solution_basis=dict(tags.reasons),
+        )))
+    return outputs
 
 
 def touch_digest(event_id: str) -> str:

@@ -152,6 +152,9 @@ class Classification:
     level: Level | None  # None when no title tells
     role: BuyingRole  # the role by the default profile; an opportunity applies its solution's map
     source: RoleSource
+    # What decided it, for "why is this person in this role?": the title rule and the title, the
+    # statement, or the behaviour rule; None for the default.
+    basis: str | None = None
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: it is a cache key of _classify_title
@@ -223,11 +226,12 @@ class RoleRules:
                 return rule.role
         return None
 
+    def behaviour_rule(self, signals: Mapping[str, int]) -> BehaviourRule | None:
+        return next((rule for rule in self.behaviour if signals.get(rule.signal, 0) >= rule.min_touches), None)
+
     def from_behaviour(self, signals: Mapping[str, int]) -> tuple[Department, BuyingRole] | None:
-        for rule in self.behaviour:
-            if signals.get(rule.signal, 0) >= rule.min_touches:
-                return rule.department, rule.role
-        return None
+        rule = self.behaviour_rule(signals)
+        return (rule.department, rule.role) if rule is not None else None
 
     def classify(self, title: str | None, stated: str | None = None,
                  signals: Mapping[str, int] | None = None, roles: RoleMap | None = None) -> Classification:
@@ -236,16 +240,18 @@ class RoleRules:
         rule = self.title_rule(title)
         by_title = self.classify_title(title)
         level = by_title[1] if by_title else None
-        by_behaviour = self.from_behaviour(signals or {})
-        if by_behaviour and rule is not None and rule.weak:
+        behaviour = self.behaviour_rule(signals or {})
+        if behaviour and rule is not None and rule.weak:
             by_title = None
-        department = by_title[0] if by_title else by_behaviour[0] if by_behaviour else self.default_department
+        department = by_title[0] if by_title else behaviour.department if behaviour else self.default_department
         if (role := self.stated_role(stated)) is not None:
-            return Classification(department, level, role, RoleSource.stated)
-        if by_title:
-            return Classification(department, level, roles.role(department, level), RoleSource.title)
-        if by_behaviour:
-            return Classification(department, level, by_behaviour[1], RoleSource.behaviour)
+            return Classification(department, level, role, RoleSource.stated, f"stated «{stated}»")
+        if by_title and rule is not None:
+            return Classification(department, level, roles.role(department, level), RoleSource.title,
+                                  f"title rule {rule.name}: «{title}» -> {department}/{level}")
+        if behaviour:
+            return Classification(department, level, behaviour.role, RoleSource.behaviour,
+                                  f"behaviour rule {behaviour.signal} >= {behaviour.min_touches}")
         return Classification(department, level, self.default_role, RoleSource.default)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -36,6 +36,11 @@ def _phrases(phrases: Sequence[str]) -> re.Pattern[str] | None:
 
 def _found(pattern: re.Pattern[str] | None, text: str) -> bool:
     return bool(text) and pattern is not None and pattern.search(text) is not None
+
+
+def _match(pattern: re.Pattern[str] | None, text: str) -> str | None:
+    found = pattern.search(text) if text and pattern is not None else None
+    return found.group(0) if found is not None else None
 
 
 def _text(value: str) -> str:
@@ -64,6 +69,9 @@ class ContentSignal:
 class Tags:
     solutions: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()
+    # Per solution, what matched ("url /hr/...", "asset hr-demo", "keyword «кадр»"): the answer
+    # to "why is this person in this opportunity?".
+    reasons: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,13 +125,20 @@ class Catalog:
         asset = (content.asset_id or "").lower()
         text = _text(" ".join(v for v in (path, content.title, content.topic, asset) if v))
         signals = tuple(s.name for s in self.signals if _found(s.url_patterns, path) or _found(s.keywords, text))
-        strong = tuple(
-            s.slug for s in self.solutions
-            if _found(s.url_patterns, path) or (asset and any(asset.startswith(p) for p in s.asset_prefixes))
-        )
+        strong: dict[str, str] = {}
+        for s in self.solutions:
+            if _found(s.url_patterns, path):
+                strong[s.slug] = f"url {path}"
+            elif asset and (prefix := next((p for p in s.asset_prefixes if asset.startswith(p)), None)):
+                strong[s.slug] = f"asset {asset} (prefix {prefix})"
         if strong:
-            return Tags(strong, signals)
+            return Tags(tuple(strong), signals, strong)
         if _found(self.neutral_urls, path) or _found(self.neutral_keywords, text):
             return Tags((), signals)
-        found = tuple(s.slug for s in self.solutions if _found(s.topics, text) or _found(s.keywords, text))
-        return Tags(found, signals)
+        found: dict[str, str] = {}
+        for s in self.solutions:
+            if (topic := _match(s.topics, text)) is not None:
+                found[s.slug] = f"topic «{topic}»"
+            elif (keyword := _match(s.keywords, text)) is not None:
+                found[s.slug] = f"keyword «{keyword.strip()}»"
+        return Tags(tuple(found), signals, found)

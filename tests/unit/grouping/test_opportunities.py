@@ -56,7 +56,8 @@ def test_the_first_solution_touch_creates_the_opportunity_with_its_profile(confi
     assert created.opportunity_id == "romashka.ru:hr" and created.event_id == "romashka.ru:hr@1"
     assert created.expected_roles == config.opportunities.profile("hr").expected
     assert BuyingRole.budget_holder in created.required_roles
-    assert isinstance(added, MemberAdded) and added.member == elena and added.version == 2
+    assert isinstance(added, MemberAdded) and added.member.model_copy(update={"why": None}) == elena
+    assert added.version == 2 and added.member.why.solution.rule == "content"  # the touch that put her there
     assert isinstance(attributed, TouchAttributed) and attributed.touch.event_id == "t1" and attributed.version == 3
 
 
