@@ -21,6 +21,9 @@ data, and announced once under its own id:
     role_blocked      <opp>:role_blocked:<role>:<digest of the blockers holding it>
                       (a required role held only by members marked blocker by hand)
 
+An opportunity whose account was merged into another (opportunity_merged) announces nothing
+and fires no timer while merged: its group lives on in the surviving opportunity.
+
 Late touches correct the record instead of announcing again: formed_at and forming_at are
 recomputed over the full touch set (the next score carries them), a stall the touch shows
 was never one moves or ends. A redelivered message therefore re-emits byte-identical
@@ -43,12 +46,13 @@ from shared.schemas.opportunity import (
     MemberRoleChanged,
     MemberStanceChanged,
     OpportunityCreated,
+    OpportunityMerged,
     TouchAttributed,
 )
 from shared.schemas.scoring import Lifecycle, OpportunityScore, Signal, SignalType
 
 ScoredEvent = (OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
-               | TouchAttributed)
+               | TouchAttributed | OpportunityMerged)
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall
     _fire_timers(state, min(now, event.occurred_at), config, out, rescore=False)
     state.scored_at = max(filter(None, (state.scored_at, event.occurred_at)))
     _apply(state, event, now, config, out)
-    _decide(state, event.event_id, config, out)
-    _risks(state, event, config, out)
+    if state.merged_into is None:  # an absorbed opportunity's group lives on in the surviving one
+        _decide(state, event.event_id, config, out)
+        _risks(state, event, config, out)
     _fold_old_touches(state, config)
     # As of the latest moment already scored: a late event never moves the priority back.
     _emit_score(state, max(filter(None, (state.scored_at, state.score_as_of))), config, out)
@@ -156,6 +161,8 @@ def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: S
                 **({"folded": previous.folded, "folded_at": previous.folded_at,
                     "folded_touches": previous.folded_touches} if previous else {}),
             )
+        case OpportunityMerged():
+            state.merged_into = event.merged_into
         case MemberRemoved():
             _remove_member(state, event.member.person_id)
         case TouchAttributed():
@@ -261,7 +268,7 @@ def _expansion(state: OpportunityState, event_id: str, config: ScoringConfig, ou
 
 def _timers(state: OpportunityState, config: ScoringConfig) -> list[tuple[datetime, str]]:
     """(due, kind) of the pending fact timers; rescoring is planned apart (_next_rescore)."""
-    if state.formed_at is None:
+    if state.formed_at is None or state.merged_into is not None:
         return []
     pending = []
     if not state.role_gap_checked:
@@ -297,8 +304,9 @@ def _fire_timers(state: OpportunityState, now: datetime, config: ScoringConfig, 
 
 def _rescore_grid(state: OpportunityState, config: ScoringConfig) -> tuple[datetime, datetime] | None:
     """(origin, limit) of the moments an idle opportunity is rescored at: its latest event
-    + k x timers.rescore_every, up to timers.rescore_for after it. None before its first score."""
-    if state.scored_at is None or state.score_as_of is None:
+    + k x timers.rescore_every, up to timers.rescore_for after it. None before its first score,
+    and while it is merged into another."""
+    if state.scored_at is None or state.score_as_of is None or state.merged_into is not None:
         return None
     return state.scored_at, state.scored_at + config.timers.rescore_for
 

@@ -67,6 +67,9 @@ class OpportunityState(_State):
     scored_at: datetime | None = None
     # The as_of of the latest score sent: a rescore moves it past scored_at.
     score_as_of: datetime | None = None
+    # Its account was merged into another (opportunity_merged): the opportunity it lives on in.
+    # While set it announces nothing and no timer of it fires; the merge's undo clears it.
+    merged_into: str | None = None
 
 
 # How far an event time may run ahead of the log's wall clock (ingest's own limit, 5 minutes).

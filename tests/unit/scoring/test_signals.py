@@ -359,3 +359,28 @@ def test_formed_at_stays_when_its_window_is_folded_away() -> None:
             story.touch(opp, person, "page_view", day(7 * week + i))
     outputs = replay(story.in_time_order(), CONFIG)
     assert last_score(outputs, opp).formed_at == day(2)
+
+
+def test_an_opportunity_merged_into_another_announces_nothing_until_the_merge_is_undone() -> None:
+    from shared.schemas.opportunity import OpportunityMerged
+
+    def formed_then_merged(undo_at: float | None) -> tuple[str, list]:
+        story = Story()
+        opp = story.opportunity("sever-veter.ru", "Северный ветер", required=(BuyingRole.budget_holder,))
+        for n, (person, department) in enumerate((("hr", Department.hr), ("it", Department.it),
+                                                  ("ops", Department.operations))):
+            story.touch(opp, person, "download", day(n, 1), department=department)
+        story.events.append(OpportunityMerged(**story._base(opp, day(3)), merged_into="romashka.ru:hr",
+                                              merge_id="c-1"))
+        if undo_at is not None:
+            story.events.append(OpportunityMerged(**story._base(opp, day(undo_at)), merged_into=None,
+                                                  merge_id="c-1"))
+        story.tick(day(40))
+        return opp, replay(story.events, CONFIG)
+
+    opp, outputs = formed_then_merged(undo_at=None)
+    assert {"group_forming", "group_formed"} <= {s.signal for s in signals_of(outputs, opp)}  # before the merge
+    assert [s for s in signals_of(outputs, opp) if s.occurred_at >= day(3)] == []  # no stall, no role gap
+    opp, outputs = formed_then_merged(undo_at=5)  # undone: its own again, and its timers run
+    assert [s.occurred_at for s in signals_of(outputs, opp, "stalled")] == [day(2, 1) + TIMERS.stall_after]
+    assert signals_of(outputs, opp, "role_gap")
