@@ -249,16 +249,25 @@ def test_slow_heads_and_stalled_bodies_are_cut_off(edge_url):
     assert (body == b"" or body.startswith(b"HTTP/1.1 408")) and closed, body[:200]
 
 
+# Every setting the README's "Production must set" names, one missing at a time.
+INGEST_SET = {"INGEST_API_KEYS": '{"api": ["k1"]}', "INGEST_UNISENDER_API_KEYS": '["u1"]',
+              "INGEST_CALLTOUCH_SUBNETS": '["92.118.66.0/23"]', "INGEST_ZOOM_SECRET_TOKEN": "z1"}
+
+
 @pytest.mark.parametrize(("module", "env", "named"), [
-    ("services.ingest", {}, "INGEST_API_KEYS"),
-    ("services.ingest", {"INGEST_API_KEYS": '{"api": ["k1"]}', "INGEST_UNISENDER_API_KEYS": '["u1"]',
-                         "INGEST_CALLTOUCH_SUBNETS": '["92.118.66.0/23"]'}, "INGEST_ZOOM_SECRET_TOKEN"),
-    ("services.projection", {"BG_API_TOKENS": "secret"}, "BG_API_WRITE_TOKENS"),
+    *((["services.ingest"], {k: v for k, v in INGEST_SET.items() if k != missing}, missing) for missing in INGEST_SET),
+    (["services.ingest"], {**INGEST_SET, "INGEST_CALLTOUCH_SUBNETS": '["92.118.66.0/23", "127.0.0.0/8"]'},
+     "INGEST_CALLTOUCH_SUBNETS"),
+    (["services.projection"], {"BG_API_TOKENS": "secret"}, "BG_API_WRITE_TOKENS"),
+    (["services.projection"], {"BG_API_WRITE_TOKENS": "secret"}, "BG_API_TOKENS"),
+    (["services.crm", "bitrix24"], {}, "CRM_READ_API_TOKEN"),
+    (["services.crm", "amocrm"], {}, "CRM_READ_API_TOKEN"),
 ])
 def test_services_refuse_development_secrets_outside_development_mode(module, env, named):
     # Issue 19, item 6: the default tokens opened production; now they stop the start.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BG_ENV", "INGEST_", "BG_API_"))}
-    done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env={**clean, **env, "BG_ENV": "production"},
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("BG_ENV", "INGEST_", "BG_API_", "CRM_", "PROJECTION_API_"))}
+    done = subprocess.run([sys.executable, "-m", *module], cwd=ROOT, env={**clean, **env, "BG_ENV": "production"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "refusing to start" in done.stderr and named in done.stderr and "BG_ENV=development" in done.stderr
