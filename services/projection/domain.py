@@ -31,6 +31,7 @@ from shared.schemas.opportunity import (
     MemberRef,
     MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     OpportunityEvent,
     OpportunityLogMessage,
@@ -153,13 +154,14 @@ def map_opportunity_event(event: OpportunityEvent) -> list[Row]:
             **ident, "origin": event.origin, "expected_roles": [r.value for r in event.expected_roles],
             "required_roles": [r.value for r in event.required_roles], "created_at": event.occurred_at,
         }))
-    elif isinstance(event, MemberAdded | MemberRoleChanged):
+    elif isinstance(event, MemberAdded | MemberRoleChanged | MemberStanceChanged):
         m = event.member
         rows += [
             Row("member", {
                 "opportunity_id": oid, "person_id": m.person_id, "account_id": aid, "email": m.email,
                 "name": m.name, "job_title": m.job_title, "department": m.department.value, "role": m.role.value,
-                "role_source": m.role_source.value, "version": event.version, "joined_at": event.occurred_at,
+                "role_source": m.role_source.value, "why": m.why.model_dump(mode="json") if m.why else None,
+                "version": event.version, "joined_at": event.occurred_at,
             }),
             _contact_ref(m, event.occurred_at, event.event_id),
             _contact_seen(m.person_id, aid, event.occurred_at),

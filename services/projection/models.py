@@ -109,6 +109,10 @@ class Member(BaseModel):
     department: str
     role: str
     role_source: str
+    why: dict[str, Any] | None = Field(None, description=(
+        "why the person is here, in this role: `account`, `solution` and `role`, each "
+        "{rule, detail, correction_id, author}: the rule that decided it (domain, company_name, inn, "
+        "content, title, stated, behaviour, default) or the correction and its author"))
     joined_at: datetime
     touches_count: int
     first_touch_at: datetime | None

@@ -76,7 +76,7 @@ def _member() -> Insert:
     t, stmt = s.opportunity_members.c, insert(s.opportunity_members)
     ex = stmt.excluded
     set_ = {c: ex[c] for c in ("account_id", "email", "name", "job_title", "department", "role", "role_source",
-                                "version")}
+                                "why", "version")}
     set_["joined_at"] = func.least(t.joined_at, ex.joined_at)
     return stmt.on_conflict_do_update(
         index_elements=["opportunity_id", "person_id"], set_=set_, where=t.version < ex.version,

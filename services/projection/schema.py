@@ -141,6 +141,8 @@ opportunity_members = Table(
     Column("department", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("role_source", Text, nullable=False),
+    # Why the person is here, in this role (MemberRef.why: account, solution, role bases).
+    Column("why", JSONB),
     Column("version", Integer, nullable=False),
     Column("joined_at", TS, nullable=False),
     Column("touches_count", Integer, nullable=False, server_default=text("0")),
