@@ -158,6 +158,7 @@ class Outcome:
     supervisor_restarts: int = 0  # services that exited by themselves (Kafka or PostgreSQL away)
     retries: int | None = None  # requests the platform had to send again
     wedged: str = ""  # why the run did not finish, if it did not
+    fault_errors: list[str] = field(default_factory=list)  # faults that could not be struck, and why
     timer_facts_differing: int = 0
     timer_facts: dict[str, list[str]] = field(default_factory=dict)  # "missing"/"extra": the differing ids
     signal_ids: set[str] = field(default_factory=set)
@@ -323,16 +324,31 @@ async def settle(engine, expected: set[str], namespace: str, timeout: float = 60
         if state[0] != (last[0] if last else None):
             quiet_since = time.monotonic()
         last = state
-        if expected <= state[1] and time.monotonic() - quiet_since >= 15 and not await stuck(namespace):
-            return state
+        if expected <= state[1] and time.monotonic() - quiet_since >= 15:
+            try:
+                if not await stuck(namespace):
+                    return state
+            except Exception as exc:  # the broker restarting: its coordinator is not known yet
+                console.print(f"  (consumer offsets not readable yet: {exc!r})")
         await asyncio.sleep(2)
     return last
+
+
+async def last_state(engine, attempts: int = 30) -> tuple[str, set[str]]:
+    """The projection as it is (a wedged run), read again while PostgreSQL is away."""
+    for _ in range(attempts - 1):
+        try:
+            return await asyncio.wait_for(projection_state(engine), 60)
+        except Exception:
+            await asyncio.sleep(2)
+    return await asyncio.wait_for(projection_state(engine), 60)
 
 
 async def stuck(namespace: str, tolerance: int = 8) -> list[str]:
     """Consumer groups of the run whose committed offsets trail their inputs' end offsets by
     more than `tolerance` (grouping writes a clock tick to every partition every few seconds,
-    and faust commits once a second: a few records are always on their way)."""
+    and faust commits once a second: a few records are always on their way). Raises the Kafka
+    client's error when the broker does not answer (a restart)."""
     admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
     await admin.start()
     consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs())
@@ -367,6 +383,7 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
     receiver.delivered.clear()
     pipeline = Pipeline(run, schema, receiver, alerts_config)
     engine = db.create_engine(DatabaseSettings().database_url, schema)
+    stop = asyncio.Event()
     try:
         pipeline.start_all()
         started = time.perf_counter()
@@ -374,9 +391,12 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
         async def strike() -> None:
             for fault in plan:
                 await asyncio.sleep(max(0.0, started + fault.at - time.perf_counter()))
-                await apply(fault, pipeline)
+                try:
+                    await apply(fault, pipeline)
+                except Exception as exc:  # a fault that could not be struck is reported, the run goes on
+                    outcome.fault_errors.append(f"{fault}: {exc!r}")
+                    console.print(f"  [red]fault failed[/]: {fault}: {exc!r}")
 
-        stop = asyncio.Event()
         supervisor = asyncio.create_task(pipeline.supervise(stop))
         expected = {e["event_id"] for e in events}
         try:
@@ -384,19 +404,24 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
             outcome.retries = (await asyncio.wait_for(asyncio.gather(
                 send(f"http://127.0.0.1:{pipeline.ingest_port}", events, span), strike()), span + 240))[0]
             fingerprint, touches = await asyncio.wait_for(settle(engine, expected, namespace), 300)
-        except TimeoutError:
-            outcome.wedged = f"did not {'settle' if outcome.retries is not None else 'take the market'} in time"
+        except Exception as exc:  # TimeoutError, or the bench's own reads failing: the run is reported
+            outcome.wedged = (f"did not {'settle' if outcome.retries is not None else 'take the market'} in time"
+                              if isinstance(exc, TimeoutError) else f"error: {exc!r}")
             console.print(f"  [red]wedged[/]: {outcome.wedged}")
-            fingerprint, touches = await asyncio.wait_for(projection_state(engine), 60)
+            fingerprint, touches = await last_state(engine)
         await asyncio.sleep(5)  # the dispatcher trails the projection
         stop.set()
         await supervisor
         outcome.supervisor_restarts = pipeline.supervisor_restarts
         outcome.fingerprint = fingerprint
         outcome.lost_events = len(expected - touches)
-        outcome.stuck_consumers = await stuck(namespace)
+        try:
+            outcome.stuck_consumers = await stuck(namespace)
+        except Exception as exc:
+            outcome.stuck_consumers = [f"offsets not readable: {exc!r}"]
         outcome.assignment_seconds = pipeline.assignment_delays()
     finally:
+        stop.set()
         pipeline.stop_all()
         await engine.dispose()
 
@@ -460,7 +485,11 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
     for run in range(1, runs + 1):
         if only is not None and run != only:
             continue
-        outcome = await one_run(run, seed + run, faults, events, span, receiver, config, kinds)
+        try:
+            outcome = await one_run(run, seed + run, faults, events, span, receiver, config, kinds)
+        except Exception as exc:  # the bench itself failed (reading a topic after a fault): reported
+            console.print_exception()
+            outcome = Outcome(run, seed + run, schedule(seed + run, faults, span, kinds), wedged=f"error: {exc!r}")
         kind_of = {**baseline.signal_kinds, **outcome.signal_kinds}
         differing = baseline.signal_ids ^ outcome.signal_ids
         outcome.signals_missing = sum(kind_of[i] in EVENT_FACTS for i in baseline.signal_ids - outcome.signal_ids)
@@ -541,7 +570,8 @@ def run_summary(o: Outcome, baseline: Outcome) -> dict:
             "timer_facts_differing": o.timer_facts_differing, "timer_facts": o.timer_facts,
             "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
-            "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged, "retries": o.retries}
+            "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged, "fault_errors": o.fault_errors,
+            "retries": o.retries}
 
 
 if __name__ == "__main__":
@@ -554,5 +584,12 @@ if __name__ == "__main__":
     parser.add_argument("--only", type=int, help="replay one run of the schedule (its number)")
     parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=list(FAULTS), help="fault kinds to draw from")
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only,
-                                      tuple(args.kinds))))
+
+    async def entry() -> None:
+        code = await main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only, tuple(args.kinds))
+        # aiokafka's background tasks may outlive a broker restart and hold asyncio's shutdown
+        # (cancelling them hung a series once): leave at once, the report written.
+        console.file.flush()
+        os._exit(code)
+
+    asyncio.run(entry())
