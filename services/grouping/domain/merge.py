@@ -60,7 +60,7 @@ from services.grouping.domain.opportunities import (
 )
 from services.grouping.domain.opportunities import step as account_step
 from shared.schemas.correction import CorrectionUndone
-from shared.schemas.opportunity import MemberRemoved, OpportunityMerged, opportunity_id
+from shared.schemas.opportunity import Basis, MemberRef, MemberRemoved, MemberWhy, OpportunityMerged, opportunity_id
 
 
 def hand_over(state: AccountState, account_id: str, merge: AccountMerge,
@@ -88,15 +88,23 @@ def hand_over(state: AccountState, account_id: str, merge: AccountMerge,
         reducer._emit_opportunity(opp, OpportunityMerged, merge.occurred_at,
                                   merged_into=opportunity_id(into, solution), merge_id=merge.merge_id)
     # Members carry their own card; state.people holds those of people with pending touches.
+    # Each says why they are in the surviving account now: this merge (MemberRef.why).
+    basis = Basis(rule="merge", detail=f"{account_id} merged into {into}",
+                  correction_id=merge.correction.correction_id if merge.correction else None,
+                  author=merge.correction.author if merge.correction else None)
+
+    def moved_card(card: MemberRef) -> MemberRef:
+        return card.model_copy(update={"why": (card.why or MemberWhy()).model_copy(update={"account": basis})})
+
     cards = {pid: card for opp in state.opportunities.values() for pid, card in opp.members.items()}
     cards.update(state.people)
     moved = AccountMoved(
         input_id=f"moved:{merge.merge_id}", merge_id=merge.merge_id, occurred_at=merge.occurred_at,
         account=merge.into, source=state.account, absorbed=tuple(state.absorbed),
-        people=tuple(cards[pid] for pid in sorted(cards)),
+        people=tuple(moved_card(cards[pid]) for pid in sorted(cards)),
         opportunities=tuple(
             MovedOpportunity(solution=solution, opportunity_id=opp.opportunity_id,
-                             members=tuple(opp.members[p] for p in sorted(opp.members)))
+                             members=tuple(moved_card(opp.members[p]) for p in sorted(opp.members)))
             for solution, opp in sorted(state.opportunities.items())
         ),
         pending=tuple((solution, touch) for solution, touches in sorted(state.pending.items()) for touch in touches),
@@ -133,8 +141,11 @@ def absorb(state: AccountState, moved: AccountMoved, rules: OpportunityRules) ->
     at = moved.occurred_at
     before = {solution: set(opp.members) for solution, opp in state.opportunities.items()}
     reducer = _Reducer(state, rules)
+    # Someone the surviving account knows already keeps its card there (and why they are in it).
+    known = {pid for opp in state.opportunities.values() for pid in opp.members} | set(state.people)
     for card in moved.people:
-        reducer.card(card, at)
+        if card.person_id not in known:
+            reducer.card(card, at)
     for moved_opp in moved.opportunities:
         opp = state.opportunities.get(moved_opp.solution) or reducer.create(moved_opp.solution, "auto", at)
         reducer.revive(opp, at)

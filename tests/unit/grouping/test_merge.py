@@ -230,3 +230,15 @@ def test_an_undo_reaches_the_surviving_account_and_an_opportunitys_undo_is_no_me
     pipeline.send(merged("c-1", "romashka.ru", "krasnaya-romashka.ru"))
     assert pipeline.send(undone("c-3", "c-0", "romashka.ru:hr")) == [] and pipeline.refused == []
     assert set(pipeline.accounts["romashka.ru"].merges) == {"c-1"}
+
+
+def test_a_moved_member_says_the_merge_put_them_in_the_surviving_account(config) -> None:
+    pipeline, events = two_companies(config)
+    events += pipeline.send(merged("c-1", "romashka.ru", "krasnaya-romashka.ru"))
+    views, _ = fold(events)
+    petrova = views["romashka.ru:hr"].members["petrova@krasnaya-romashka.ru"]
+    assert (petrova.why.account.rule, petrova.why.account.correction_id, petrova.why.account.author) == (
+        "merge", "c-1", "Мария")
+    assert petrova.why.role is not None  # the rest of why stays the rules'
+    elena = views["romashka.ru:hr"].members["elena@romashka.ru"]
+    assert elena.why.account.rule == "domain"
