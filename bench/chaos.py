@@ -65,15 +65,18 @@ os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
                    "DATABASE_URL": "postgresql+asyncpg://bg:bg@127.0.0.1:25432/buyinggroups",
                    "REDIS_URL": "redis://127.0.0.1:26379/0", "BG_ENV": "development"})
 
+from bench import chaos_timers  # noqa: E402
 from bench.common import RESULTS, fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
 from bench.load import canonical_market  # noqa: E402
 from services.projection import db  # noqa: E402
+from services.scoring.config import load_config  # noqa: E402
 from shared import topics  # noqa: E402
 from shared.codec import DecodeError, opportunity_log, scoring_messages  # noqa: E402
 from shared.settings import DatabaseSettings, kafka_settings  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
 
 console = Console()
+scoring_config = load_config()
 SERVICES = ("ingest", "grouping", "scoring", "projection", "alerts")
 CONSUMERS = ("grouping", "scoring", "projection", "alerts")  # services that are assigned partitions
 ONCE = ("group_forming", "group_formed", "role_gap")
@@ -161,6 +164,10 @@ class Outcome:
     fault_errors: list[str] = field(default_factory=list)  # faults that could not be struck, and why
     timer_facts_differing: int = 0
     timer_facts: dict[str, list[str]] = field(default_factory=dict)  # "missing"/"extra": the differing ids
+    # Timer facts this run announced before an event of the opportunity with an earlier event
+    # time had arrived (bench/chaos_timers.py), and a few of them as the replay names them.
+    timer_facts_partial: int = 0
+    partial_examples: list[str] = field(default_factory=list)
     signal_ids: set[str] = field(default_factory=set)
     signal_kinds: dict[str, str] = field(default_factory=dict)
 
@@ -426,7 +433,15 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
         await engine.dispose()
 
     attributed: dict[str, set[int]] = defaultdict(set)
-    for r in await read_topic(topics.OPPORTUNITY_EVENTS.name):
+    log = await read_topic(topics.OPPORTUNITY_EVENTS.name)
+    partitions: dict[int, list[chaos_timers.Record]] = defaultdict(list)
+    for r in sorted(log, key=lambda r: (r.partition, r.offset)):
+        partitions[r.partition].append(chaos_timers.Record(r.offset, r.timestamp, r.value))
+    partial = [f for f in chaos_timers.judge(partitions, scoring_config) if f.partial]
+    outcome.timer_facts_partial = len(partial)
+    outcome.partial_examples = [f"{f.signal_id}: announced at partition {f.partition} offset {f.offset}, the clock "
+                                f"moved by {f.moved_by}; arrived later: {f.late[0]}" for f in partial[:5]]
+    for r in log:
         try:
             message = opportunity_log.decode(r.value)
         except DecodeError:
@@ -509,7 +524,10 @@ async def main(runs: int, accounts: int, seed: int, faults: int, span: float, on
                       f"{outcome.signals_missing} extra {outcome.signals_extra}, timer facts differing "
                       f"{outcome.timer_facts_differing}, alerts lost {outcome.alerts_lost} "
                       f"duplicated {outcome.alerts_duplicated}, stuck {outcome.stuck_consumers or 'none'}, "
-                      f"restart -> assigned (s) {outcome.assignment_seconds or 'n/a'}")
+                      f"restart -> assigned (s) {outcome.assignment_seconds or 'n/a'}, timer facts judged on "
+                      f"partial data {outcome.timer_facts_partial} (fault-free run {baseline.timer_facts_partial})")
+        for example in outcome.partial_examples[:2]:
+            console.print(f"    {example}")
     stack("down")
     report(baseline, outcomes, runs, accounts, seed, faults, len(events), kinds)
     bad = [o for o in outcomes if o.wedged or o.fingerprint != baseline.fingerprint or o.lost_events
@@ -535,6 +553,8 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
                                                                  f"{sum(o.signals_extra for o in outcomes)}"),
             ("timer facts differing from the fault-free run (judged on partial data in a fast backfill)",
              sum(o.timer_facts_differing for o in outcomes)),
+            ("timer facts announced before an earlier event of their opportunity arrived (fault-free run: "
+             f"{baseline.timer_facts_partial})", sum(o.timer_facts_partial for o in outcomes)),
             ("alerts lost / duplicated (of the run's own signals)", f"{sum(o.alerts_lost for o in outcomes)} / "
                                          f"{sum(o.alerts_duplicated for o in outcomes)}"),
             ("services that exited by themselves and were restarted", sum(o.supervisor_restarts for o in outcomes)),
@@ -568,6 +588,7 @@ def run_summary(o: Outcome, baseline: Outcome) -> dict:
             "lost_events": o.lost_events, "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
             "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
             "timer_facts_differing": o.timer_facts_differing, "timer_facts": o.timer_facts,
+            "timer_facts_partial": o.timer_facts_partial, "partial_examples": o.partial_examples,
             "alerts_lost": o.alerts_lost, "alerts_duplicated": o.alerts_duplicated,
             "stuck": o.stuck_consumers, "assignment_seconds": o.assignment_seconds,
             "supervisor_restarts": o.supervisor_restarts, "wedged": o.wedged, "fault_errors": o.fault_errors,
