@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.projection import domain
 from services.projection import forecast as fc
 from services.projection.consumer import Health, refused, sqlstate
+from services.projection.correction_api import Publish as CorrectionPublish
+from services.projection.correction_api import create_correction_router
+from services.projection.errors import ApiError, bearer_token
 from services.projection.funnel import Funnel, configured
 from services.projection.models import (
     NO_CONTROL,
@@ -78,16 +80,6 @@ AttributionModel = Annotated[domain.Model, Query(description="how the credit of 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 422, 503)}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorBody}}
 bearer = HTTPBearer(auto_error=False, description="a read token, or a CRM token")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": error, "message": message,
-                     "errors": [{"field": field, "message": message}] if field else []}
-        self.headers = headers
 
 
 def _period(since: datetime | None, until: datetime | None) -> None:
@@ -143,8 +135,11 @@ def stage_event(funnel: Funnel, opportunity: dict[str, Any], body: StageRequest,
 def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                consumer: Health | None = None,
                lifespan_hooks: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]] | None = None,
-               funnel: Funnel | None = None, clock: Clock = lambda: datetime.now(UTC)) -> FastAPI:
-    """`clock` judges "in the future" for reported facts: the API's own clock, at the edge only."""
+               funnel: Funnel | None = None, clock: Clock = lambda: datetime.now(UTC),
+               publish_correction: CorrectionPublish | None = None) -> FastAPI:
+    """`clock` judges "in the future" for reported facts and dates corrections: the API's own
+    clock, at the edge only. `publish_correction` produces to bg.correction.v1 (None: the
+    correction endpoints answer 503)."""
     funnel = funnel or configured()
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -166,7 +161,9 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
             "Opportunities (account x solution) with their buying groups, scores and signals, for CRMs "
             "and people. Every /v1 call needs `Authorization: Bearer <token>` (BG_API_TOKENS; the "
             "development default is `dev-read-token`); reporting stage changes needs a CRM token "
-            "(BG_API_WRITE_TOKENS; development default `dev-crm-token`)."
+            "(BG_API_WRITE_TOKENS; development default `dev-crm-token`); corrections (link, unlink, role, "
+            "stance, note, merge, undo) need a correction token, which names its user (BG_API_CORRECTION_TOKENS; "
+            "development default `dev-correction-token`)."
         ),
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # /docs from the project's own assets (shared/apidocs.py)
@@ -176,20 +173,11 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
     # Security headers, same-origin form posts, NUL in paths and queries (web/security.py).
     app.add_middleware(EdgeMiddleware, routes=app.router.routes)
 
-    def _token(credentials: HTTPAuthorizationCredentials | None, allowed: list[str]) -> str:
-        if credentials is None:
-            raise ApiError(401, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)",
-                           headers={"WWW-Authenticate": "Bearer"})
-        if not any(hmac.compare_digest(credentials.credentials.encode(), a.encode()) for a in allowed):
-            raise ApiError(401, "unauthorized", "the bearer token is not valid",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return credentials.credentials
-
     def read_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        _token(credentials, settings.read_tokens)
+        bearer_token(credentials, settings.read_tokens)
 
     def crm_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        token = _token(credentials, settings.read_tokens)
+        token = bearer_token(credentials, settings.read_tokens)
         if token not in settings.crm_tokens:
             raise ApiError(403, "forbidden", "this token may read but not report stage changes")
 
@@ -523,10 +511,13 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                                  won_opportunities=len(won),
                                  groups=domain.credit_groups(selected, group_keys[group_by]))
 
+    correction_router, corrections = create_correction_router(settings, reader, publish_correction, clock)
+    app.include_router(correction_router)
+
     # The funnel pages write through the very functions of the write endpoints above.
     app.include_router(create_funnel_router(reader, settings, funnel, Writes(
         stage=report_stage, criterion=mark_criterion, team=assign_team, deal=set_deal)))
     # The pages for people (/web/, their static files and live signals); not part of the API spec.
-    app.include_router(create_web_router(reader, settings))
+    app.include_router(create_web_router(reader, settings, corrections=corrections))
     return app
 

@@ -28,6 +28,7 @@ from services.projection.repository import UnitOfWork
 from shared import topics
 from shared.codec import (
     DecodeError,
+    corrections,
     crm_events,
     encode,
     opportunity_log,
@@ -49,6 +50,7 @@ SOURCES: dict[topics.Topic, Callable[[bytes], Any]] = {
     topics.SIGNALS: scoring_messages.decode,
     topics.CRM_STAGES: crm_events.decode,
     topics.QUALIFICATION: qualification_events.decode,
+    topics.CORRECTIONS: corrections.decode,
 }
 
 
@@ -137,11 +139,47 @@ class DeadLetters:
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
         """Acknowledged before the batch's offsets are stored: a crash in between sends a letter
-        twice, never loses it."""
-        name = topics.PROJECTION_DLQ.name
-        futures = [await self._producer.send(name, key=(dl.key or "").encode(), value=encode(dl)) for dl in letters]
+        twice, never loses it. Corrections go to their own dead-letter topic, where the people
+        who made them (and the other services applying them) look."""
+        corrections_topic = topics.CORRECTIONS.name
+        futures = [await self._producer.send(
+            topics.CORRECTIONS_DLQ.name if dl.source_topic == corrections_topic else topics.PROJECTION_DLQ.name,
+            key=(dl.key or "").encode(), value=encode(dl)) for dl in letters]
         for future in futures:
             await future
+
+
+def vet_undos(prepared: Prepared, stored: Mapping[str, tuple[str, bool]], records: Mapping[tuple[str, int, int], Any]
+              ) -> None:
+    """Undos the history cannot take become dead letters: one naming no known correction, one
+    of an undo, or of a correction already undone. `stored`: {correction id: (type, undone)}
+    of the history before this batch; the batch's own corrections count in their order. An
+    undo already in the history (a replay) is dropped without a letter."""
+    seen = dict(stored)
+    kept: list[Item] = []
+    for item in prepared.items:
+        undo = next((r.values for r in item.rows if r.kind == "correction_undo"), None)
+        own = next((r.values for r in item.rows if r.kind == "correction"), None)
+        if own is not None and own["correction_id"] in seen:
+            if undo is None:
+                kept.append(item)  # the history keeps the first; the row is a no-op
+            continue
+        if undo is not None:
+            target = seen.get(undo["correction_id"])
+            why = (None if target is not None and target[0] != "correction_undone" and not target[1] else
+                   f"no correction {undo['correction_id']!r} in the history" if target is None else
+                   f"correction {undo['correction_id']!r} is itself an undo; make the correction again instead"
+                   if target[0] == "correction_undone" else
+                   f"correction {undo['correction_id']!r} is already undone")
+            if why is not None:
+                reason = "unknown_correction" if target is None else "not_undoable"
+                prepared.dead.append(dead_letter(records[(item.topic, item.partition, item.offset)], reason, why))
+                continue
+            seen[undo["correction_id"]] = (target[0], True)  # type: ignore[index]
+        if own is not None:
+            seen[own["correction_id"]] = (own["type"], False)
+        kept.append(item)
+    prepared.items = kept
 
 
 class DeadLetterSink(Protocol):
@@ -174,6 +212,11 @@ class Projector:
         """Apply the records; returns the next offset of each partition, stored with the rows."""
         started = time.perf_counter()
         prepared = prepare(records, source_decoders())
+        ids = [r.values["correction_id"] for item in prepared.items for r in item.rows
+               if r.kind in ("correction", "correction_undo")]
+        if ids:
+            stored = await self._retrying(lambda: self.uow.correction_states(ids))
+            vet_undos(prepared, stored, {(r.topic, r.partition, r.offset): r for r in records})
         if prepared.dead:
             await self._retrying(lambda: self.dead_letters.send(prepared.dead))
             for dl in prepared.dead:

@@ -15,6 +15,16 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.projection.funnel import Funnel, configured
+from shared.schemas.correction import (
+    AccountsMerged,
+    CorrectionUndone,
+    MemberLinked,
+    MemberNoteSet,
+    MemberRoleSet,
+    MemberStanceSet,
+    MemberUnlinked,
+    OpportunityOpened,
+)
 from shared.schemas.crm import (
     CriterionMarked,
     DealTermsSet,
@@ -46,7 +56,7 @@ Kind = Literal[
     "opportunity_stub", "opportunity_event", "opportunity_created", "opportunity_score", "opportunity_stage",
     "opportunity_merge", "member", "member_removed", "touch", "signal", "score_history", "stage_change",
     "opportunity_deal", "criterion_mark",
-    "team_member",
+    "team_member", "correction", "correction_undo",
 ]
 
 
@@ -71,6 +81,9 @@ KEYS: dict[Kind, tuple[str, ...]] = {
     "score_history": ("opportunity_id", "version", "as_of"), "stage_change": ("event_id",),
     "opportunity_deal": ("opportunity_id",), "criterion_mark": ("opportunity_id", "criterion"),
     "team_member": ("opportunity_id", "role"),
+    "correction": ("correction_id",),
+    # Keyed by the correction it reverts: one undo per correction (the consumer vets the rest).
+    "correction_undo": ("correction_id",),
 }
 
 
@@ -289,8 +302,35 @@ def map_qualification(message: QualificationEvent) -> list[Row]:
                   message.expected_close_on)]
 
 
+CorrectionMessage = (OpportunityOpened | MemberLinked | MemberUnlinked | MemberRoleSet | MemberStanceSet
+                     | MemberNoteSet | AccountsMerged | CorrectionUndone)
+# The fields every correction has; the rest is what the correction says (its `detail`).
+_CORRECTION_COMMON = frozenset({"schema_version", "correction_id", "author", "made_at", "reason", "type"})
+
+
+def map_correction(message: CorrectionMessage) -> list[Row]:
+    """A correction (bg.correction.v1) is a history row; an undo also marks the correction it
+    reverts. What the correction does to the group is applied by grouping and scoring, and
+    arrives here as their events; notes and stances are derived from the history
+    (repository.REFRESH_ANNOTATIONS), so that an undo restores the one before."""
+    detail = {k: v for k, v in message.model_dump(mode="json").items()
+              if k not in _CORRECTION_COMMON and k not in ("opportunity_id", "person_id")}
+    rows = [Row("correction", {
+        "correction_id": message.correction_id, "type": message.type, "subject": message.key(),
+        "opportunity_id": getattr(message, "opportunity_id", None), "person_id": getattr(message, "person_id", None),
+        "author": message.author, "made_at": message.made_at, "reason": message.reason, "detail": detail,
+        "undone_by_id": None, "undone_by": None, "undone_at": None, "undo_reason": None,
+    })]
+    if isinstance(message, CorrectionUndone):
+        rows.append(Row("correction_undo", {
+            "correction_id": message.undoes, "undone_by_id": message.correction_id, "undone_by": message.author,
+            "undone_at": message.made_at, "undo_reason": message.reason,
+        }))
+    return rows
+
+
 Message = (OpportunityLogMessage | ScoringMessage | StageChanged | StageMoved | CriterionMarked | TeamAssigned
-           | DealTermsSet)
+           | DealTermsSet | CorrectionMessage)
 
 
 def map_message(message: Message, funnel: Funnel | None = None) -> list[Row]:
@@ -303,6 +343,8 @@ def map_message(message: Message, funnel: Funnel | None = None) -> list[Row]:
         return map_stage_change(message, funnel or configured())
     if isinstance(message, StageMoved | CriterionMarked | TeamAssigned | DealTermsSet):
         return map_qualification(message)
+    if isinstance(message, CorrectionMessage):
+        return map_correction(message)
     return map_opportunity_event(message)
 
 
@@ -355,6 +397,8 @@ MERGE: dict[Kind, Callable[[dict, dict], dict]] = {
     "opportunity_deal": _latest("deal_at", "deal_event_id"),
     "criterion_mark": _latest("marked_at", "event_id"),
     "team_member": _latest("assigned_at", "event_id"),
+    "correction": _first,
+    "correction_undo": _first,
 }
 
 

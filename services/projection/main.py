@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 from services.projection import db
 from services.projection.api import create_app
 from services.projection.consumer import DeadLetters, Health, Projector, rebuild, run_consumer
+from services.projection.correction_api import CorrectionPublisher
 from services.projection.funnel import configured
 from services.projection.qualifying import Qualifier
 from services.projection.repository import Reader, UnitOfWork
@@ -96,6 +97,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
     server: uvicorn.Server | None = None
     dead_letters = DeadLetters(kafka)
     publisher = QualificationPublisher(kafka)
+    corrections = CorrectionPublisher(kafka)
     funnel = configured()
     try:
         await publisher.start()
@@ -106,7 +108,8 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
             tasks["consumer"] = asyncio.create_task(run_consumer(
                 kafka, projector, settings.group_id, stop, settings.batch_max_records, settings.poll_timeout_ms))
         if api:
-            app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel)
+            app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel,
+                             publish_correction=corrections.publish)
             # Header and body deadlines, connection limit: shared/http.py.
             server = http.server(app, settings.host, settings.port)
             # uvicorn handles SIGTERM and SIGINT itself; when it stops, the consumer stops too.
@@ -130,6 +133,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
             task.cancel()
         if consume:
             await dead_letters.stop()
+        await corrections.stop()
         await publisher.stop()
         await engine.dispose()
 

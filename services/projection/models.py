@@ -118,6 +118,14 @@ class Member(BaseModel):
     first_touch_at: datetime | None
     last_touch_at: datetime | None
     engagement: float | None = Field(description="decayed, weighted touches, from the latest score")
+    # From people's corrections (member_stance_set, member_note_set), for display.
+    stance: Literal["champion", "blocker", "neutral"] | None = Field(
+        None, description="champion, blocker or neutral, as a person marked it (the latest not undone)")
+    influence: Literal["high", "medium", "low"] | None = None
+    stance_by: str | None = Field(None, description="who marked the stance")
+    note: str | None = Field(None, description="a person's note about the member (the latest not undone)")
+    concerns: list[str] = Field([], description="usability, integration_security, tco_roi, strategic_fit")
+    note_by: str | None = None
 
 
 class Touch(BaseModel):
@@ -163,6 +171,26 @@ class StageChange(BaseModel):
     members_count: int | None = None
 
 
+class CorrectionOut(BaseModel):
+    """One correction people made (bg.correction.v1): who, when, why, what, and its undo."""
+
+    correction_id: str
+    type: str = Field(description="opportunity_opened, member_linked, member_unlinked, member_role_set, "
+                                  "member_stance_set, member_note_set, accounts_merged, correction_undone")
+    subject: str = Field(description="the opportunity, or for a merge the surviving account")
+    opportunity_id: str | None
+    person_id: str | None
+    author: str = Field(description="the user name of the write token")
+    made_at: datetime
+    reason: str | None
+    detail: dict[str, Any] = Field(description="what the correction says: role, department, stance, influence, "
+                                               "note, concerns, into, merged, undoes ...")
+    undone_by_id: str | None = Field(description="the correction that undid this one")
+    undone_by: str | None
+    undone_at: datetime | None
+    undo_reason: str | None
+
+
 class OpportunityDetail(OpportunitySummary):
     account_owner: str | None
     expected_roles: list[str]
@@ -176,6 +204,8 @@ class OpportunityDetail(OpportunitySummary):
     stage_history: list[StageChange]
     merged_from: list[str] = Field([], description="opportunities of accounts merged into this one; their "
                                                    "touches are in the timeline")
+    corrections: list[CorrectionOut] = Field([], description="corrections of this opportunity and merges of its "
+                                                             "account, newest first")
     alert_recipients: list[str] = Field([], description="who alerts about this opportunity go to: its team, "
                                                     "else the account owner")
 

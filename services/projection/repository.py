@@ -15,7 +15,21 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import ColumnElement, Delete, Select, and_, bindparam, case, delete, func, or_, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -137,7 +151,53 @@ UPSERTS: dict[Kind, Insert | Delete] = {
     "stage_change": _immutable(s.stage_changes, s.stage_changes.c.opportunity_id),
     "criterion_mark": _latest_by(s.criterion_marks, ["opportunity_id", "criterion"], "marked_at"),
     "team_member": _latest_by(s.opportunity_team, ["opportunity_id", "role"], "assigned_at"),
+    "correction": _immutable(s.corrections, s.corrections.c.opportunity_id),
 }
+
+
+async def _undo(conn: AsyncConnection, rows: list[dict]) -> set[str]:
+    """Mark each reverted correction once (the first undo holds); the opportunities they were about."""
+    c = s.corrections.c
+    changed: set[str] = set()
+    for row in rows:
+        result = await conn.execute(
+            update(s.corrections).where(c.correction_id == row["correction_id"], c.undone_by_id.is_(None))
+            .values({k: v for k, v in row.items() if k != "correction_id"}).returning(c.opportunity_id))
+        changed.update(oid for (oid,) in result.all() if oid is not None)
+    return changed
+
+
+# Notes and stances as the history says, per member: the latest (made_at, correction id) of each
+# kind that is not undone, so that undoing the latest brings back the one before.
+REFRESH_ANNOTATIONS = [text("DELETE FROM member_annotations WHERE opportunity_id = ANY(CAST(:ids AS text[]))"), text("""
+INSERT INTO member_annotations (opportunity_id, person_id, stance, influence, stance_by, stance_at,
+                                stance_correction_id, note, concerns, note_by, note_at, note_correction_id)
+WITH live AS (
+  SELECT * FROM corrections
+  WHERE opportunity_id = ANY(CAST(:ids AS text[])) AND undone_by_id IS NULL AND person_id IS NOT NULL),
+st AS (
+  SELECT DISTINCT ON (opportunity_id, person_id) opportunity_id, person_id, detail->>'stance' AS stance,
+         detail->>'influence' AS influence, author, made_at, correction_id
+  FROM live WHERE type = 'member_stance_set' ORDER BY opportunity_id, person_id, made_at DESC, correction_id DESC),
+nt AS (
+  SELECT DISTINCT ON (opportunity_id, person_id) opportunity_id, person_id, detail->>'note' AS note,
+         ARRAY(SELECT jsonb_array_elements_text(coalesce(detail->'concerns', '[]'))) AS concerns,
+         author, made_at, correction_id
+  FROM live WHERE type = 'member_note_set' ORDER BY opportunity_id, person_id, made_at DESC, correction_id DESC)
+SELECT coalesce(st.opportunity_id, nt.opportunity_id), coalesce(st.person_id, nt.person_id),
+       st.stance, st.influence, st.author, st.made_at, st.correction_id,
+       nt.note, coalesce(nt.concerns, '{}'), nt.author, nt.made_at, nt.correction_id
+FROM st FULL JOIN nt ON st.opportunity_id = nt.opportunity_id AND st.person_id = nt.person_id
+""")]
+
+# The merges in force, from the whole history (a handful of rows): the latest merge of each
+# absorbed account that is not undone.
+REFRESH_MERGES = [text("DELETE FROM account_merges"), text("""
+INSERT INTO account_merges (merged, "into", correction_id, author, made_at)
+SELECT DISTINCT ON (detail->>'merged') detail->>'merged', detail->>'into', correction_id, author, made_at
+FROM corrections WHERE type = 'accounts_merged' AND undone_by_id IS NULL
+ORDER BY detail->>'merged', made_at DESC, correction_id DESC
+""")]
 
 REFRESH_MEMBERS = text("""
 UPDATE opportunity_members m SET
@@ -257,9 +317,12 @@ async def _account_view(conn: AsyncConnection, account_ids: list[str]) -> dict[s
 async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> set[str]:
     """Upsert the rows of one batch; the ids of the opportunities they changed."""
     changed: set[str] = set()
-    for kind, stmt in UPSERTS.items():
+    for kind, stmt in [*UPSERTS.items(), ("correction_undo", None)]:
         batch = rows.get(kind)
         if not batch:
+            continue
+        if kind == "correction_undo":
+            changed |= await _undo(conn, batch)
             continue
         if kind == "account_ref":
             # Every event carries its account, so the reference moves on almost every batch;
@@ -300,6 +363,14 @@ async def refresh(conn: AsyncConnection, opportunity_ids: set[str]) -> None:
     await conn.execute(REFRESH_TRANSITIONS, {"ids": ids})
 
 
+async def refresh_corrections(conn: AsyncConnection, opportunity_ids: set[str]) -> None:
+    """Notes, stances and merges again from the history, after a batch that held corrections."""
+    for statement in REFRESH_ANNOTATIONS:
+        await conn.execute(statement, {"ids": sorted(opportunity_ids)})
+    for statement in REFRESH_MERGES:
+        await conn.execute(statement)
+
+
 class Qualify(Protocol):
     async def __call__(self, conn: AsyncConnection, opportunity_ids: set[str]) -> set[str]: ...
 
@@ -317,6 +388,8 @@ class UnitOfWork:
         """Rows and the consumer's next offsets in one transaction; the number of changed opportunities."""
         async with self.engine.begin() as conn:
             changed = await write_rows(conn, rows)
+            if rows.get("correction") or rows.get("correction_undo"):
+                await refresh_corrections(conn, changed)
             await refresh(conn, changed)
             if self.qualify is not None and changed:
                 changed |= await self.qualify(conn, changed)
@@ -326,6 +399,14 @@ class UnitOfWork:
                     for (topic, partition), offset in sorted(offsets.items())
                 ])
         return len(changed)
+
+    async def correction_states(self, correction_ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+        """{correction id: (type, undone)} of those of `correction_ids` the history holds."""
+        c = s.corrections.c
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(c.correction_id, c.type, c.undone_by_id.is_not(None))
+                                        .where(c.correction_id.in_(sorted(set(correction_ids)))))
+            return {cid: (kind, bool(undone)) for cid, kind, undone in result}
 
     async def stored_offsets(self, consumer: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
         c = s.consumer_offsets.c
@@ -352,6 +433,17 @@ SUMMARY_COLUMNS = (
     o.stage_author, o.crm_stage, o.expected_close_on, o.team, o.criteria, o.proposed_stage, o.missing_criteria,
     o.merged_into,
 )
+
+
+def _corrections_of(opportunity_id: str, account_id: str) -> Select:
+    """The history shown with an opportunity: its own corrections, undos of them, and the merges
+    of its account (either side), newest first."""
+    c = s.corrections.c
+    return select(s.corrections).where(or_(
+        c.opportunity_id == opportunity_id, c.subject == opportunity_id,
+        and_(c.type.in_(("accounts_merged", "correction_undone")), c.subject == account_id),
+        and_(c.type == "accounts_merged", c.detail["merged"].astext == account_id),
+    )).order_by(c.made_at.desc(), c.correction_id.desc())
 
 
 def _summary() -> Select:
@@ -426,8 +518,13 @@ class Reader:
                 .where(o.opportunity_id == opportunity_id))).mappings().first()
             if head is None:
                 return None
+            an = s.member_annotations.c
             members = _dicts(await conn.execute(
-                select(s.opportunity_members).where(m.opportunity_id == opportunity_id)
+                select(s.opportunity_members, an.stance, an.influence, an.stance_by, an.note,
+                       func.coalesce(an.concerns, s.EMPTY_ARRAY).label("concerns"), an.note_by)
+                .select_from(s.opportunity_members.outerjoin(s.member_annotations, and_(
+                    an.opportunity_id == m.opportunity_id, an.person_id == m.person_id)))
+                .where(m.opportunity_id == opportunity_id)
                 .order_by(m.engagement.desc().nulls_last(), m.joined_at, m.person_id)))
             # The opportunities of accounts merged into this one: their touches are this one's.
             merged_from = list(await conn.scalars(
@@ -442,8 +539,35 @@ class Reader:
             stages = _dicts(await conn.execute(
                 select(s.stage_changes).where(s.stage_changes.c.opportunity_id == opportunity_id)
                 .order_by(s.stage_changes.c.changed_at, s.stage_changes.c.event_id)))
+            history = _dicts(await conn.execute(_corrections_of(opportunity_id, head["account_id"])))
             return {**head, "members": members, "timeline": timeline, "signals": signals, "stage_history": stages,
-                    "merged_from": merged_from}
+                    "merged_from": merged_from, "corrections": history}
+
+    async def correction(self, correction_id: str) -> dict[str, Any] | None:
+        """One correction of the history (with whether and by whom it was undone), else None."""
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(select(s.corrections).where(
+                s.corrections.c.correction_id == correction_id))).mappings().first()
+            return dict(found) if found else None
+
+    async def merges(self) -> dict[str, str]:
+        """The merges in force: {absorbed account: surviving account}."""
+        am = s.account_merges.c
+        async with self.engine.connect() as conn:
+            return {merged: into for merged, into in await conn.execute(select(am.merged, am.into))}
+
+    async def known(self, person_id: str | None = None, account_id: str | None = None,
+                    member_of: str | None = None) -> bool:
+        """Whether the projection knows the person (a contact), the account, or the person as a
+        member of the opportunity `member_of`."""
+        async with self.engine.connect() as conn:
+            if member_of is not None:
+                query = select(m.person_id).where(m.opportunity_id == member_of, m.person_id == person_id)
+            elif person_id is not None:
+                query = select(s.contacts.c.person_id).where(s.contacts.c.person_id == person_id)
+            else:
+                query = select(s.accounts.c.account_id).where(s.accounts.c.account_id == account_id)
+            return (await conn.execute(query.limit(1))).first() is not None
 
     async def opportunity_ident(self, opportunity_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

@@ -251,6 +251,59 @@ opportunity_team = Table(
     Column("event_id", Text, nullable=False),
 )
 
+# Corrections people made (bg.correction.v1, issue 16): who, when, why and what, immutable by
+# correction id, except that an undo marks the correction it reverts (undone_*).
+corrections = Table(
+    "corrections", metadata,
+    Column("correction_id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    # The message key: the opportunity, or for a merge the surviving account.
+    Column("subject", Text, nullable=False),
+    Column("opportunity_id", Text),
+    Column("person_id", Text),
+    Column("author", Text, nullable=False),
+    Column("made_at", TS, nullable=False),
+    Column("reason", Text),
+    # The type's own fields (role, stance, note, into/merged, undoes, ...), as on the topic.
+    Column("detail", JSONB, nullable=False),
+    Column("undone_by_id", Text),
+    Column("undone_by", Text),
+    Column("undone_at", TS),
+    Column("undo_reason", Text),
+)
+Index("ix_corrections_opportunity", corrections.c.opportunity_id, corrections.c.made_at)
+Index("ix_corrections_subject", corrections.c.subject, corrections.c.made_at)
+
+# Derived from `corrections` after each batch: per member of an opportunity, the latest note and
+# the latest stance that are not undone (so an undo restores the one before).
+member_annotations = Table(
+    "member_annotations", metadata,
+    Column("opportunity_id", Text, primary_key=True),
+    Column("person_id", Text, primary_key=True),
+    Column("stance", Text),
+    Column("influence", Text),
+    Column("stance_by", Text),
+    Column("stance_at", TS),
+    Column("stance_correction_id", Text),
+    Column("note", Text),
+    Column("concerns", ARRAY(Text), nullable=False, server_default=EMPTY_ARRAY),
+    Column("note_by", Text),
+    Column("note_at", TS),
+    Column("note_correction_id", Text),
+)
+
+# Derived from `corrections` after each batch: every merge in force (not undone), by the account
+# absorbed. The API walks it to refuse a merge into itself or a cycle of merges (409).
+account_merges = Table(
+    "account_merges", metadata,
+    Column("merged", Text, primary_key=True),
+    Column("into", Text, nullable=False),
+    Column("correction_id", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("made_at", TS, nullable=False),
+)
+Index("ix_account_merges_into", account_merges.c.into)
+
 # The consumer's position, written in the same transaction as the rows it produced: after a
 # crash the consumer seeks here, so every message is applied exactly once to the database.
 consumer_offsets = Table(
@@ -263,4 +316,5 @@ consumer_offsets = Table(
 
 # Tables whose content is a function of the topics; a rebuild reproduces them row for row.
 PROJECTED = (accounts, contacts, opportunities, opportunity_members, touches, signals, score_history,
-             stage_changes, criterion_marks, opportunity_team, consumer_offsets)
+             stage_changes, criterion_marks, opportunity_team, corrections, member_annotations, account_merges,
+             consumer_offsets)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.settings import development_mode
+
 # Development tokens, so that the local demo and the tests work out of the box; the API starts
 # with them only when BG_ENV=development (shared.settings.require_production_secrets).
 DEV_READ_TOKEN = "dev-read-token"
 DEV_WRITE_TOKEN = "dev-crm-token"
+DEV_CORRECTION_TOKENS = {"Разработчик / developer": "dev-correction-token"}
 
 
 def _split(value: str) -> list[str]:
@@ -28,6 +32,16 @@ class ProjectionSettings(BaseSettings):
     api_tokens: str = Field(DEV_READ_TOKEN, validation_alias=AliasChoices("BG_API_TOKENS", "PROJECTION_API_TOKENS"))
     write_tokens: str = Field(DEV_WRITE_TOKEN,
                               validation_alias=AliasChoices("BG_API_WRITE_TOKENS", "PROJECTION_WRITE_TOKENS"))
+    # Tokens of people who correct the machine (issue 16): {user name: token}. Each correction
+    # records the name its token carries as its author; these tokens also read.
+    correction_tokens: dict[str, str] = Field(
+        # Nobody may correct unless configured; BG_ENV=development gives the development token.
+        default_factory=lambda: dict(DEV_CORRECTION_TOKENS) if development_mode() else {},
+        validation_alias=AliasChoices("BG_API_CORRECTION_TOKENS", "PROJECTION_CORRECTION_TOKENS"),
+        description="JSON object {user name: token}: who may correct links, roles, stances, notes and merges "
+                    "(POST/PUT /v1/.../members, /v1/accounts/merges, /v1/corrections/{id}/undo); the name is "
+                    "recorded as the author of each correction; these tokens may also read. Default: none (nobody "
+                    "may correct); with BG_ENV=development {\"Разработчик / developer\": \"dev-correction-token\"}")
     # The PostgreSQL schema of every projection table (search_path of each connection).
     db_schema: str = "projection"
     consumer_group: str = "bg-projection"
@@ -43,9 +57,28 @@ class ProjectionSettings(BaseSettings):
             raise ValueError("must be a lower-case SQL identifier (letters, digits, _)")
         return value
 
+    @field_validator("correction_tokens")
+    @classmethod
+    def _named_tokens(cls, value: dict[str, str]) -> dict[str, str]:
+        cleaned = {name.strip(): token.strip() for name, token in value.items()}
+        if any(not name or not token or len(name) > 200 for name, token in cleaned.items()):
+            raise ValueError("every user name and token must be non-empty (names up to 200 characters)")
+        if len(set(cleaned.values())) != len(cleaned):
+            raise ValueError("two users share a token: the author of a correction must be unambiguous")
+        return cleaned
+
     @property
     def read_tokens(self) -> list[str]:
-        return _split(self.api_tokens) + _split(self.write_tokens)
+        return _split(self.api_tokens) + _split(self.write_tokens) + list(self.correction_tokens.values())
+
+    def author_of(self, token: str) -> str | None:
+        """The user name a correction token carries, else None (a read or CRM token, or none).
+        Compared in constant time, like every token."""
+        found = None
+        for name, allowed in self.correction_tokens.items():
+            if hmac.compare_digest(token.encode(), allowed.encode()):
+                found = name
+        return found
 
     @property
     def crm_tokens(self) -> list[str]:
@@ -58,9 +91,11 @@ class ProjectionSettings(BaseSettings):
 
     def dev_tokens_in_use(self) -> list[str]:
         """The names of the settings that still hold a development token."""
+        dev = {DEV_READ_TOKEN, DEV_WRITE_TOKEN, *DEV_CORRECTION_TOKENS.values()}
         return [name for name, tokens in (("BG_API_TOKENS", _split(self.api_tokens)),
-                                          ("BG_API_WRITE_TOKENS", _split(self.write_tokens)))
-                if DEV_READ_TOKEN in tokens or DEV_WRITE_TOKEN in tokens]
+                                          ("BG_API_WRITE_TOKENS", _split(self.write_tokens)),
+                                          ("BG_API_CORRECTION_TOKENS", list(self.correction_tokens.values())))
+                if dev & set(tokens)]
 
     def uses_dev_tokens(self) -> bool:
         return bool(self.dev_tokens_in_use())

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sse_starlette import EventSourceResponse
 
 from services.projection import schema as s
+from services.projection.correction_api import Corrections
 from services.projection.models import Status, Tier
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
@@ -94,7 +95,7 @@ async def data_span(reader: Reader) -> tuple[datetime | None, datetime | None]:
 
 
 def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalHub | None = None,
-                      changes: ChangeHub | None = None) -> APIRouter:
+                      changes: ChangeHub | None = None, corrections: Corrections | None = None) -> APIRouter:
     hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name)
     changes = changes or ChangeHub(reader)
     access = Access(settings)

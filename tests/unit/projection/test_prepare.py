@@ -82,9 +82,18 @@ def test_a_stage_change_dated_in_the_future_is_refused_naming_the_field():
 def test_tokens_from_the_environment(monkeypatch):
     monkeypatch.setenv("BG_API_TOKENS", " r1, r2 ,")
     monkeypatch.setenv("BG_API_WRITE_TOKENS", "crm1")
+    monkeypatch.setenv("BG_API_CORRECTION_TOKENS", '{" Мария Соколова ": "m-token"}')
     settings = ProjectionSettings()
-    assert settings.read_tokens == ["r1", "r2", "crm1"] and settings.crm_tokens == ["crm1"]
+    assert settings.read_tokens == ["r1", "r2", "crm1", "m-token"] and settings.crm_tokens == ["crm1"]
+    # A correction token names its user; read and CRM tokens name nobody.
+    assert settings.author_of("m-token") == "Мария Соколова" and settings.author_of("crm1") is None
     assert not settings.uses_dev_tokens()
+    monkeypatch.setenv("BG_API_CORRECTION_TOKENS", '{"a": "same", "b": "same"}')
+    with pytest.raises(ValueError, match="share a token"):
+        ProjectionSettings()
+    monkeypatch.delenv("BG_API_CORRECTION_TOKENS")
+    monkeypatch.setenv("BG_ENV", "production")
+    assert ProjectionSettings().correction_tokens == {}  # nobody corrects unless configured
     monkeypatch.setenv("PROJECTION_DB_SCHEMA", "Robert'); DROP")
     with pytest.raises(ValueError, match="db_schema"):
         ProjectionSettings()

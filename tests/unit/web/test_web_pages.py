@@ -141,7 +141,8 @@ def request(path: str, query: str = "", headers: dict[str, str] | None = None) -
 
 def test_pages_are_open_only_while_the_development_tokens_are_accepted():
     assert Access(ProjectionSettings()).allowed(request("/web/"))
-    prod = Access(ProjectionSettings(BG_API_TOKENS="secret", BG_API_WRITE_TOKENS="crm"))
+    prod = Access(ProjectionSettings(BG_API_TOKENS="secret", BG_API_WRITE_TOKENS="crm",
+                                     BG_API_CORRECTION_TOKENS={"Мария": "m-secret"}))
     assert not prod.allowed(request("/web/"))
     assert not prod.allowed(request("/web/", headers={"Cookie": "bg_web_token=dev-read-token"}))
     assert prod.allowed(request("/web/", headers={"Cookie": "bg_web_token=secret"}))
@@ -149,7 +150,8 @@ def test_pages_are_open_only_while_the_development_tokens_are_accepted():
 
 
 def test_a_token_in_a_link_becomes_a_cookie_and_leaves_the_address():
-    prod = Access(ProjectionSettings(BG_API_TOKENS="secret", BG_API_WRITE_TOKENS="crm"))
+    prod = Access(ProjectionSettings(BG_API_TOKENS="secret", BG_API_WRITE_TOKENS="crm",
+                                     BG_API_CORRECTION_TOKENS={"Мария": "m-secret"}))
     assert prod.from_link(request("/web/", "token=wrong")) is None
     moved = prod.from_link(request("/web/", "status=formed&token=secret&q=%D1%80"))
     assert moved is not None and moved.status_code == 303
