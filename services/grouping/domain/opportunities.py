@@ -174,6 +174,9 @@ def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
     of a role kept, and of the member's solution (known here only), stays with them."""
     stronger = ROLE_SOURCE_STRENGTH[card.role_source] >= ROLE_SOURCE_STRENGTH[current.role_source]
     update: dict[str, object] = {}
+    if current.stance is not None and card.stance is None:
+        # A stance is only ever set by hand (a moved member brings theirs); no card unsets it.
+        update |= {"stance": current.stance, "influence": current.influence}
     if not stronger:
         update |= {"department": current.department, "role": current.role, "role_source": current.role_source}
     if current.why is not None:

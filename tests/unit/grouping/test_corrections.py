@@ -284,3 +284,11 @@ def test_route_sends_each_correction_to_its_owner() -> None:
     # A merge goes to the account absorbed (domain/merge.py, tests/unit/grouping/test_merge.py).
     [out] = corrections.route(fix(AccountsMerged, "c7", 0, into="a.ru", merged="b.ru"), solutions)
     assert (out.to, out.key, out.message.into.account_id) == ("accounts", "b.ru", "a.ru")
+
+
+def test_no_card_unsets_a_stance_set_by_hand() -> None:
+    """A member moved by a merge brings their stance; the person's next card (no stance: only
+    people set one) keeps it, while the title still updates."""
+    marked = FINANCE.model_copy(update={"stance": "blocker", "influence": "high"})
+    merged = opportunities.merge_member(marked, ACCOUNTANT)
+    assert (merged.stance, merged.influence, merged.job_title) == ("blocker", "high", "Бухгалтер")
