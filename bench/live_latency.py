@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 from bench.common import fresh_namespace, record, run, save
 from bench.load import canonical_market
-from bench.pipeline import BATCH, Services, post_all, quantile, touches_in_db, watch_formed
+from bench.pipeline import BATCH, Services, groups_stable, post_all, quantile, touches_in_db, warm_up, watch_formed
 from services.projection import db
 from shared.settings import DatabaseSettings
 
@@ -80,11 +80,13 @@ async def measure(accounts: int, rate: float, live: bool, tag: str) -> tuple[flo
     formed: list[tuple[float, tuple[str, ...]]] = []
     acked_at: dict[str, float] = {}
     with Services(1, schema) as services:
+        url = f"http://127.0.0.1:{services.ingest_port}"
+        warm = await warm_up(url, engine)  # a running system, not one still starting
+        await groups_stable(("grouping", "scoring"), 1)
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_formed(stop, formed))
         label = f"live at {rate:.0f} events/s" if live else "full speed (event times months old)"
         size = LIVE_BATCH if live else BATCH
-        url = f"http://127.0.0.1:{services.ingest_port}"
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(label, total=len(events) // size + 1)
             started = time.time()
@@ -92,7 +94,7 @@ async def measure(accounts: int, rate: float, live: bool, tag: str) -> tuple[flo
                 await post_live(url, events, rate, acked_at, lambda: bar.advance(task))
             else:
                 await post_all(url, events, 0, acked_at, lambda: bar.advance(task))
-        done = await touches_in_db(engine, len(events), timeout=900)
+        done = await touches_in_db(engine, warm + len(events), timeout=900)
         await asyncio.sleep(2)  # the last signals trail the touch rows
         stop.set()
         await watcher

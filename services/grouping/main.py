@@ -7,9 +7,10 @@ reducer, send what it returns, keep the new state. A message they cannot use goe
 grouping dead-letter topic with the reason; nothing is dropped silently.
 
 Every stage takes its input in batches (`take_events`): a batch's outputs are sent with a
-stamp (services/grouping/stages.py) and acknowledged by Kafka, then its states, kept decoded
-in a StateCache, are written to their tables (so to the changelogs) once, and only then are
-its offsets acked.
+stamp (services/grouping/stages.py), one producer batch per partition, and acknowledged by
+Kafka, then its states, kept decoded in a StateCache, are written to their tables (so to the
+changelogs) once, and only then are its offsets acked; the next batch is processed while a
+batch waits for its acknowledgements (shared.streaming.InOrderBatches).
 
 Stages and keys (every table is keyed like the topic its agent reads, so two workers split
 the partitions and reach the same result as one; no stage has fewer partitions than the rest):
@@ -33,9 +34,10 @@ which `_tick` sends as ClockTick messages to every partition of bg.opportunity.v
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -59,7 +61,7 @@ from shared import topics
 from shared.codec import Codec, DecodeError, encode, person_events
 from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
-from shared.streaming import DeadLetterSink, acknowledged_when_done, current_event, make_app, raw_topic
+from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, current_event, make_app, raw_topic
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
@@ -152,40 +154,47 @@ class Grouping:
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    async def _send(self, stage: str, event: EventT | None, outputs: list[Outbound]) -> None:
-        """Queue `outputs` with the producer, stamped with their origin (stages.py)."""
-        producer = self.app.producer
+    async def _queue(self, outbox: Outbox, stage: str, event: EventT | None,
+                     outputs: list[Outbound]) -> list[Awaitable]:
+        """Queue `outputs` in `outbox`, stamped with their origin (stages.py; unstamped without
+        an event); a refused correction goes to the corrections' dead-letter topic. Returns the
+        dead letters' acknowledgements."""
+        letters = []
         headers = None
+        origin = f"{stage}/{event.message.partition}" if event is not None else ""
         for index, out in enumerate(outputs):
             if isinstance(out.message, CorrectionRefused):
                 refusal = out.message
-                await self.correction_dlq.send(event, refusal.reason, refusal.detail,
-                                               payload=encode(refusal.correction), key=out.key)
+                letters.append(await self.correction_dlq.send(event, refusal.reason, refusal.detail,
+                                                              payload=encode(refusal.correction), key=out.key))
                 continue
             if event is not None:
-                headers = stamp_headers(f"{stage}/{event.message.partition}", event.message.offset, index)
-            await producer.send(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message),
-                                None, None, headers)
+                headers = stamp_headers(origin, event.message.offset, index)
+            await outbox.add(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message), headers)
+        return letters
 
     async def _batches(self, stream: StreamT, stage: str, handle: Callable[[EventT], list[Outbound]],
                        keyed: tuple[KeyedStage, ...] = (), dlq: DeadLetterSink | None = None) -> None:
-        """Run `handle` per event of each batch and send its outputs; a failure dead-letters that
-        event (to `dlq`, by default grouping's) and the stream goes on. The batch's outputs are
-        acknowledged by Kafka before its states are written, and both before take_events acks
-        the batch."""
+        """Run `handle` per event of each batch and send its outputs, stamped with their origin
+        (stages.py), in one producer batch per partition; a failure dead-letters that event (to
+        `dlq`, by default grouping's) and the stream goes on. The batch's outputs are
+        acknowledged by Kafka before its states are written, and both before its offsets are
+        released (InOrderBatches), while the next batch is processed."""
         dlq = dlq or self.dlq
+        batches = InOrderBatches(f"grouping.{stage}")
         async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-            async with acknowledged_when_done(events):  # a batch a stop interrupts is read again
-                for event in events:
-                    try:
-                        await self._send(stage, event, handle(event))
-                    except (DecodeError, Refused) as exc:
-                        await dlq.send(event, exc.reason, exc.detail)
-                    except Exception as exc:
-                        await dlq.crashed(event, exc)
-                await self.app.producer.flush()
-                for states in keyed:
-                    states.flush()
+            batches.hold(events)  # a batch a stop interrupts is read again
+            outbox = Outbox(self.app.producer._ensure_producer())
+            letters = []
+            for event in events:
+                try:
+                    letters += await self._queue(outbox, stage, event, handle(event))
+                except (DecodeError, Refused) as exc:
+                    letters.append(await dlq.send(event, exc.reason, exc.detail))
+                except Exception as exc:
+                    letters.append(await dlq.crashed(event, exc))
+            acks = [*await outbox.send(), *letters]
+            await batches.complete(events, acks, [states.snapshot() for states in keyed])
 
     async def _route(self, stream: StreamT) -> None:
         def handle(event: EventT) -> list[Outbound]:
@@ -277,7 +286,9 @@ class Grouping:
 
     async def _precreate(self) -> None:
         seeds = opportunities.precreate_inputs(self.config.opportunities)
-        await self._send("precreate", None, seeds)  # unstamped: pre-creation is idempotent
+        outbox = Outbox(self.app.producer._ensure_producer())
+        letters = await self._queue(outbox, "precreate", None, seeds)  # unstamped: pre-creation is idempotent
+        await asyncio.gather(*await outbox.send(), *letters)
         if seeds:
             log.info("pre-created opportunities requested", extra={"accounts": len(seeds)})
 

@@ -16,8 +16,8 @@ and skips a message at or below it. The map has one entry per upstream partition
 many messages the key receives: bounded by (stages x partitions), unlike a list of input ids.
 
 A skipped duplicate re-emits nothing, which is safe because a batch's outputs are acknowledged
-by Kafka before its states are written (`Grouping._batches`): a state never reaches the
-changelog ahead of the outputs it produced.
+by Kafka before its states are written (`Grouping._batches`, shared.streaming.InOrderBatches):
+a state never reaches the changelog ahead of the outputs it produced.
 """
 
 from __future__ import annotations
@@ -105,17 +105,25 @@ class KeyedStage(Generic[S]):
     def _rebuild(self, key: bytes) -> None:
         """The reducers update a state in place, so one that raised may leave it half-changed.
 
-        The state goes back to the table's (the last flush) with this batch's earlier steps
-        of the key applied again: the reducers are pure, so they give the same state, and
-        their outputs were already sent.
+        The state goes back to the last snapshot (the table's, or one still to be written)
+        with this batch's earlier steps of the key applied again: the reducers are pure, so
+        they give the same state, and their outputs were already sent.
         """
         self.cache.discard(key)
         for event, step in [(e, s) for e, s in self._batch if e.key == key]:
             self._step(key, event, step)
 
     def flush(self) -> None:
-        self.cache.flush()
+        self.snapshot()()
+
+    def snapshot(self) -> Callable[[], int]:
+        """Encode the batch's changed states now; the call returned writes them to the table.
+
+        A step that raises later rebuilds its key from this snapshot (StateCache keeps it until
+        written), so the batch's steps are forgotten here."""
+        entries = self.cache.snapshot()
         self._batch.clear()
+        return lambda: self.cache.write(entries)
 
     def drop(self) -> None:
         self.cache.drop()

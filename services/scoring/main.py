@@ -6,10 +6,9 @@ only moves data between Kafka and the processor (services.scoring.processor).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,7 +20,7 @@ from services.scoring.processor import Processor
 from shared import topics
 from shared.codec import DecodeError, encode, opportunity_log
 from shared.schemas.scoring import Signal
-from shared.streaming import DeadLetterSink, acknowledged_when_done, make_app, raw_topic
+from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, make_app, raw_topic
 
 SERVICE = "scoring"
 log = logging.getLogger("services.scoring")
@@ -57,19 +56,25 @@ def writing_as(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+batches = InOrderBatches("scoring")
+
+
 @app.agent(source, concurrency=1)
 async def score_opportunities(stream):
     # The commit policy (docs/exactly-once.md): outputs acknowledged by Kafka, then the states
     # written, then the offsets committed; a batch interrupted by a stop is never acknowledged.
     async for events in stream.take_events(BATCH, WITHIN):
-        async with acknowledged_when_done(events):
-            await score_batch(events)
+        batches.hold(events)
+        await score_batch(events)
 
 
 async def score_batch(events: list[EventT]) -> None:
-    """Process, send and wait for Kafka's acknowledgements, then write the states."""
+    """Process the batch and send its outputs (one producer batch per partition); its states
+    are encoded now and written once Kafka acknowledged the outputs, while the next batch is
+    processed (shared.streaming.InOrderBatches)."""
     last_of: dict[int, EventT] = {}
-    sent = []
+    outbox = Outbox(app.producer._ensure_producer())
+    letters = []
     for event in events:
         last_of[event.message.partition] = event
         try:
@@ -77,13 +82,13 @@ async def score_batch(events: list[EventT]) -> None:
             outputs = processor.process(event.message.partition, message, record_time(event))
             for output in outputs:
                 target = signals_topic if isinstance(output, Signal) else scores_topic
-                sent.append(await target.send(key=output.key().encode(), value=encode(output)))
+                await outbox.add(target.get_topic_name(), output.key().encode(), encode(output))
         except DecodeError as exc:
-            await dead_letters.send(event, exc.reason, exc.detail)
+            letters.append(await dead_letters.send(event, exc.reason, exc.detail))
         except Exception as exc:  # faust would ack it silently; keep it instead
-            await dead_letters.crashed(event, exc)
-    await asyncio.gather(*sent)
-    await flush(last_of)
+            letters.append(await dead_letters.crashed(event, exc))
+    acks = [*await outbox.send(), *letters]
+    await batches.complete(events, acks, [snapshot(last_of)])
 
 
 def record_time(event: EventT) -> datetime | None:
@@ -92,13 +97,20 @@ def record_time(event: EventT) -> datetime | None:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
 
 
-async def flush(last_of: dict[int, EventT]) -> None:
-    """Write what the batch changed, each partition under its last event, before take_events
-    acknowledges the batch: the table then holds what the committed offsets skip. A coroutine
-    so that tests/component/scoring/crashing_worker.py can crash right after it."""
-    for partition, event in last_of.items():
+def snapshot(last_of: dict[int, EventT]) -> Callable[[], None]:
+    """Encode what the batch changed now; the call returned writes it, each partition under its
+    last event, once the batch's outputs are acknowledged and before its offsets are: the
+    table then holds what the committed offsets skip."""
+    writes = {partition: (event, processor.snapshot(partition)) for partition, event in last_of.items()}
+    return lambda: write(writes)
+
+
+def write(writes: dict[int, tuple[EventT, Callable[[], None]]]) -> None:
+    """Write the batch's states to the table. A function of its own so that
+    tests/component/scoring/crashing_worker.py can crash right before it."""
+    for event, write_partition in writes.values():
         with writing_as(event):
-            processor.flush(partition)
+            write_partition()
 
 
 def _input_partitions(tps: set[TP]) -> list[int]:

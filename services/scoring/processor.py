@@ -13,7 +13,7 @@ again from the same stored state, emits the same outputs under the same ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime
 
 from services.scoring.config import ScoringConfig
@@ -72,17 +72,31 @@ class Processor:
         return outputs
 
     def flush(self, partition: int) -> None:
-        """Write the partition's changed states, then its clock, to the storage.
+        """Write the partition's changed states, then its clock, to the storage."""
+        self.snapshot(partition)()
+
+    def snapshot(self, partition: int) -> Callable[[], None]:
+        """Encode the partition's changed states and its clock now; the call returned writes
+        them to the storage (the worker calls it once the batch's outputs are acknowledged,
+        while it already processes the next batch; until then the caches serve them).
 
         The clock last: faust writes a partition's table changes to one changelog partition
         in order, so a crash keeps a prefix of them and the clock survives only with every
         opportunity its batch moved."""
         cache = self._states.get(partition)
-        if cache is not None:
-            cache.flush()
+        states = cache.snapshot() if cache is not None else []
+        clock = None
         if partition in self._moved:
             self._moved.discard(partition)
-            self.table[_clock_key(partition)] = encode(self._clocks[partition])
+            clock = encode(self._clocks[partition])
+
+        def write() -> None:
+            if cache is not None:
+                cache.write(states)
+            if clock is not None:
+                self.table[_clock_key(partition)] = clock
+
+        return write
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop what is derived from the table for these partitions; rebuilt at their next message.

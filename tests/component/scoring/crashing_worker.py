@@ -9,7 +9,6 @@ itself (SIGKILL) before writing the batch's states. Run as
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -34,33 +33,28 @@ def process(partition, message, wall=None):
     return outputs
 
 
-def lost_once_armed(send):
+class LosingOutbox(worker.Outbox):
     """Once armed, the batch's remaining outputs are what the crash loses in flight."""
-    async def send_unless_armed(*args, **kwargs):
+
+    async def add(self, *args, **kwargs) -> None:
         if not armed:
-            return await send(*args, **kwargs)
-        lost = asyncio.get_running_loop().create_future()
-        lost.set_result(None)
-        return lost
-
-    return send_unless_armed
+            await super().add(*args, **kwargs)
 
 
-async def crash_before_writing(last_of):
+def crash_before_writing(writes):
     if armed:
         MARKS.mkdir(parents=True, exist_ok=True)
         for signal_id in armed:
             (MARKS / signal_id).touch()
         print("crashing_worker: outputs partly sent, states not written: killing", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    await _flush(last_of)
+    _write(writes)
 
 
-_flush = worker.flush
+_write = worker.write
 worker.processor.process = process
-worker.flush = crash_before_writing
-worker.scores_topic.send = lost_once_armed(worker.scores_topic.send)
-worker.signals_topic.send = lost_once_armed(worker.signals_topic.send)
+worker.write = crash_before_writing
+worker.Outbox = LosingOutbox
 
 if __name__ == "__main__":
     main()
