@@ -95,7 +95,7 @@ def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall
         state = new_state(event, partition)
     if event.version <= state.version:
         return Step(state, changed=False)  # already applied: at-least-once delivery, or a replay
-    state = state.model_copy(deep=True)
+    state = state.fork()
     state.partition = partition
     out = _Out(wall)
     # Time passes before the event happens: what was due before it fires first, so a touch
@@ -116,7 +116,7 @@ def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall
 
 def advance(state: OpportunityState, now: datetime, wall: datetime | None, config: ScoringConfig) -> Step:
     """Fire this opportunity's timers that the clock (moved by another message) has passed."""
-    state = state.model_copy(deep=True)
+    state = state.fork()
     out = _Out(wall)
     _fire_timers(state, now, config, out)
     return Step(state, tuple(out.items))

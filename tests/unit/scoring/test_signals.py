@@ -13,6 +13,7 @@ import pytest
 
 from services.scoring.config import load_config
 from services.scoring.domain.score import decay
+from services.scoring.domain.signals import step
 from services.scoring.domain.state import OpportunityState
 from services.scoring.processor import Processor
 from shared.codec import encode
@@ -384,3 +385,24 @@ def test_an_opportunity_merged_into_another_announces_nothing_until_the_merge_is
     opp, outputs = formed_then_merged(undo_at=5)  # undone: its own again, and its timers run
     assert [s.occurred_at for s in signals_of(outputs, opp, "stalled")] == [day(2, 1) + TIMERS.stall_after]
     assert signals_of(outputs, opp, "role_gap")
+
+
+def test_a_step_leaves_the_state_it_was_given_as_it_was() -> None:
+    """Steps work on a fork (OpportunityState.fork): the state before a step, which the worker
+    keeps decoded and may have to process again from, never changes, folding included."""
+    story = Story()
+    opp = story.opportunity("x.ru", "X")
+    for i in range(30):
+        story.touch(opp, "a", "download", day(i * 3), department=Department.hr, role=BuyingRole.initiator)
+    events = story.in_time_order()
+    state = None
+    for event in events:
+        if getattr(event, "opportunity_id", None) != opp:
+            continue
+        before = None if state is None else state.model_dump_json()
+        now = event.occurred_at
+        result = step(state, event, now, now, 0, CONFIG)
+        if state is not None:
+            assert state.model_dump_json() == before
+        state = result.state
+    assert state is not None and state.members["a@x.ru"].folded_touches > 0  # the fold ran
