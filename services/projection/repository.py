@@ -202,7 +202,7 @@ ORDER BY detail->>'merged', made_at DESC, correction_id DESC
 REFRESH_MEMBERS = text("""
 UPDATE opportunity_members m SET
   (touches_count, first_touch_at, last_touch_at) = (
-    SELECT count(*), min(t.occurred_at), max(t.occurred_at) FROM touches t
+    SELECT count(DISTINCT t.touch_id), min(t.occurred_at), max(t.occurred_at) FROM touches t
     WHERE t.person_id = m.person_id AND (t.opportunity_id = m.opportunity_id OR t.opportunity_id IN (
       SELECT x.opportunity_id FROM opportunities x WHERE x.merged_into = m.opportunity_id))),
   engagement = (
@@ -242,9 +242,10 @@ mem AS (
          array_agg(DISTINCT m.department ORDER BY m.department) AS departments,
          array_agg(DISTINCT m.role ORDER BY m.role) AS covered
   FROM opportunity_members m JOIN ids ON m.opportunity_id = ids.id GROUP BY 1),
--- An opportunity's touches, and those of the opportunities merged into it (account merges).
+-- An opportunity's touches, and those of the opportunities merged into it (account merges;
+-- a touch after the merge is attributed to both, and counts once).
 tt AS (
-  SELECT ids.id, count(*) AS n, min(t.occurred_at) AS first_at, max(t.occurred_at) AS last_at
+  SELECT ids.id, count(DISTINCT t.touch_id) AS n, min(t.occurred_at) AS first_at, max(t.occurred_at) AS last_at
   FROM ids CROSS JOIN LATERAL (SELECT ids.id AS oid UNION ALL
                                SELECT x.opportunity_id FROM opportunities x WHERE x.merged_into = ids.id) src
   JOIN touches t ON t.opportunity_id = src.oid GROUP BY 1),
@@ -529,8 +530,12 @@ class Reader:
             # The opportunities of accounts merged into this one: their touches are this one's.
             merged_from = list(await conn.scalars(
                 select(o.opportunity_id).where(o.merged_into == opportunity_id).order_by(o.opportunity_id)))
-            recent = (select(s.touches).where(t_.opportunity_id.in_([opportunity_id, *merged_from]))
-                      .order_by(t_.occurred_at.desc(), t_.touch_id.desc()).limit(timeline_limit).subquery())
+            # A touch after the merge is attributed to both: shown once, as this opportunity's.
+            own = (select(s.touches).distinct(t_.touch_id)
+                   .where(t_.opportunity_id.in_([opportunity_id, *merged_from]))
+                   .order_by(t_.touch_id, (t_.opportunity_id != opportunity_id)).subquery())
+            recent = (select(own).order_by(own.c.occurred_at.desc(), own.c.touch_id.desc())
+                      .limit(timeline_limit).subquery())
             timeline = _dicts(await conn.execute(select(recent).order_by(recent.c.occurred_at, recent.c.touch_id)))
             signals = _dicts(await conn.execute(
                 select(sig.signal_id, sig.signal, sig.occurred_at, sig.score, sig.tier, sig.covered_roles,

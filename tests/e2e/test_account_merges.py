@@ -70,14 +70,18 @@ async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_a
         # A later touch to the absorbed domain lands in the surviving account.
         await send(topic_namespace, touch(f"{tag}-b2", 30, f"newcomer@{second}", job_title="Юрист"))
         wait_until(lambda: f"newcomer@{second}" in members(api, f"{first}:hr"))
+        # Attributed to the surviving opportunity and to the absorbed one's hidden view: shown and counted once.
+        everything = sorted(f"{tag}-{t}" for t in ("a1", "a2", "b1", "b2"))
+        one = wait_until(lambda: (o := opportunity(api, f"{first}:hr")) and o["touches_count"] == 4 and o)
+        assert sorted(t["touch_id"] for t in one["timeline"]) == everything
 
         await correct(topic_namespace, CorrectionUndone(
             correction_id=f"{tag}-undo", author="Мария", made_at=START + timedelta(minutes=40),
             undoes=f"{tag}-merge", subject=first))
-        wait_until(lambda: members(api, f"{first}:hr") == {f"elena@{first}", f"volkov@{first}",
-                                                           f"newcomer@{second}"})
+        # Each domain's people are its own again, the newcomer who came during the merge included.
+        wait_until(lambda: members(api, f"{first}:hr") == {f"elena@{first}", f"volkov@{first}"})
         restored = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] is None and o)
-        assert {m["person_id"] for m in restored["members"]} == {f"petrova@{second}"}
+        assert {m["person_id"] for m in restored["members"]} == {f"petrova@{second}", f"newcomer@{second}"}
         assert opportunity(api, f"{first}:hr")["merged_from"] == []
         listed = api.get("/v1/opportunities", params={"solution": "hr", "limit": 200}).json()["items"]
         assert sorted(o["opportunity_id"] for o in listed if tag in o["opportunity_id"]) == sorted(

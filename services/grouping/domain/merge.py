@@ -13,17 +13,20 @@ Then, through the log:
 1. at the absorbed account, `hand_over`: its opportunities are announced merged into the
    surviving account's opportunity of the same solution (OpportunityMerged), and what it holds
    (people, each opportunity's members, touches still pending creation) leaves in one
-   AccountMoved. Its state stays as it was, frozen, with `merged_into` set: everything that
-   still arrives for it (its domain's touches, its free-mail people's) is forwarded (`forward`),
-   so later touches to either account land in the surviving one;
+   AccountMoved. It keeps its own view, hidden (`merged_into` set): everything that still
+   arrives for it (its domain's touches, its free-mail people's) is applied there and forwarded
+   (`forward`), so later touches to either account land in the surviving one, and an undo gives
+   the same whether the merge was read before or after them (a rebuild from the topics reads
+   them in another interleaving than live did);
 2. at the surviving account, `absorb`: people join, each moved opportunity's members join
    this account's opportunity of that solution (created when there is none), pending touches
-   count for creation as if they had come here; a MergeRecord says what the merge brought;
+   count for creation as if they had come here; a MergeRecord says what the merge brought,
+   and the people forwarded inputs make members later (`_forwarded_input`);
 3. an undo (correction_undone naming the merge, its subject the surviving account), `undo`:
    what the record says the merge brought goes (MemberRemoved; an opportunity the merge
    created and that has nobody left is merged into the restored one), and an AccountRestored
    tells the absorbed account to stand on its own again (`restore`: its opportunities are
-   announced unmerged, with their members and touches as they were).
+   announced unmerged, with their members and touches as if it had never been merged).
 
 Touches already attributed stay on their opportunity's events: consumers read the absorbed
 opportunity's touches with the one it was merged into (projection), grouping keeps no touch
@@ -273,6 +276,47 @@ def _step(state: AccountState | None, account_id: str, message: AccountStageInpu
         if isinstance(message, CorrectionInput):
             raise Refused("account_merged", f"{account_id} was merged into {state.merged_into.account_id} "
                                             f"({state.merge_id}): correct the opportunities there")
-        # A target account's pre-creation request has nothing to do in an absorbed account.
-        return state, [] if isinstance(message, Precreate) else forward(state, account_id, message)
+        return _absorbed_input(state, account_id, message, rules)
+    if isinstance(message, AccountActivity | MemberUpdate) and message.via:
+        return _forwarded_input(state, account_id, message, rules)
     return account_step(state, account_id, message, rules)
+
+
+def _absorbed_input(state: AccountState, account_id: str, message: AccountActivity | MemberUpdate | Precreate,
+                    rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
+    """At an absorbed account: apply the input to its own view (kept, hidden, for an undo, so that
+    the undo gives the same whether the merge was read before or after the touches, as a rebuild
+    from the topics may read them), and forward it to the surviving account."""
+    assert state.merged_into is not None
+    forwarded = [] if isinstance(message, Precreate) else forward(state, account_id, message)  # a cycle raises first
+    before = set(state.opportunities)
+    state, outputs = account_step(state, account_id, message, rules)
+    reducer = _Reducer(state, rules)
+    for solution in sorted(set(state.opportunities) - before):  # opened while merged: merged from the start
+        reducer._emit_opportunity(state.opportunities[solution], OpportunityMerged, message.occurred_at,
+                                  merged_into=opportunity_id(state.merged_into.account_id, solution),
+                                  merge_id=state.merge_id)
+    return state, [*outputs, *reducer.outputs, *forwarded]
+
+
+def _forwarded_input(state: AccountState | None, account_id: str, message: AccountActivity | MemberUpdate,
+                     rules: OpportunityRules) -> tuple[AccountState, list[Outbound]]:
+    """At the surviving account: an input an absorbed account forwarded. Whoever it makes a member
+    is the merge's (an undo takes them out). One forwarded before the merge was undone and read
+    after it is dropped: the absorbed account, on its own again, applied it itself."""
+    record = next((r for r in (state.merges.values() if state else ()) if r.source.account_id == message.via[-1]),
+                  None)
+    if state is None or record is None:
+        return state or AccountState(account=message.account), []
+    before = {solution: set(opp.members) for solution, opp in state.opportunities.items()}
+    state, outputs = account_step(state, account_id, message, rules)
+    for solution, opp in sorted(state.opportunities.items()):
+        if solution not in before:
+            # The absorbed account applied the same input under the same rules: it has the
+            # opportunity of that solution, which an undo gives this one back to.
+            record.created = sorted({*record.created, solution})
+            record.opportunities.setdefault(solution, opportunity_id(record.source.account_id, solution))
+        gained = set(opp.members) - before.get(solution, set())
+        if gained:
+            record.added[solution] = sorted({*record.added.get(solution, []), *gained})
+    return state, outputs

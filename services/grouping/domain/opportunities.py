@@ -160,8 +160,8 @@ class AccountState(BaseModel):
     # What matched in each pending touch ("<solution> <touch id>" -> catalog match), for its
     # person's basis when the opportunity opens; kept and dropped with `pending`.
     pending_basis: dict[str, str] = Field(default_factory=dict)
-    # Merges (domain/merge.py). An absorbed account keeps its state as it was, frozen, and
-    # forwards what still arrives for it to `merged_into`; the surviving one keeps a record
+    # Merges (domain/merge.py). An absorbed account keeps its own view, hidden, and forwards
+    # what still arrives for it to `merged_into`; the surviving one keeps a record
     # per merge (by merge id) and every account it absorbed, directly or through another.
     merged_into: AccountRef | None = None
     merge_id: str | None = None  # the merge that absorbed this account

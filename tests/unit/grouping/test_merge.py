@@ -82,8 +82,8 @@ def test_a_free_mail_person_first_then_a_corporate_colleague_make_one_account(co
     assert roles_of(domain_opp) == {"elenahr@gmail.com": ("hr", "initiator"),
                                     "s.volkov@skvorechnik.ru": ("it", "technical_validator")}
     # Touches attributed before the merge stay on the name opportunity's events (read with the
-    # one it was merged into); every later one is the domain's.
-    assert name_opp.touches == {"fm-1", "fm-2"} and domain_opp.touches == {"co-1", "fm-3"}
+    # one it was merged into); every later one is the domain's (and the hidden name view's too).
+    assert name_opp.touches == {"fm-1", "fm-2", "fm-3"} and domain_opp.touches == {"co-1", "fm-3"}
     # The directory now answers the name with the domain: a new free-mail colleague goes there at once.
     events = pipeline.feed(touch("fm-4", 120, email="cfo.skv@mail.ru", job_title="финансовый директор",
                                  company="Скворечник Технологии", url=HR))
@@ -129,7 +129,8 @@ def test_a_merge_makes_one_opportunity_per_solution_with_both_groups_members(con
     assert set(views["romashka.ru:crm"].members) == {"sales@krasnaya-romashka.ru"}  # created by the merge
     # Later touches to the absorbed domain land in the surviving account.
     assert {"b-3", "b-4"} <= views["romashka.ru:hr"].touches
-    assert views["krasnaya-romashka.ru:hr"].touches == {"b-1"}
+    # The absorbed account keeps its own view, hidden, for an undo.
+    assert views["krasnaya-romashka.ru:hr"].touches == {"b-1", "b-3", "b-4"}
     assert pipeline.accounts["romashka.ru"].absorbed == ["krasnaya-romashka.ru"]
 
 
@@ -180,6 +181,41 @@ def test_a_merge_and_its_undo_are_deterministic_and_replay_the_same(config) -> N
     target = pipeline.accounts["romashka.ru"]
     target, absorbed = merge.step(target, moved.key, moved.message, config.opportunities)
     assert absorbed and merge.step(target, moved.key, moved.message, config.opportunities)[1] == []
+
+
+def test_an_undo_gives_the_same_whether_the_merge_was_read_before_or_after_the_touches(config) -> None:
+    """A rebuild from the topics reads the corrections and the touches in another interleaving
+    than live did: the merge before the second account's touches, or after them."""
+    first = [touch("a-1", 0, email="elena@romashka.ru", job_title="HR-менеджер", url=HR)]
+    second = [touch("b-1", 10, email="petrova@krasnaya-romashka.ru", job_title="финансовый директор", url=HR),
+              touch("b-2", 20, email="sales@krasnaya-romashka.ru", job_title="коммерческий директор", url=CRM)]
+
+    def run(merge_first: bool) -> tuple[dict, dict]:
+        pipeline = Pipeline(config)
+        events = pipeline.feed(*first)
+        if merge_first:
+            events += pipeline.send(merged("c-1", "romashka.ru", "krasnaya-romashka.ru"))
+            events += pipeline.feed(*second)
+        else:
+            events += pipeline.feed(*second)
+            events += pipeline.send(merged("c-1", "romashka.ru", "krasnaya-romashka.ru"))
+        during, _ = fold(events)
+        events += pipeline.send(undone("c-2", "c-1", "romashka.ru"))
+        after, _ = fold(events)
+        return during, after
+
+    def shown(views: dict) -> dict:
+        return {oid: (set(v.members), v.merged_into) for oid, v in views.items() if v.merged_into is None}
+
+    live_during, live_after = run(merge_first=False)
+    rebuilt_during, rebuilt_after = run(merge_first=True)
+    assert shown(live_during) == shown(rebuilt_during) == {
+        "romashka.ru:hr": ({"elena@romashka.ru", "petrova@krasnaya-romashka.ru"}, None),
+        "romashka.ru:crm": ({"sales@krasnaya-romashka.ru"}, None)}
+    assert shown(live_after) == shown(rebuilt_after) == {
+        "romashka.ru:hr": ({"elena@romashka.ru"}, None),
+        "krasnaya-romashka.ru:hr": ({"petrova@krasnaya-romashka.ru"}, None),
+        "krasnaya-romashka.ru:crm": ({"sales@krasnaya-romashka.ru"}, None)}
 
 
 def test_the_domain_refuses_self_merges_cycles_second_merges_and_unknown_undos(config) -> None:
