@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.scoring.config import ScoringConfig, load_config
+from services.scoring.domain.state import PartitionClock
 from services.scoring.processor import Processor
 from shared.codec import DecodeError, opportunity_log
 from shared.schemas.opportunity import AccountTouch, ClockTick
@@ -47,7 +48,8 @@ class Finding:
 
     late: the opportunity's events with an event time before the fact's that came later in
     the partition, as "<event id> (event time, offset)". moved_by: what moved the clock past
-    the fact's time ("tick" or "event <opportunity>@<version> at <event time>").
+    the fact's time: a clock tick, or an event (its own opportunity's or another's) with its
+    event time and offset.
     """
 
     signal_id: str
@@ -67,28 +69,36 @@ def judge(partitions: dict[int, list[Record]], config: ScoringConfig) -> list[Fi
     """Every timer fact a replay of the log announces, with the events it was judged without.
 
     partitions: each partition's records in offset order. Records that do not decode are
-    skipped (scoring dead-letters them)."""
+    skipped (scoring dead-letters them). The partition's clock is followed beside the
+    processor, as it moves it (PartitionClock), to name the record that first took it past
+    each fact's time."""
     findings: list[Finding] = []
     for partition, records in sorted(partitions.items()):
         processor = Processor(config, {})
+        clock = PartitionClock()
         decoded = []
         for record in records:
             try:
                 decoded.append((record, opportunity_log.decode(record.value)))
             except DecodeError:
                 continue
+        readings: list[datetime | None] = []  # the clock after each decoded record
         for position, (record, message) in enumerate(decoded):
             wall = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
+            clock = (clock.observe_tick(message.watermarks, message.wall) if isinstance(message, ClockTick)
+                     else clock.observe_event(message.occurred_at, wall))
+            readings.append(clock.now())
             for out in processor.process(partition, message, wall):
                 if not isinstance(out, Signal) or out.signal not in TIMER_FACTS:
                     continue
-                if isinstance(message, ClockTick):
-                    moved_by = "tick"
-                elif message.opportunity_id == out.opportunity_id:
-                    moved_by = f"its own event @{message.version} at {message.occurred_at:%Y-%m-%d %H:%M}"
+                passed = next(i for i, now in enumerate(readings) if now is not None and now >= out.occurred_at)
+                mover = decoded[passed][1]
+                if isinstance(mover, ClockTick):
+                    moved_by = f"a clock tick at offset {decoded[passed][0].offset}"
                 else:
-                    moved_by = (f"event {message.opportunity_id}@{message.version} "
-                                f"at {message.occurred_at:%Y-%m-%d %H:%M}")
+                    whose = "its own" if mover.opportunity_id == out.opportunity_id else "another opportunity's"
+                    moved_by = (f"{whose} event {mover.event_id} (event time {mover.occurred_at:%Y-%m-%d %H:%M}) "
+                                f"at offset {decoded[passed][0].offset}")
                 late = [f"{m.event_id} ({m.occurred_at:%Y-%m-%d %H:%M}, offset {r.offset})"
                         for r, m in decoded[position + 1:]
                         if not isinstance(m, ClockTick | AccountTouch) and m.opportunity_id == out.opportunity_id
@@ -119,10 +129,10 @@ async def read_partitions(topic: str) -> dict[int, list[Record]]:
 
 def summary(findings: list[Finding]) -> str:
     partial = [f for f in findings if f.partial]
-    by_mover = defaultdict(int)
+    by_mover: dict[str, int] = defaultdict(int)
     for f in partial:
-        by_mover["tick" if f.moved_by == "tick" else "another opportunity's event" if f.moved_by.startswith("event")
-                 else "its own event"] += 1
+        by_mover["a clock tick" if f.moved_by.startswith("a clock tick") else
+                 "another opportunity's event" if f.moved_by.startswith("another") else "its own event"] += 1
     return (f"{len(findings)} timer facts, {len(partial)} judged on partial data"
             + (f" (clock moved by: {', '.join(f'{k} x{n}' for k, n in sorted(by_mover.items()))})" if partial else ""))
 

@@ -37,7 +37,9 @@ def test_a_stall_judged_before_the_groups_last_touch_arrived_is_partial():
     stalls = [f for f in findings if f.signal_id.startswith(f"{romashka}:stalled")]
     first = stalls[0]
     assert first.partial and first.due == day(10, 6) + CONFIG.timers.stall_after
-    assert first.moved_by.startswith(f"event {other}@") and first.late[0].startswith(last_touch.event_id)
+    assert first.moved_by.startswith(f"another opportunity's event {other}@")
+    assert f"(event time {day(30, 1):%Y-%m-%d %H:%M})" in first.moved_by  # its day-30 touch
+    assert first.late[0].startswith(last_touch.event_id)
 
 
 def test_in_event_time_order_no_fact_is_judged_on_partial_data():
