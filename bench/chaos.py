@@ -464,7 +464,23 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
     # Every signal this run wrote is routed (alerts.yaml below): each must arrive exactly once.
     outcome.alerts_lost = len(outcome.signal_ids - set(counts))
     outcome.alerts_duplicated = sum(n - 1 for n in counts.values())
+    await drop_topics(namespace)
     return outcome
+
+
+async def drop_topics(namespace: str) -> None:
+    """Delete a measured run's topics: a broker with thousands of old partitions takes longer to
+    restart than the stack waits (a Kafka restart fault then fails, and the run measures an outage)."""
+    admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if names:
+            await admin.delete_topics(names)
+    except Exception as exc:  # the topics stay; the next run is slower to restart, not wrong
+        console.print(f"  (topics of {namespace} not deleted: {exc!r})")
+    finally:
+        await admin.close()
 
 
 def alerts_yaml(port: int) -> Path:
