@@ -186,9 +186,11 @@ def undo(state: AccountState, account_id: str, message: CorrectionUndone, rules:
 
     The people the merge made members leave each opportunity (MemberRemoved), unless they
     left already; an opportunity the merge created is merged into the restored account's one
-    of its solution when nobody is left in it; moved touches still pending go. Later touches
-    stay where they landed. Raises Refused: unknown_merge, merged_since (this account was
-    itself merged into another since: that merge is undone first).
+    of its solution when nobody is left in it; moved touches still pending go. The people
+    forwarded touches made members since are the merge's too; their touches stay on this
+    account's opportunity events (the absorbed account holds them as well). Raises Refused:
+    unknown_merge, merged_since (this account was itself merged into another since: that merge
+    is undone first).
     """
     record = state.merges.get(message.undoes)
     if record is None:
