@@ -16,6 +16,7 @@ from shared.schemas.crm import QualificationEvent, StageChanged
 from shared.schemas.crm_sync import CrmLinkMessage
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.opportunity import OpportunityEvent, OpportunityLogMessage
+from shared.schemas.privacy import PersonLogMessage
 from shared.schemas.scoring import ScoringMessage
 from shared.schemas.touch import PersonEvent
 
@@ -57,6 +58,8 @@ class Codec(Generic[T]):
 
 
 person_events: Codec[PersonEvent] = Codec(PersonEvent)
+# What consumers of bg.person-events.v1 decode: person events and erasures (docs/privacy.md).
+person_log: Codec[PersonLogMessage] = Codec(PersonLogMessage)
 opportunity_events: Codec[OpportunityEvent] = Codec(OpportunityEvent)
 # What consumers of bg.opportunity.v1 decode: opportunity events and clock ticks.
 opportunity_log: Codec[OpportunityLogMessage] = Codec(OpportunityLogMessage)

@@ -26,7 +26,8 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 SETTINGS_MODULES = (
-    "shared.settings", "shared.http", "services.ingest.settings", "services.projection.settings",
+    "shared.settings", "shared.http", "shared.privacy.settings", "services.ingest.settings",
+    "services.projection.settings",
     "services.crm.settings", "services.importers.metrica_logs", "services.importers.mtslink_attendance",
     "services.metrica_writeback.worker",
 )

@@ -58,7 +58,7 @@ from services.grouping.domain.messages import (
 )
 from services.grouping.stages import KeyedStage, stamp_headers
 from shared import topics
-from shared.codec import Codec, DecodeError, encode, person_events
+from shared.codec import Codec, DecodeError, encode, person_log
 from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
 from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, current_event, make_app, raw_topic
@@ -200,7 +200,7 @@ class Grouping:
         def handle(event: EventT) -> list[Outbound]:
             occurred_at = None
             try:
-                message = person_events.decode(event.value)
+                message = person_log.decode(event.value)
                 occurred_at = message.occurred_at
             except DecodeError as exc:
                 if _no_identifier(event.value):

@@ -30,6 +30,7 @@ from services.ingest.automation import flag_bot
 from services.ingest.dedupe import Deduper
 from services.ingest.errors import ApiError, field_errors, invalid
 from services.ingest.memory import Memory
+from services.ingest.privacy import Guard, sendgrid_opt_outs
 from services.ingest.publisher import Overdue, Publisher
 from services.ingest.settings import IngestSettings
 from shared.schemas.touch import IdentityEvent, PersonEvent, TouchEvent
@@ -130,7 +131,7 @@ def _dead_key(failed: Unmapped | Rejected) -> str | None:
 
 
 def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper, redis: Redis,
-               memory: Memory) -> FastAPI:
+               memory: Memory, guard: Guard) -> FastAPI:
     future_tolerance = timedelta(seconds=settings.future_tolerance_seconds)
     scanner_window = timedelta(seconds=settings.link_scanner_seconds)
 
@@ -202,6 +203,15 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                            "by another request; retry shortly", headers={"Retry-After": "1"})
         new = set(claims.new)
         fresh = [e for e in events if e.event_id in new]
+        duplicates = len(events) - len(fresh) + repeated
+        try:
+            # Pseudonyms and sealed values before anything is written (docs/privacy.md); the
+            # touches of a suppressed person end here, their claims confirmed as handled.
+            fresh, suppressed = await guard.protect(source, fresh)
+        except RedisError as exc:
+            await deduper.release(claims.new)
+            raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
+        ignored += ["suppressed: the person opted out / человек отказался от отслеживания"] * len(suppressed)
         lettered = [u for u in failed if _dead_key(u) is None or _dead_key(u) in new]
         dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in lettered]
         outcomes = await publisher.publish(fresh, dead)
@@ -220,9 +230,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
                            f"writes ({errors[0]!r}); the others were written and a retry counts them as "
                            "duplicates", headers={"Retry-After": "5"})
-        duplicates = len(events) + len(failed) - len(fresh) - len(lettered) + repeated
-        for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates),
-                           ("dead_lettered", len(dead)), ("ignored", len(ignored))):
+        duplicates += len(failed) - len(lettered)
+        for outcome, n in (("accepted", len(fresh)), ("duplicate", duplicates), ("dead_lettered", len(dead)),
+                           ("suppressed", len(suppressed)), ("ignored", len(ignored) - len(suppressed))):
             if n:
                 EVENTS.labels(source, outcome).inc(n)
         body = Accepted(accepted=len(fresh), duplicates=duplicates, dead_lettered=len(dead),
@@ -286,6 +296,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             auth.require_key("sendgrid", settings.api_keys, request.headers)
             raw = await read_body(request, settings.max_body_bytes)
         body = parse_json(raw)
+        # An unsubscribe or a spam report is the person's opt-out: suppressed from now on.
+        await remembered(lambda: guard.opt_outs("sendgrid", sendgrid_opt_outs(
+            body, guard.settings.sendgrid_suppress_events)))
         clicked = [i["sg_message_id"] for i in (body if isinstance(body, list) else [body])
                    if isinstance(i, dict) and i.get("event") == "click" and isinstance(i.get("sg_message_id"), str)]
         delivered = await remembered(lambda: memory.get("delivered", clicked))

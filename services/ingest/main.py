@@ -10,10 +10,12 @@ from redis.asyncio import Redis
 from services.ingest.app import create_app
 from services.ingest.dedupe import Deduper
 from services.ingest.memory import Memory
+from services.ingest.privacy import Guard
 from services.ingest.publisher import Publisher
 from services.ingest.settings import IngestSettings
 from shared import http
 from shared.logs import configure_logging
+from shared.privacy.settings import PrivacySettings, vault_for
 from shared.settings import DevelopmentSecretsError, RedisSettings, kafka_settings, require_production_secrets
 
 
@@ -21,12 +23,14 @@ def build_app():
     """(settings, app). Raises DevelopmentSecretsError when a development key or secret is in
     use and BG_ENV is not `development`."""
     settings = IngestSettings()
-    require_production_secrets("ingest", settings.dev_secrets_in_use())
+    privacy = PrivacySettings()
+    require_production_secrets("ingest", settings.dev_secrets_in_use() + privacy.dev_secrets_in_use())
     redis = Redis.from_url(RedisSettings().redis_url)
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     deduper = Deduper(redis, settings.dedupe_ttl_seconds, prefix=f"bg:ingest:seen:{namespace}")
     memory = Memory(redis, settings.memory_ttl_seconds, prefix=f"bg:ingest:mem:{namespace}")
-    return settings, create_app(settings, Publisher(kafka_settings()), deduper, redis, memory)
+    guard = Guard(vault_for(redis, privacy), privacy)
+    return settings, create_app(settings, Publisher(kafka_settings()), deduper, redis, memory, guard)
 
 
 def main() -> None:

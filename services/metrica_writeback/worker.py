@@ -36,10 +36,13 @@ from redis.asyncio import Redis
 
 from services.metrica_writeback.domain import Conversion, Goals, Reached, csv_body, links, reached
 from shared import topics
-from shared.codec import DecodeError, crm_events, encode, person_events, qualification_events, scoring_messages
+from shared.codec import DecodeError, crm_events, encode, person_log, qualification_events, scoring_messages
 from shared.logs import configure_logging
+from shared.privacy.settings import vault_for
+from shared.privacy.vault import Vault
 from shared.schemas.crm import StageChanged, StageMoved
 from shared.schemas.deadletter import DeadLetter
+from shared.schemas.privacy import PersonErased
 from shared.schemas.scoring import Signal
 from shared.settings import RedisSettings, kafka_settings
 
@@ -154,7 +157,8 @@ class Store:
 
 class Worker:
     def __init__(self, settings: WritebackSettings, store: Store, uploader: Uploader,
-                 producer: AIOKafkaProducer) -> None:
+                 producer: AIOKafkaProducer, vault: Vault | None = None) -> None:
+        self.vault = vault
         self.goals = Goals(settings.goal_group_formed, settings.goal_opportunity_won)
         self.store = store
         self.uploader = uploader
@@ -171,16 +175,28 @@ class Worker:
         await self.producer.send_and_wait(topics.METRICA_WRITEBACK_DLQ.name, key=(letter.key or "").encode(),
                                           value=encode(letter))
 
+    async def _raw_ids(self, event):
+        """Metrica needs the real ClientIDs and phones: opened from the sealed values (docs/privacy.md);
+        the email stays the pseudonym, the person id the members of signals carry."""
+        if self.vault is None or event.person.sealed is None:
+            return event
+        values = (await self.vault.open([event.person.sealed])).get(event.person.sealed) or {}
+        raw = {k: values[k] for k in ("anonymous_id", "user_id") if k in values}
+        return event.model_copy(update={"person": event.person.model_copy(update=raw)}) if raw else event
+
     async def handle_batch(self, records: list) -> None:
         """Person events first (links), then signals and stage changes in their order."""
         facts = []
         for record in records:
             if record.topic == topics.PERSON_EVENTS.name:
                 try:
-                    event = person_events.decode(record.value)
+                    event = person_log.decode(record.value)
                 except DecodeError as exc:
                     await self.dead_letter("invalid_message", f"{exc.reason}: {exc.detail}", record, record.value)
                     continue
+                if isinstance(event, PersonErased):
+                    continue  # the erase request removed this person's links (services/privacy)
+                event = await self._raw_ids(event)
                 # A ClientID learnt after a goal was reached (the topics interleave in any order,
                 # and a visitor may be named weeks later) still gets that goal's conversion.
                 for pid in await self.store.add_links(event):
@@ -252,7 +268,7 @@ async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, in
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     redis = Redis.from_url(RedisSettings().redis_url)
     uploader = Uploader(settings)
-    worker = Worker(settings, Store(redis, namespace), uploader, producer)
+    worker = Worker(settings, Store(redis, namespace), uploader, producer, vault_for(redis))
     await producer.start()
     await consumer.start()
     stop = stop or asyncio.Event()

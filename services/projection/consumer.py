@@ -20,10 +20,11 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter, Histogram
+from redis.exceptions import RedisError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from services.projection.domain import NotApplicable, Row, map_message, reduce_rows
+from services.projection.domain import NotApplicable, Row, map_message, reduce_rows, unseal
 from services.projection.repository import UnitOfWork
 from shared import topics
 from shared.codec import (
@@ -35,6 +36,8 @@ from shared.codec import (
     qualification_events,
     scoring_messages,
 )
+from shared.privacy.seal import SEALED_IN_JSON
+from shared.privacy.vault import Vault
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings
 
@@ -91,8 +94,11 @@ def dead_letter(record: Any, reason: str, detail: str) -> DeadLetter:
     )
 
 
-def prepare(records: Iterable[Any], decoders: Mapping[str, Callable[[bytes], Any]]) -> Prepared:
-    """Decode and map; what cannot be used becomes a dead letter. Every offset advances."""
+def prepare(records: Iterable[Any], decoders: Mapping[str, Callable[[bytes], Any]],
+            opened: Mapping[str, Mapping[str, str]] | None = None) -> Prepared:
+    """Decode and map; what cannot be used becomes a dead letter. Every offset advances.
+    `opened`: the sealed values of the records' members, opened (Opener); members keep no email
+    and no name without it."""
     out = Prepared()
     for record in records:
         tp = (record.topic, record.partition)
@@ -100,7 +106,7 @@ def prepare(records: Iterable[Any], decoders: Mapping[str, Callable[[bytes], Any
         try:
             if record.value is None:
                 raise DecodeError("invalid_json", "the message has no value (a tombstone)")
-            rows = map_message(decoders[record.topic](record.value))
+            rows = map_message(unseal(decoders[record.topic](record.value), opened or {}))
         except (DecodeError, NotApplicable) as exc:
             out.dead.append(dead_letter(record, exc.reason, exc.detail))
             continue
@@ -122,7 +128,7 @@ def _transient(exc: BaseException) -> bool:
     """Worth retrying the same batch: the database or Kafka is away, or two writers collided."""
     if refused(exc):
         return False
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | KafkaError):
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError | KafkaError | RedisError):
         return True
     return sqlstate(exc) in ("40001", "40P01") or sqlstate(exc)[:2] in ("08", "53", "57")
 
@@ -197,11 +203,25 @@ class Health:
     running: bool = False
 
 
+class Opener:
+    """Opens the sealed member values of a batch with the vault (one Redis round trip); the
+    values live only in memory until they are written to the members' rows."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    async def __call__(self, records: Sequence[Any]) -> dict[str, dict[str, str]]:
+        sealed = [m.group(1).decode() for r in records if r.value and b'"sealed"' in r.value
+                  for m in SEALED_IN_JSON.finditer(r.value)]
+        return await self.vault.open(sealed) if sealed else {}
+
+
 class Projector:
     """Applies batches of records; shared by the live consumer and the rebuild."""
 
     def __init__(self, uow: UnitOfWork, dead_letters: DeadLetterSink, consumer_name: str,
-                 health: Health | None = None, max_backoff: float = 10.0) -> None:
+                 health: Health | None = None, max_backoff: float = 10.0, opener: Opener | None = None) -> None:
+        self.opener = opener
         self.uow = uow
         self.dead_letters = dead_letters
         self.consumer_name = consumer_name
@@ -211,7 +231,8 @@ class Projector:
     async def process(self, records: Sequence[Any]) -> dict[tuple[str, int], int]:
         """Apply the records; returns the next offset of each partition, stored with the rows."""
         started = time.perf_counter()
-        prepared = prepare(records, source_decoders())
+        opened = await self._retrying(lambda: self.opener(records)) if self.opener is not None else None
+        prepared = prepare(records, source_decoders(), opened)
         ids = [r.values["correction_id"] for item in prepared.items for r in item.rows
                if r.kind in ("correction", "correction_undo")]
         if ids:

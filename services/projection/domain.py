@@ -56,7 +56,7 @@ Kind = Literal[
     "opportunity_stub", "opportunity_event", "opportunity_created", "opportunity_score", "opportunity_stage",
     "opportunity_merge", "member", "member_removed", "touch", "signal", "score_history", "stage_change",
     "opportunity_deal", "criterion_mark",
-    "team_member", "correction", "correction_undo",
+    "team_member", "correction", "correction_undo", "member_erased",
 ]
 
 
@@ -84,6 +84,7 @@ KEYS: dict[Kind, tuple[str, ...]] = {
     "correction": ("correction_id",),
     # Keyed by the correction it reverts: one undo per correction (the consumer vets the rest).
     "correction_undo": ("correction_id",),
+    "member_erased": ("scope", "person_id"),
 }
 
 
@@ -150,9 +151,31 @@ def _solution_of(event: OpportunityEvent, opportunity_id: str) -> str:
                         f"opportunity_id {opportunity_id!r} does not name one")
 
 
+def unseal(message: Any, opened: Mapping[str, Mapping[str, str]]) -> Any:
+    """A member event with the member's raw email and name from their sealed values (`opened`:
+    Vault.open's answer); without them (erased, expired) the member has no email and no name,
+    never the pseudonym in their place (docs/privacy.md). Other messages are returned as they are."""
+    member = getattr(message, "member", None)
+    if not isinstance(member, MemberRef) or member.sealed is None:
+        return message
+    values = opened.get(member.sealed) or {}
+    member = member.model_copy(update={"email": values.get("email"), "name": values.get("name"), "sealed": None})
+    return message.model_copy(update={"member": member})
+
+
+def _erased(event: MemberRemoved) -> Row:
+    """An erased person (docs/privacy.md): their membership, touches of the scope, contact card and
+    entries in stored signals and score breakdowns go (repository.ERASE_MEMBER)."""
+    aid = event.account.account_id
+    return Row("member_erased", {"scope": event.opportunity_id or account_scope(aid),
+                                 "opportunity_id": event.opportunity_id, "person_id": event.member.person_id})
+
+
 def map_opportunity_event(event: OpportunityEvent) -> list[Row]:
     aid = event.account.account_id
     rows = _account_rows(event.account, event.occurred_at, event.event_id)
+    if isinstance(event, MemberRemoved) and event.erased and event.opportunity_id is None:
+        return [*rows, _erased(event)]  # the account's own touches of the person
     if isinstance(event, AccountTouch):
         scope = account_scope(aid)
         return [*rows, _touch(scope, None, aid, event.event_id, event.version, event.touch),
@@ -186,6 +209,8 @@ def map_opportunity_event(event: OpportunityEvent) -> list[Row]:
         # The member row goes unless a later version brought the person back (repository).
         rows.append(Row("member_removed", {"opportunity_id": oid, "person_id": event.member.person_id,
                                            "version": event.version}))
+        if event.erased:
+            rows.append(_erased(event))
     elif isinstance(event, OpportunityMerged):
         # Read with the opportunity it was merged into: its members are there, its touches are
         # read with that one's (repository.Reader), and lists leave it out.
@@ -390,6 +415,7 @@ MERGE: dict[Kind, Callable[[dict, dict], dict]] = {
     "opportunity_merge": _latest("merge_version"),
     "member": _member,
     "member_removed": _latest("version"),
+    "member_erased": _first,
     "touch": _first,
     "signal": _first,
     "score_history": _first,

@@ -25,10 +25,13 @@ from collections.abc import Sequence
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
 
+from services.privacy.api import create_privacy_router
+from services.privacy.requests import Privacy
 from services.projection import db
 from services.projection.api import create_app
-from services.projection.consumer import DeadLetters, Health, Projector, rebuild, run_consumer
+from services.projection.consumer import DeadLetters, Health, Opener, Projector, rebuild, run_consumer
 from services.projection.correction_api import CorrectionPublisher
 from services.projection.funnel import configured
 from services.projection.qualifying import Qualifier
@@ -37,12 +40,14 @@ from services.projection.settings import ProjectionSettings
 from shared import http, topics
 from shared.codec import encode
 from shared.logs import configure_logging
+from shared.privacy.settings import PrivacySettings, vault_for
 from shared.schemas.crm import CriterionMarked, DealTermsSet, StageMoved, TeamAssigned
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import (
     DatabaseSettings,
     DevelopmentSecretsError,
     KafkaSettings,
+    RedisSettings,
     kafka_settings,
     require_production_secrets,
 )
@@ -87,9 +92,12 @@ class LoggedDeadLetters:
 
 async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSettings,
                 consume: bool, api: bool) -> int:
+    privacy = PrivacySettings()
     if api:
-        require_production_secrets("projection API", settings.dev_tokens_in_use())
+        require_production_secrets("projection API", settings.dev_tokens_in_use() + privacy.dev_secrets_in_use())
     engine = db.create_engine(database_url, settings.db_schema)
+    redis = Redis.from_url(RedisSettings().redis_url)
+    vault = vault_for(redis, privacy)
     await db.migrate(engine, settings.db_schema)
     health = Health() if consume else None
     stop = asyncio.Event()
@@ -98,18 +106,22 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
     dead_letters = DeadLetters(kafka)
     publisher = QualificationPublisher(kafka)
     corrections = CorrectionPublisher(kafka)
+    # Erasures go on bg.person-events.v1 (services/privacy/requests.py).
+    person_log = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     funnel = configured()
     try:
         await publisher.start()
+        await person_log.start()
         if consume:
             await dead_letters.start()
             uow = UnitOfWork(engine, Qualifier(funnel, publisher.publish_many))
-            projector = Projector(uow, dead_letters, settings.group_id, health)
+            projector = Projector(uow, dead_letters, settings.group_id, health, opener=Opener(vault))
             tasks["consumer"] = asyncio.create_task(run_consumer(
                 kafka, projector, settings.group_id, stop, settings.batch_max_records, settings.poll_timeout_ms))
         if api:
             app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel,
                              publish_correction=corrections.publish)
+            app.include_router(create_privacy_router(Privacy(vault, engine, redis, person_log), settings))
             # Header and body deadlines, connection limit: shared/http.py.
             server = http.server(app, settings.host, settings.port)
             # uvicorn handles SIGTERM and SIGINT itself; when it stops, the consumer stops too.
@@ -135,6 +147,8 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
             await dead_letters.stop()
         await corrections.stop()
         await publisher.stop()
+        await person_log.stop()
+        await redis.aclose()
         await engine.dispose()
 
 
@@ -146,7 +160,9 @@ def openapi_spec(settings: ProjectionSettings | None = None) -> dict:
     async def _no_publisher(event: QualificationMessage) -> None:
         raise RuntimeError("the spec-only app does not publish")
 
-    return create_app(settings, Reader(engine), _no_publisher).openapi()
+    app = create_app(settings, Reader(engine), _no_publisher)
+    app.include_router(create_privacy_router(None, settings))
+    return app.openapi()
 
 
 async def migrate_command(settings: ProjectionSettings, database_url: str) -> int:
@@ -173,14 +189,16 @@ async def rebuild_command(settings: ProjectionSettings, database_url: str, kafka
         sink = DeadLetters(kafka) if publish_dead_letters else LoggedDeadLetters()
         if isinstance(sink, DeadLetters):
             await sink.start()
+        redis = Redis.from_url(RedisSettings().redis_url)
         try:
             # The moves the rules made live are on the topic: replayed, not made again.
             uow = UnitOfWork(engine, Qualifier(configured(), publish=None))
-            projector = Projector(uow, sink, settings.group_id)
+            projector = Projector(uow, sink, settings.group_id, opener=Opener(vault_for(redis)))
             count = await rebuild(kafka, projector, settings.batch_max_records, progress)
         finally:
             if isinstance(sink, DeadLetters):
                 await sink.stop()
+            await redis.aclose()
         print(f"rebuilt schema {settings.db_schema!r} from {count} messages "
               f"({projector.health.dead_lettered} not applicable)")
         return 0

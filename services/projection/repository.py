@@ -199,6 +199,45 @@ FROM corrections WHERE type = 'accounts_merged' AND undone_by_id IS NULL
 ORDER BY detail->>'merged', made_at DESC, correction_id DESC
 """)]
 
+
+# An erased member (docs/privacy.md): the membership, the person's touches in the scope, their
+# contact card, and their entries in stored signals and score breakdowns go. Runs after the
+# upserts of its batch, so a member added and erased in one batch is gone; an erased person
+# never comes back (a new pseudonym would be a new person), so no version guards it.
+ERASE_MEMBER = [
+    text("DELETE FROM opportunity_members WHERE opportunity_id = :opportunity_id AND person_id = :person_id"),
+    text("DELETE FROM touches WHERE scope = :scope AND person_id = :person_id"),
+    text("DELETE FROM contacts WHERE person_id = :person_id"),
+    # What people wrote about them by hand (notes, stances) and the history of those corrections.
+    text("DELETE FROM member_annotations WHERE person_id = :person_id"),
+    text("DELETE FROM corrections WHERE person_id = :person_id"),
+    text("""
+UPDATE signals SET
+  members = coalesce((SELECT jsonb_agg(m) FROM jsonb_array_elements(members) m
+                      WHERE m->>'person_id' IS DISTINCT FROM :person_id), '[]'::jsonb),
+  breakdown = CASE WHEN breakdown ? 'members' THEN jsonb_set(breakdown, '{members}', coalesce(
+                (SELECT jsonb_agg(m) FROM jsonb_array_elements(breakdown->'members') m
+                 WHERE m->>'person_id' IS DISTINCT FROM :person_id), '[]'::jsonb)) ELSE breakdown END,
+  detail = CASE WHEN detail ? 'new_members' THEN jsonb_set(detail, '{new_members}', to_jsonb(
+             array_to_string(array_remove(string_to_array(detail->>'new_members', ','), :person_id), ',')))
+           ELSE detail END
+WHERE opportunity_id = :opportunity_id AND position(:person_id in members::text || coalesce(breakdown::text, '')
+                                                    || detail::text) > 0
+"""),
+    text("""
+UPDATE score_history SET breakdown = jsonb_set(breakdown, '{members}', coalesce(
+  (SELECT jsonb_agg(m) FROM jsonb_array_elements(breakdown->'members') m
+   WHERE m->>'person_id' IS DISTINCT FROM :person_id), '[]'::jsonb))
+WHERE opportunity_id = :opportunity_id AND breakdown ? 'members' AND position(:person_id in breakdown::text) > 0
+"""),
+    text("""
+UPDATE opportunities SET breakdown = jsonb_set(breakdown, '{members}', coalesce(
+  (SELECT jsonb_agg(m) FROM jsonb_array_elements(breakdown->'members') m
+   WHERE m->>'person_id' IS DISTINCT FROM :person_id), '[]'::jsonb))
+WHERE opportunity_id = :opportunity_id AND breakdown ? 'members' AND position(:person_id in breakdown::text) > 0
+"""),
+]
+
 REFRESH_MEMBERS = text("""
 UPDATE opportunity_members m SET
   (touches_count, first_touch_at, last_touch_at) = (
@@ -349,6 +388,11 @@ async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> 
         result = await conn.execute(stmt, batch)
         if result.returns_rows:
             changed.update(oid for (oid,) in result.all() if oid is not None)
+    for erased in rows.get("member_erased", ()):
+        for statement in ERASE_MEMBER:
+            await conn.execute(statement, erased)
+        if erased["opportunity_id"] is not None:
+            changed.add(erased["opportunity_id"])
     return changed
 
 

@@ -68,6 +68,9 @@ class MemberRef(Message):
     stance: Stance | None = None
     influence: Influence | None = None
     why: MemberWhy | None = None  # provenance; None from writers that predate it
+    # The person's raw email and name, sealed by ingest (shared/schemas/touch.py Person.sealed):
+    # `email` holds a pseudonym and `name` nothing; a reader with the vault opens it.
+    sealed: str | None = None
 
 
 class TouchRef(Message):
@@ -129,6 +132,10 @@ class MemberRemoved(_OpportunityEventBase):
     member: MemberRef  # the member as they were
     correction_id: ShortStr
     author: ShortStr
+    # The person was erased (docs/privacy.md; correction_id "erase:<request>", author "privacy"):
+    # consumers also drop every touch of theirs and their contact card. An account-level one
+    # (opportunity_id None) removes the person's touches of the account itself.
+    erased: bool = False
 
 
 class MemberStanceChanged(_OpportunityEventBase):

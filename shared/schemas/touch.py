@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, StringConstraints, Tag, model_validator
 
 from shared.hosts import host_of
 from shared.schemas.base import (
@@ -93,6 +93,10 @@ class Person(Message):
     inn: ShortStr | None = None
     # A role the person stated themselves (Zoom's role_in_purchase_process, a form field).
     stated_role: NonEmptyStr | None = None
+    # Set by ingest (docs/privacy.md): the raw email, ids, name and IP address, encrypted under
+    # the person's key in the vault ("v1.<token>.<base64url>"); the fields above then hold
+    # pseudonyms and no name. Opened only by who holds the vault; unreadable once erased.
+    sealed: Annotated[str, StringConstraints(min_length=1, max_length=8000)] | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Person:

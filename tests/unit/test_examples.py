@@ -13,13 +13,14 @@ from shared.codec import (
     dead_letters,
     opportunity_log,
     person_events,
+    person_log,
     qualification_events,
     scoring_messages,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 # (topic, version) -> codec; an example is named <topic>.<type>.v<version>.json
-CODECS = {("person-events", 1): person_events, ("opportunity", 1): opportunity_log,
+CODECS = {("person-events", 1): person_log, ("opportunity", 1): opportunity_log,
           ("score", 1): scoring_messages, ("signal", 1): scoring_messages, ("dlq", 1): dead_letters,
           ("crm-stage", 1): crm_events, ("crm-stage", 2): qualification_events,
           ("crm-links", 1): crm_links, ("correction", 1): corrections}

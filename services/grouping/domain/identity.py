@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from services.grouping.domain.accounts import person_id
 from services.grouping.domain.messages import IdentityInput, IdentityLink, Outbound
+from shared.schemas.privacy import PersonErased
 from shared.schemas.touch import IdentityEvent, Person, TouchEvent
 
 PersonEvent = TouchEvent | IdentityEvent
@@ -48,8 +49,12 @@ def _to_people(event: PersonEvent, email: str) -> Outbound:
     return Outbound(to="people", key=person_id(email), message=event)
 
 
-def route(event: PersonEvent) -> list[Outbound]:
-    """Where a person event goes first (the router stage keeps no state)."""
+def route(event: PersonEvent | PersonErased) -> list[Outbound]:
+    """Where a person event goes first (the router stage keeps no state). An erasure goes to the
+    profile of each person id and the node of each identifier it names."""
+    if isinstance(event, PersonErased):
+        return ([Outbound(to="people", key=person_id(p), message=event) for p in event.person_ids]
+                + [Outbound(to="identity", key=i, message=event) for i in event.identifiers])
     ids = identifiers(event.person)
     email = event.person.email
     if email:
@@ -77,6 +82,8 @@ class IdentityNode(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     held: list[TouchEvent | IdentityEvent] = Field(default_factory=list)
     watermark: datetime | None = None  # latest event time seen by this node
+    # Erased (docs/privacy.md): the node keeps nothing but this mark, and drops what comes later.
+    erased: bool = Field(False, exclude_if=lambda erased: not erased)  # left out of the state while False
 
 
 def _release(event: PersonEvent, email: str) -> Outbound:
@@ -95,6 +102,10 @@ def step(node: IdentityNode | None, identifier: str, message: IdentityInput,
          limits: IdentityLimits) -> tuple[IdentityNode, list[Outbound]]:
     """Apply one event or link to the node of `identifier`. Updates `node` in place."""
     node = node or IdentityNode(identifier=identifier)
+    if isinstance(message, PersonErased):
+        return IdentityNode(identifier=identifier, erased=True), []
+    if node.erased:
+        return node, []
     input_id = message.link_id if isinstance(message, IdentityLink) else message.event_id
     if node.watermark is None or message.occurred_at > node.watermark:
         node.watermark = message.occurred_at

@@ -34,6 +34,7 @@ from shared.schemas.opportunity import (
     TouchAttributed,
     TouchRef,
 )
+from shared.schemas.privacy import PersonErased
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
 
@@ -112,6 +113,16 @@ class MemberUpdate(Message):
     via: tuple[str, ...] = ()  # merged accounts that forwarded it here, in order (domain/merge.py)
 
 
+class MemberErased(Message):
+    """The person was erased (PersonErased): the account stage removes them from its opportunities."""
+
+    type: Literal["member_erased"] = "member_erased"
+    input_id: str
+    occurred_at: UtcDatetime
+    account: AccountRef
+    person_id: str
+
+
 class Precreate(Message):
     """Wakes a target account of the ABM list so its pre-created opportunities exist at once."""
 
@@ -188,19 +199,21 @@ class AccountRestored(Message):
     account: AccountRef  # the account that was absorbed
 
 
-IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink, Field(discriminator="type")]
-PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned, Field(discriminator="type")]
-PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned, Field(discriminator="type")]
+IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | PersonErased, Field(discriminator="type")]
+PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned | PersonErased, Field(discriminator="type")]
+PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned | PersonErased,
+                         Field(discriminator="type")]
 NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
-AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput, Field(discriminator="type")]
+AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | MemberErased,
+                         Field(discriminator="type")]
 MergeInput = AccountMerge | AccountMoved | AccountRestored
 # Everything the accounts stage reads (domain/merge.py's step takes the merge messages first).
-AccountStageInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | AccountMerge
-                              | AccountMoved | AccountRestored, Field(discriminator="type")]
+AccountStageInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | MemberErased
+                              | AccountMerge | AccountMoved | AccountRestored, Field(discriminator="type")]
 
 AnyMessage = Annotated[
-    TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned
-    | AccountActivity | MemberUpdate | Precreate | CorrectionInput | CorrectionRefused
+    TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned | PersonErased
+    | AccountActivity | MemberUpdate | Precreate | MemberErased | CorrectionInput | CorrectionRefused
     | AccountMerge | AccountMoved | AccountRestored
     | OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
     | TouchAttributed | AccountTouch | OpportunityMerged,

@@ -43,6 +43,7 @@ from services.grouping.domain.messages import (
     AccountActivity,
     AccountInput,
     CorrectionInput,
+    MemberErased,
     MemberUpdate,
     Outbound,
     Precreate,
@@ -75,6 +76,9 @@ from shared.schemas.opportunity import (
 )
 from shared.schemas.roles import ROLE_SOURCE_STRENGTH, BuyingRole, Department, RoleSource
 from shared.schemas.touch import TouchKind
+
+# The author of the member_removed events of an erasure (docs/privacy.md).
+ERASED_BY = "privacy"
 
 
 @dataclass(frozen=True)
@@ -384,6 +388,29 @@ class _Reducer:
         if not placed:
             self.account_touch(touch)
 
+    def erase(self, person_id: str, at: datetime, request: str) -> None:
+        """The person leaves every opportunity of the account with the facts set about them by
+        hand, their waiting touches go, and an account-level member_removed takes the account's
+        own touches of theirs (AccountTouch) away too. `request`: the erasure's id for the events."""
+        by = {"correction_id": request, "author": ERASED_BY, "erased": True}
+        last = self.state.people.get(person_id)
+        for opp in self.state.opportunities.values():
+            opp.manual.pop(person_id, None)
+            current = opp.members.pop(person_id, None)
+            if current is not None:
+                last = current
+                self._emit_opportunity(opp, MemberRemoved, at, member=current, **by)
+        state = self.state
+        card = last or MemberRef(person_id=person_id, department=Department.other, role=BuyingRole.influencer,
+                                 role_source=RoleSource.default)
+        state.touch_version += 1
+        self.outputs.append(Outbound(to="opportunities", key=state.account.account_id, message=MemberRemoved(
+            event_id=f"{state.account.account_id}@erase:{person_id}", opportunity_id=None, solution=None,
+            account=state.account, version=state.touch_version, occurred_at=at, member=card, **by)))
+        for solution, touches in list(state.pending.items()):
+            state.pending[solution] = [t for t in touches if t.person_id != person_id]
+        state.people.pop(person_id, None)
+
     def _open_with_pending(self, solution: str, at: datetime, current: TouchRef) -> bool:
         """Open the opportunity with its waiting touches; False when `current` ends up in it not
         (its person was unlinked by a correction that waited for the opening)."""
@@ -539,6 +566,8 @@ def step(state: AccountState | None, account_id: str, message: AccountInput,
         reducer.activity(message)
     elif isinstance(message, CorrectionInput):
         reducer.correct(message.correction)
+    elif isinstance(message, MemberErased):
+        reducer.erase(message.person_id, message.occurred_at, message.input_id)
     if state.waiting:
         reducer.expire_waiting()
     prune_people(state)

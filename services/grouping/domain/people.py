@@ -28,6 +28,7 @@ from services.grouping.domain.directory import shard_key
 from services.grouping.domain.messages import (
     AccountActivity,
     AccountAssigned,
+    MemberErased,
     MemberUpdate,
     NameLookup,
     NameRegistration,
@@ -37,6 +38,7 @@ from services.grouping.domain.messages import (
 from services.grouping.domain.roles import RoleRules
 from services.grouping.domain.solutions import Catalog
 from shared.schemas.opportunity import AccountRef, Basis, MemberRef, MemberWhy, TouchRef
+from shared.schemas.privacy import PersonErased
 from shared.schemas.touch import IdentityEvent, TouchEvent
 
 
@@ -75,6 +77,7 @@ class Profile(BaseModel):
     company_domain: Trait | None = None
     company_inn: Trait | None = None
     stated_role: Trait | None = None
+    sealed: Trait | None = None  # the raw email and name, sealed by ingest (docs/privacy.md)
     signals: dict[str, int] = Field(default_factory=dict)
     account: AccountRef | None = None
     account_by_domain: bool = False
@@ -86,6 +89,8 @@ class Profile(BaseModel):
     # Touches already applied: digest of the event id -> event time (epoch seconds), bounded
     # by PeopleLimits.dedupe_window and .max_remembered (about 30 bytes of JSON each).
     recent: dict[str, int] = Field(default_factory=dict)
+    # Erased (docs/privacy.md): the profile keeps nothing but this mark, and drops what comes later.
+    erased: bool = Field(False, exclude_if=lambda erased: not erased)  # left out of the state while False
 
 
 def _newer(current: Trait | None, value: str | None, at: datetime) -> Trait | None:
@@ -104,6 +109,7 @@ def _absorb(profile: Profile, event: TouchEvent | IdentityEvent) -> None:
     profile.company = _newer(profile.company, person.company, at)
     profile.company_inn = _newer(profile.company_inn, person.inn, at)
     profile.stated_role = _newer(profile.stated_role, person.stated_role, at)
+    profile.sealed = _newer(profile.sealed, person.sealed, at)
     if isinstance(event, IdentityEvent) and event.company is not None:
         profile.company = _newer(profile.company, event.company.name, at)
         profile.company_domain = _newer(profile.company_domain, event.company.domain, at)
@@ -135,6 +141,7 @@ def member_card(profile: Profile, roles: RoleRules) -> MemberRef:
         name=profile.name.value if profile.name else None, job_title=title,
         department=found.department, role=found.role, role_source=found.source, level=found.level,
         why=MemberWhy(account=account_basis(profile), role=Basis(rule=found.source.value, detail=found.basis)),
+        sealed=profile.sealed.value if profile.sealed else None,
     )
 
 
@@ -228,6 +235,17 @@ def _seen_before(profile: Profile, touch: TouchEvent, limits: PeopleLimits) -> b
     return False
 
 
+def _erase(profile: Profile, message: PersonErased) -> tuple[Profile, list[Outbound]]:
+    """Forget the person; the account stage removes them from its opportunities."""
+    outputs = []
+    if profile.account is not None and not profile.erased:
+        outputs.append(Outbound(to="accounts", key=profile.account.account_id, message=MemberErased(
+            input_id=f"{message.event_id}>{profile.person_id}", occurred_at=message.occurred_at,
+            account=profile.account, person_id=profile.person_id,
+        )))
+    return Profile(person_id=profile.person_id, erased=True), outputs
+
+
 def step(profile: Profile | None, pid: str, message: PeopleInput,
          rules: PeopleRules) -> tuple[Profile, list[Outbound]]:
     """Apply one person event (or a directory answer) to the profile of `pid`. Updates in place.
@@ -237,6 +255,10 @@ def step(profile: Profile | None, pid: str, message: PeopleInput,
     profile has applied already (`_seen_before`) changes nothing and sends nothing.
     """
     profile = profile or Profile(person_id=pid)
+    if isinstance(message, PersonErased):
+        return _erase(profile, message)
+    if profile.erased:
+        return profile, []
     if isinstance(message, TouchEvent) and _seen_before(profile, message, rules.limits):
         return profile, []
     input_id = (f"{message.lookup_id}>{message.account.account_id}" if isinstance(message, AccountAssigned)

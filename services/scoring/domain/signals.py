@@ -165,6 +165,8 @@ def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: S
             state.merged_into = event.merged_into
         case MemberRemoved():
             _remove_member(state, event.member.person_id)
+            if event.erased:
+                _forget_facts_of(state, event.member.person_id)
         case TouchAttributed():
             touch = event.touch
             if any(t.event_id == touch.event_id for t in state.touches):
@@ -190,6 +192,16 @@ def _remove_member(state: OpportunityState, person_id: str) -> None:
         folded = any(m.folded for m in state.members.values())
         # Without single touches left, the older folded ones still date activity no later than this.
         state.last_touch_at = max(remaining) if remaining else (state.last_touch_at if folded else None)
+
+
+def _forget_facts_of(state: OpportunityState, person_id: str) -> None:
+    """An erased person (docs/privacy.md), beyond a removal by hand: the group is as if they had
+    never been in it, so the formation facts are found again over what is left (_decide runs
+    next; what was announced is not announced again). When folded touches hold part of the
+    history, which no window can be recomputed from, the facts' times stay as they were."""
+    state.announced_members = [p for p in state.announced_members if p != person_id]
+    if not any(m.folded_touches for m in state.members.values()):
+        state.forming_at = state.formed_at = None
 
 
 def _risks(state: OpportunityState, event: ScoredEvent, config: ScoringConfig, out: _Out) -> None:

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from services.ingest.adapters import zoom
 from services.ingest.settings import DEV_ZOOM_SECRET
 from shared import topics
-from shared.codec import dead_letters, person_events
+from shared.codec import dead_letters
 from shared.schemas.text import MAX_JSON_DEPTH
 from tests.support.kafka import collect
+from tests.support.privacy import revealed
 from tests.support.processes import ROOT, ServiceProcess, free_port
 
 API = {"X-API-Key": "dev-api-key", "content-type": "application/json"}
@@ -107,7 +108,7 @@ async def test_an_event_over_kafkas_limit_fails_alone_and_retries_write_nothing_
     for retry in answers[1:]:
         assert retry.status_code == 202 and retry.json()["accepted"] == 0 and retry.json()["duplicates"] == 2
     written = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 1,
-                            decode=person_events.decode, where=lambda e: e.event_id.startswith(tag), settle=3)
+                            decode=revealed, where=lambda e: e.event_id.startswith(tag), settle=3)
     assert [e.event_id for e in written] == [f"{tag}-1"]
     [letter] = await collect(topics.INGEST_DLQ.name, until=lambda kept: len(kept) >= 1, decode=dead_letters.decode,
                              where=lambda d: d.key == f"{tag}-2", settle=3)
@@ -148,7 +149,7 @@ async def test_the_deepest_accepted_properties_reach_kafka(edge_url):
     r = post(edge_url, touch(tag, 1, properties=nested(MAX_JSON_DEPTH)))
     assert r.status_code == 202, r.text
     [event] = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 1,
-                            decode=person_events.decode, where=lambda e: e.event_id.startswith(tag))
+                            decode=revealed, where=lambda e: e.event_id.startswith(tag))
     assert event.properties == nested(MAX_JSON_DEPTH)
 
 

@@ -7,10 +7,11 @@ import httpx
 import orjson
 
 from shared import topics
-from shared.codec import dead_letters, person_events
+from shared.codec import dead_letters
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from tests.support.kafka import collect
 from tests.support.payloads import load
+from tests.support.privacy import revealed
 
 SEGMENT = {"X-API-Key": "dev-segment-key", "content-type": "application/json"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key", "content-type": "application/json"}
@@ -18,7 +19,7 @@ SENDGRID = {"X-API-Key": "dev-sendgrid-key", "content-type": "application/json"}
 
 async def events_where(predicate, count: int, settle: float = 0.0) -> list:
     return await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= count,
-                         decode=person_events.decode, where=predicate, timeout=30, settle=settle)
+                         decode=revealed, where=predicate, timeout=30, settle=settle)
 
 
 async def letters_where(predicate, count: int) -> list:

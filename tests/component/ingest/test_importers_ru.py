@@ -14,8 +14,8 @@ from services.importers.loopback import Loopback, Served, create_app
 from services.importers.metrica_logs import Importer, LogsApi, LogsApiError, MetricaSettings
 from services.importers.mtslink_attendance import UserApi, pull
 from shared import topics
-from shared.codec import person_events
 from tests.support.kafka import collect
+from tests.support.privacy import revealed
 
 TODAY = date(2026, 11, 30)
 
@@ -71,7 +71,7 @@ async def test_metrica_visits_import_resumes_after_a_failure_and_goes_on_increme
     assert importer(url, ingest_url, tmp_path, start).run(until=TODAY - timedelta(days=1)).requests == 0
 
     got = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 6,
-                        decode=person_events.decode, where=lambda e: e.event_id.startswith(f"ym:visit:{tag}"),
+                        decode=revealed, where=lambda e: e.event_id.startswith(f"ym:visit:{tag}"),
                         timeout=30, settle=1.0)
     assert len(got) == 6  # every visit once
     assert {e.person.anonymous_id for e in got} == {f"ym:{i}" for i in ids}
@@ -98,6 +98,6 @@ async def test_mtslink_attendance_pull(ingest_url):
         assert (seen, totals.accepted) == (2, 1)
         assert pull(api, IngestClient(ingest_url, "dev-api-key"), [f"s{tag}"])[1].duplicates == 1
     [touch] = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 1,
-                            decode=person_events.decode, where=lambda e: tag in e.event_id, timeout=30)
+                            decode=revealed, where=lambda e: tag in e.event_id, timeout=30)
     assert touch.kind == "webinar_attended" and touch.person.job_title == "Директор по персоналу"
     assert touch.content.title == "HR-система для производственных компаний"

@@ -12,11 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.ingest.adapters import zoom
 from services.ingest.settings import DEV_ZOOM_SECRET
 from shared import topics
-from shared.codec import dead_letters, person_events
+from shared.codec import dead_letters
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from tests.support.docs import assert_docs_self_hosted
 from tests.support.kafka import collect
 from tests.support.payloads import load
+from tests.support.privacy import revealed
 
 API = {"X-API-Key": "dev-api-key"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key"}
@@ -37,7 +38,7 @@ def zoom_headers(body: bytes, secret: str = DEV_ZOOM_SECRET) -> dict[str, str]:
 
 async def person_events_for(predicate, count: int, settle: float = 0.0) -> list:
     return await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= count,
-                         decode=person_events.decode, where=predicate, timeout=30, settle=settle)
+                         decode=revealed, where=predicate, timeout=30, settle=settle)
 
 
 async def test_segment_batch_lands_in_order_on_the_session_key(ingest_url):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared import topics
-from shared.codec import person_events
 from tests.support.kafka import collect
+from tests.support.privacy import revealed
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "imports" / "trade_show_hr_expo.csv"
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,7 +38,7 @@ async def test_trade_show_list_lands_row_by_row_and_twice_is_once(ingest_url, tm
     first = run_import(ingest_url, path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "accepted 4, duplicates 0" in first.stdout
-    got = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 4, decode=person_events.decode,
+    got = await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= 4, decode=revealed,
                         where=lambda e: tag in (e.person.email or ""), timeout=30, settle=1.0)
     # The dry run sent nothing: exactly the four good rows are on the topic.
     assert sorted((e.person.email.split("@")[0], e.kind) for e in got) == [

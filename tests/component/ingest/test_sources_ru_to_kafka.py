@@ -13,9 +13,10 @@ import pytest
 
 from services.ingest.adapters import mtslink
 from shared import topics
-from shared.codec import dead_letters, person_events
+from shared.codec import dead_letters
 from tests.support.kafka import collect
 from tests.support.payloads import load
+from tests.support.privacy import revealed
 from tests.support.processes import ServiceProcess, free_port
 
 MTSLINK_SECRET = "mtslink-test-secret"
@@ -23,7 +24,7 @@ MTSLINK_SECRET = "mtslink-test-secret"
 
 async def person_events_for(predicate, count: int, settle: float = 0.0) -> list:
     return await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= count,
-                         decode=person_events.decode, where=predicate, timeout=30, settle=settle)
+                         decode=revealed, where=predicate, timeout=30, settle=settle)
 
 
 async def dead_letters_for(tag: str, count: int) -> list:

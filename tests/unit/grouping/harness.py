@@ -82,6 +82,7 @@ class OpportunityView:
     origin: str | None = None
     members: dict[str, Any] = field(default_factory=dict)  # person_id -> MemberRef
     touches: set[str] = field(default_factory=set)
+    touch_people: dict[str, str] = field(default_factory=dict)  # touch id -> person id
     versions: list[int] = field(default_factory=list)
     merged_into: str | None = None  # the opportunity it was merged into (OpportunityMerged)
 
@@ -104,6 +105,8 @@ def fold(events: list[Any]) -> tuple[dict[str, OpportunityView], dict[str, set[s
         if isinstance(event, AccountTouch):
             account_touches.setdefault(event.account.account_id, set()).add(event.touch.event_id)
             continue
+        if isinstance(event, MemberRemoved) and event.opportunity_id is None:
+            continue  # the account's own touches of an erased person: no opportunity to fold
         view = views.setdefault(event.opportunity_id, OpportunityView(
             event.opportunity_id, event.account.account_id, event.solution))
         view.versions.append(event.version)
@@ -113,8 +116,11 @@ def fold(events: list[Any]) -> tuple[dict[str, OpportunityView], dict[str, set[s
             view.members[event.member.person_id] = event.member
         elif isinstance(event, TouchAttributed):
             view.touches.add(event.touch.event_id)
+            view.touch_people[event.touch.event_id] = event.touch.person_id
         elif isinstance(event, MemberRemoved):
             view.members.pop(event.member.person_id, None)
+            if event.erased:  # an erased person's touches go with them (docs/privacy.md)
+                view.touches -= {t for t, p in view.touch_people.items() if p == event.member.person_id}
         elif isinstance(event, OpportunityMerged):
             view.merged_into = event.merged_into
     for view in views.values():

@@ -1,0 +1,73 @@
+"""Ingest's side of docs/privacy.md: pseudonyms and sealed values before anything is written,
+touches of suppressed people dropped, and opt-outs from the platforms put on the list.
+
+One vault round trip per request (shared/privacy/vault.py), whatever the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from services.grouping.domain.accounts import person_id
+from shared.privacy.person import identifiers, protect
+from shared.privacy.seal import Identifier, normalise
+from shared.privacy.settings import PrivacySettings
+from shared.privacy.vault import Vault
+from shared.schemas.touch import IdentityEvent, TouchEvent
+
+PersonEvent = TouchEvent | IdentityEvent
+
+
+class Guard:
+    def __init__(self, vault: Vault, settings: PrivacySettings) -> None:
+        self.vault = vault
+        self.settings = settings
+
+    async def protect(self, source: str, events: Sequence[PersonEvent]) -> tuple[list[PersonEvent], list[PersonEvent]]:
+        """(events as the log may carry them, events dropped because their person is suppressed).
+
+        An event is dropped when an identifier of its person was suppressed at or before the
+        event's time (an opt-out stops what comes after it, not what came before), and only for
+        the sources BG_PRIVACY_SUPPRESS_SOURCES names; elsewhere it is written like anyone's.
+        Raises redis.exceptions.RedisError when the vault is unavailable (the caller answers 503)."""
+        wanted, links, spans = [], [], []
+        for event in events:
+            ids = identifiers(event.person, person_id)
+            start = len(wanted)
+            wanted += ids
+            links += [(start, start + i) for i in range(1, len(ids))]
+            spans.append((start, start + len(ids)))
+        entries = await self.vault.ensure(wanted, links)
+        applies = self.settings.suppresses(source)
+        kept, dropped = [], []
+        for event, (a, b) in zip(events, spans, strict=True):
+            mine = entries[a:b]
+            if applies and any(e.suppressed_at is not None and e.suppressed_at <= event.occurred_at for e in mine):
+                dropped.append(event)
+            else:
+                kept.append(protect(event, mine))
+        return kept, dropped
+
+    async def opt_outs(self, source: str, optouts: Sequence[tuple[str, str, datetime | None]]) -> int:
+        """Put each (email, reason, when) on the suppression list; the number newly suppressed."""
+        added = 0
+        for email, reason, at in optouts:
+            added += await self.vault.suppress(Identifier("email", normalise("email", email, person_id)), reason,
+                                               source, at or datetime.now(UTC))
+        return added
+
+
+def sendgrid_opt_outs(body: Any, events: Sequence[str]) -> list[tuple[str, str, datetime | None]]:
+    """(email, event name, time) of each SendGrid item in `events` (unsubscribe, spamreport, ...)
+    with an email; anything malformed is left to the adapter, which names the field."""
+    out = []
+    for item in body if isinstance(body, list) else [body]:
+        if not isinstance(item, dict) or item.get("event") not in events:
+            continue
+        email, ts = item.get("email"), item.get("timestamp")
+        if isinstance(email, str) and "@" in email:
+            at = datetime.fromtimestamp(ts, UTC) if isinstance(ts, int | float) and 0 < ts < 2**32 else None
+            out.append((email, item["event"], at))
+    return out

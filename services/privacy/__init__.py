@@ -1,0 +1,1 @@
+"""Data requests about a person: export, erase, suppress, retention (docs/privacy.md)."""

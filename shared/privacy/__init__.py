@@ -1,0 +1,1 @@
+"""Personal data: pseudonyms and per-identifier keys (crypto-shredding), docs/privacy.md."""

@@ -1,0 +1,74 @@
+"""Person events with pseudonyms and sealed raw values, and back (pure, given the vault's answers).
+
+`identifiers(person)` lists what the vault must know for one event; `protect(event, entries)`
+returns the event as the log may carry it; `reveal(person, values)` puts the raw values back
+for a consumer that needs them (the Metrica write-back uploads real ClientIDs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from shared.privacy.seal import Identifier, Kind, normalise, pseudonym, seal
+from shared.privacy.vault import Entry
+from shared.schemas.touch import IdentityEvent, Person, TouchEvent
+
+E = TypeVar("E", TouchEvent, IdentityEvent)
+# The Person field of each identifier kind.
+FIELDS: dict[Kind, str] = {"email": "email", "user": "user_id", "anon": "anonymous_id"}
+
+
+def identifiers(person: Person, person_id: Callable[[str], str] | None = None) -> list[tuple[Identifier, str]]:
+    """Each identifier of the person with its pseudonym template (``{token}`` in place of the
+    token), email first, then user id, then anonymous id: the first one's key seals the event."""
+    out = []
+    for kind, field in FIELDS.items():
+        raw = getattr(person, field)
+        if raw:
+            out.append((Identifier(kind, normalise(kind, raw, person_id)), pseudonym(kind, raw, "{token}")))
+    return out
+
+
+def protect(event: E, entries: Sequence[Entry]) -> E:
+    """The event with its person's identifiers replaced by pseudonyms, the name and the IP address
+    removed, and all raw values sealed under the first identifier's key.
+
+    `entries`: the vault's answer for identifiers(event.person), in that order.
+    Raises ValueError when they do not match (a caller's bug, never the platform's input)."""
+    person = event.person
+    present = [(kind, field) for kind, field in FIELDS.items() if getattr(person, field)]
+    if len(present) != len(entries):
+        raise ValueError("one vault entry per identifier of the person")
+    raw = {field: getattr(person, field) for _, field in present}
+    if person.name:
+        raw["name"] = person.name
+    if isinstance(event, TouchEvent) and event.context.ip:
+        raw["ip"] = event.context.ip
+    first = entries[0]
+    update: dict[str, object] = {
+        field: pseudonym(kind, getattr(person, field), entry.token)
+        for (kind, field), entry in zip(present, entries, strict=True)
+    }
+    update |= {"name": None, "sealed": seal(first.token, first.key, raw)}
+    changes: dict[str, object] = {"person": person.model_copy(update=update)}
+    # Some platforms' ids name the person (Zoom's and MTS Link's registrant by email): the
+    # pseudonym takes the raw value's place there too, the same for every copy of the event.
+    event_id = event.event_id
+    for _, field in present:
+        event_id = re.sub(re.escape(raw[field]), lambda _, f=field: update[f], event_id, flags=re.IGNORECASE)
+    if event_id != event.event_id:
+        changes["event_id"] = event_id
+    if isinstance(event, TouchEvent) and event.context.ip:
+        changes["context"] = event.context.model_copy(update={"ip": None})
+    return event.model_copy(update=changes)
+
+
+def reveal(person: Person, values: dict[str, str] | None) -> Person:
+    """The person with the raw values a sealed string held (`values`, from Vault.open); unchanged
+    when there are none (erased, or never sealed)."""
+    if not values:
+        return person
+    return person.model_copy(update={k: values[k] for k in ("email", "user_id", "anonymous_id", "name")
+                                     if k in values})

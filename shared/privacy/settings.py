@@ -1,0 +1,46 @@
+"""Privacy settings from the environment (BG_PRIVACY_*), shared by ingest, projection and the
+privacy command; docs/privacy.md says what each does."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
+
+from shared.privacy.vault import Vault
+
+# Known to everyone who read this repository: accepted only with BG_ENV=development.
+DEV_PEPPER = "dev-privacy-pepper"
+
+
+class PrivacySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BG_PRIVACY_", extra="ignore")
+
+    # The secret of the identifiers' digests (HMAC-SHA256) in the vault and the suppression list.
+    # Changing it orphans every vault entry: set it once per deployment and keep it with Redis's.
+    pepper: str = Field(DEV_PEPPER, min_length=8)
+    # Sources (ingest's names: api, segment, sendgrid, zoom, tilda, mtslink, unisender, calltouch,
+    # roistat) whose touches of a suppressed person are dropped; "*" for all of them.
+    suppress_sources: list[str] = Field(default_factory=lambda: ["*"])
+    # SendGrid events that put the recipient on the suppression list (an opt-out).
+    sendgrid_suppress_events: list[str] = Field(
+        default_factory=lambda: ["unsubscribe", "group_unsubscribe", "spamreport"])
+    # Days without a touch after which a person's keys are destroyed (their raw values on the log
+    # become unreadable) and the projection folds their touches into anonymous daily counts.
+    retention_days: int = Field(730, ge=1, le=36500)
+
+    def dev_secrets_in_use(self) -> list[str]:
+        return ["BG_PRIVACY_PEPPER"] if self.pepper == DEV_PEPPER else []
+
+    def suppresses(self, source: str) -> bool:
+        """True when touches from `source` of a suppressed person are dropped."""
+        return "*" in self.suppress_sources or source in self.suppress_sources
+
+
+def vault_for(redis: Redis, settings: PrivacySettings | None = None) -> Vault:
+    """The vault in `redis`, under the topic namespace's own prefix (as ingest's other keys)."""
+    settings = settings or PrivacySettings()
+    namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
+    return Vault(redis, settings.pepper.encode(), prefix=f"bg:privacy:{namespace}")

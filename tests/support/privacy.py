@@ -1,0 +1,37 @@
+"""What tests read from bg.person-events.v1, with the raw values ingest sealed put back.
+
+Ingest writes pseudonyms and a sealed value (docs/privacy.md); a test of an adapter checks the
+values the platform sent, so it opens them with the vault the ingest process under test used
+(same Redis, same pepper, same topic namespace)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from redis import Redis
+
+from shared.codec import person_events
+from shared.privacy.person import reveal
+from shared.privacy.seal import SealError, open_sealed, token_of
+from shared.settings import RedisSettings
+
+
+@cache
+def _redis() -> Redis:
+    return Redis.from_url(RedisSettings().redis_url)
+
+
+def revealed(raw: bytes):
+    """The person event of `raw` with its person's raw email, ids and name, when their key exists."""
+    event = person_events.decode(raw)
+    sealed = event.person.sealed
+    if sealed is None:
+        return event
+    prefix = f"bg:privacy:{os.environ.get('BG_TOPIC_NAMESPACE', '')}"
+    key = _redis().hget(f"{prefix}key:{token_of(sealed)}", "k")
+    try:
+        values = open_sealed(sealed, key) if key else None
+    except SealError:
+        values = None
+    return event.model_copy(update={"person": reveal(event.person, values).model_copy(update={"sealed": None})})

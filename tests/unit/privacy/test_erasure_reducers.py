@@ -1,0 +1,94 @@
+"""An erasure through grouping's and scoring's reducers: the person leaves every opportunity,
+their touches stop counting, a replay of the log ends the same, and later events are dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.grouping.config import GroupingConfig, load
+from services.grouping.domain.accounts import person_id
+from services.scoring.config import load_config
+from shared.schemas.opportunity import MemberRemoved, TouchAttributed
+from shared.schemas.privacy import PersonErased
+from tests.unit.grouping.harness import Pipeline, at, fold, romashka_story, touch
+from tests.unit.scoring.stories import Story, day, krasnaya_romashka, last_score, replay, signals_of
+
+CONFIG = load_config()
+
+
+@pytest.fixture(scope="module")
+def config() -> GroupingConfig:
+    return load({})
+
+
+def erasure(minute: float, *emails: str, identifiers: tuple[str, ...] = ()) -> PersonErased:
+    return PersonErased(event_id=f"erase:{minute}", occurred_at=at(minute),
+                        person_ids=tuple(person_id(e) for e in emails), identifiers=identifiers)
+
+
+def test_grouping_removes_an_erased_member_and_drops_what_comes_later(config) -> None:
+    pipeline = Pipeline(config)
+    story = romashka_story("romashka.ru", "kr")
+    before = pipeline.feed(*story)
+    [opportunity] = fold(before)[0].values()
+    olga = person_id("o.petrova@hr.romashka.ru")
+    assert olga in opportunity.members and len(opportunity.members) == 4
+
+    removed = pipeline.feed(erasure(200, olga))
+    assert [(type(e).__name__, e.opportunity_id) for e in removed] == [
+        ("MemberRemoved", opportunity.opportunity_id), ("MemberRemoved", None)]
+    assert all(e.member.person_id == olga and e.erased and e.author == "privacy" for e in removed)
+    after = pipeline.feed(touch("kr-late", 210, "download", email="o.petrova@hr.romashka.ru",
+                                name="Ольга Петрова", asset_id="hr-roi-case-study"))
+    assert after == []  # the profile holds the mark only, and drops the event
+    assert pipeline.profiles[olga].model_dump(exclude_defaults=True) == {"person_id": olga, "erased": True}
+
+    [view] = fold(before + removed + after)[0].values()
+    assert olga not in view.members and len(view.members) == 3
+    assert not any(t == "kr-6" for t in view.touches)  # her download went with her
+
+
+def test_a_replay_with_the_erasure_ends_where_the_live_run_ended(config) -> None:
+    story = romashka_story("romashka.ru", "kr")
+    olga = person_id("o.petrova@hr.romashka.ru")
+    live = Pipeline(config)
+    events = live.feed(*story) + live.feed(erasure(200, olga))
+    replayed = Pipeline(config).feed(*story, erasure(200, olga))
+    assert replayed == events
+    assert olga not in next(iter(fold(replayed)[0].values())).members
+
+
+def test_an_anonymous_identity_node_is_forgotten_with_its_held_visits(config) -> None:
+    pipeline = Pipeline(config)
+    pipeline.feed(touch("a-1", 0, anonymous_id="ym:p1", url="https://vendor.example/solutions/hr/pricing"))
+    assert pipeline.nodes["anon:ym:p1"].held
+    pipeline.feed(erasure(5, identifiers=("anon:ym:p1",)))
+    assert pipeline.nodes["anon:ym:p1"].held == [] and pipeline.nodes["anon:ym:p1"].erased
+    # A link naming an email later releases nothing: the visits went with the erasure.
+    emitted = pipeline.feed(touch("a-2", 10, email="elena@romashka.ru", anonymous_id="ym:p1",
+                                  job_title="HR-менеджер", url="https://vendor.example/solutions/hr/leave-automation"))
+    attributed = {e.touch.event_id for e in emitted if isinstance(e, TouchAttributed)}
+    assert attributed == {"a-2"}
+
+
+def test_scoring_scores_again_without_the_erased_member() -> None:
+    story = Story()
+    opp = krasnaya_romashka(story)
+    events = story.in_time_order()
+    before = last_score(replay(events, CONFIG), opp)
+    olga = "o.petrova@romashka.ru"
+    assert olga in {m.person_id for m in before.breakdown.members}
+    version = max(e.version for e in events if getattr(e, "opportunity_id", None) == opp) + 1
+    last = events[-1]
+    card = next(e.member for e in events if getattr(e, "member", None) and e.member.person_id == olga)
+    removal = MemberRemoved(event_id=f"{opp}@{version}", opportunity_id=opp, solution="hr", account=last.account,
+                            version=version, occurred_at=day(12, 2), member=card, correction_id="erase:1",
+                            author="privacy", erased=True)
+    outputs = replay(events + [removal], CONFIG)
+    after = last_score(outputs, opp)
+    assert olga not in {m.person_id for m in after.breakdown.members}
+    assert len(after.breakdown.members) == len(before.breakdown.members) - 1
+    assert after.score < before.score
+    # The group is still formed by the three left (HR, IT, the CEO), and no fact is announced again.
+    assert after.status == "formed" and after.formed_at == day(10, 6)  # formed again, by Иван's touch
+    assert len(signals_of(outputs, opp, "group_formed")) == 1
