@@ -405,7 +405,7 @@ class _Reducer:
                                  role_source=RoleSource.default)
         state.touch_version += 1
         self.outputs.append(Outbound(to="opportunities", key=state.account.account_id, message=MemberRemoved(
-            event_id=f"{state.account.account_id}@erase:{person_id}", opportunity_id=None, solution=None,
+            event_id=f"{state.account.account_id}@{request}", opportunity_id=None, solution=None,
             account=state.account, version=state.touch_version, occurred_at=at, member=card, **by)))
         for solution, touches in list(state.pending.items()):
             state.pending[solution] = [t for t in touches if t.person_id != person_id]

@@ -240,7 +240,9 @@ def _erase(profile: Profile, message: PersonErased) -> tuple[Profile, list[Outbo
     outputs = []
     if profile.account is not None and not profile.erased:
         outputs.append(Outbound(to="accounts", key=profile.account.account_id, message=MemberErased(
-            input_id=f"{message.event_id}>{profile.person_id}", occurred_at=message.occurred_at,
+            # No pseudonym in ids: the projection keeps event ids in its rows.
+            input_id=f"{message.event_id}>{hashlib.sha1(profile.person_id.encode()).hexdigest()[:12]}",
+            occurred_at=message.occurred_at,
             account=profile.account, person_id=profile.person_id,
         )))
     return Profile(person_id=profile.person_id, erased=True), outputs
