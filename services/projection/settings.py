@@ -6,7 +6,7 @@ import hmac
 import os
 import re
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import development_mode
@@ -35,13 +35,14 @@ class ProjectionSettings(BaseSettings):
     # Tokens of people who correct the machine (issue 16): {user name: token}. Each correction
     # records the name its token carries as its author; these tokens also read.
     correction_tokens: dict[str, str] = Field(
-        # Nobody may correct unless configured; BG_ENV=development gives the development token.
-        default_factory=lambda: dict(DEV_CORRECTION_TOKENS) if development_mode() else {},
+        # Nobody may correct unless configured; see _development_default.
+        default_factory=dict,
         validation_alias=AliasChoices("BG_API_CORRECTION_TOKENS", "PROJECTION_CORRECTION_TOKENS"),
         description="JSON object {user name: token}: who may correct links, roles, stances, notes and merges "
                     "(POST/PUT /v1/.../members, /v1/accounts/merges, /v1/corrections/{id}/undo); the name is "
                     "recorded as the author of each correction; these tokens may also read. Default: none (nobody "
-                    "may correct); with BG_ENV=development {\"Разработчик / developer\": \"dev-correction-token\"}")
+                    "may correct); with BG_ENV=development and the development read token in use, "
+                    "{\"Разработчик / developer\": \"dev-correction-token\"}")
     # The PostgreSQL schema of every projection table (search_path of each connection).
     db_schema: str = "projection"
     consumer_group: str = "bg-projection"
@@ -66,6 +67,15 @@ class ProjectionSettings(BaseSettings):
         if len(set(cleaned.values())) != len(cleaned):
             raise ValueError("two users share a token: the author of a correction must be unambiguous")
         return cleaned
+
+    @model_validator(mode="after")
+    def _development_default(self) -> ProjectionSettings:
+        """The development correction token only in development mode and while the read tokens
+        are the development ones too: configuring real tokens never leaves a known one open."""
+        if ("correction_tokens" not in self.model_fields_set and development_mode()
+                and DEV_READ_TOKEN in _split(self.api_tokens)):
+            self.correction_tokens = dict(DEV_CORRECTION_TOKENS)
+        return self
 
     @property
     def read_tokens(self) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from services.projection.web.correction_text import CORRECTION_TEXT
 from shared.vocabulary import DEFAULT_LANG, LANGS, PREFIXES, WORDS, Lang, pick
 
 __all__ = ["DEFAULT_LANG", "LANGS", "PREFIXES", "TEXT", "Lang", "Translator", "pick"]
@@ -154,6 +155,7 @@ TEXT: dict[str, dict[Lang, str]] = {
 
 # The words for data codes (roles, stages, signals...) are shared with the alerts.
 TEXT.update(WORDS)
+TEXT.update(CORRECTION_TEXT)
 
 
 def _ru_plural(n: int, one: str, few: str, many: str) -> str:

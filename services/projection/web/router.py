@@ -39,8 +39,9 @@ from services.projection.correction_api import Corrections
 from services.projection.models import Status, Tier
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
-from services.projection.web import export, views
+from services.projection.web import correction_pages, export, views
 from services.projection.web.access import COOKIE_SECONDS, LANG_COOKIE, Access, safe_next
+from services.projection.web.correction_pages import create_correction_pages
 from services.projection.web.i18n import LANGS, TEXT, Translator, pick
 from services.projection.web.live import ChangeHub, SignalHub
 from shared import topics
@@ -112,6 +113,9 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
 
     router = APIRouter(include_in_schema=False, lifespan=lifespan)
     router.mount("/web/static", StaticFiles(directory=HERE / "static"), name="web-static")
+    if corrections is not None:
+        # Before the page's route, whose {opportunity_id:path} would take ".../correct/..." in.
+        router.include_router(create_correction_pages(settings, corrections))
 
     def language(request: Request) -> str:
         return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
@@ -232,7 +236,16 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         cards = [views.signal_card(x, t, account, detail["solution"], opportunity_id, names)
                  for x in reversed(detail["signals"])]
         summary = views.priority_rows([{**detail, "rank": 0}], t, datetime.now(UTC))[0]
+        author = settings.author_of(access.presented(request) or "")
+        correct = {"author": author, "history": correction_pages.history(detail, t),
+                   "outcome": correction_pages.outcome(request, t), "stances": correction_pages.STANCES,
+                   "influences": correction_pages.INFLUENCES, "concerns": correction_pages.CONCERNS,
+                   "roles": correction_pages.ROLES, "departments": correction_pages.DEPARTMENTS,
+                   "action": views.opportunity_url(opportunity_id) + "/correct",
+                   "members": [(m["person_id"], m["name"] or m["email"] or m["person_id"]) for m in detail["members"]],
+                   "enabled": corrections is not None}
         return page(request, "opportunity.html", o=detail, row=summary, picture=views.group_picture(detail, t),
+                    correct=correct,
                     timeline=plot, legend=legend, breakdown=views.score_breakdown(detail, t), signals=cards,
                     live_filter=opportunity_id, group_csv_url=views.opportunity_url(opportunity_id) + "/group.csv")
 

@@ -103,6 +103,14 @@ class Seat:
     engagement_share: float  # of the most engaged member, for the bar
     touches: int
     required: bool
+    # From people's corrections (member_stance_set, member_note_set) and grouping's MemberRef.why.
+    person_id: str = ""
+    stance_code: str | None = None
+    stance: str = ""
+    influence: str = ""
+    note: str | None = None
+    concerns: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()
 
 
 @dataclass
@@ -130,7 +138,11 @@ def group_picture(detail: Mapping[str, Any], t: Translator) -> Picture:
             name=m["name"] or m["email"] or m["person_id"], title=m["job_title"] or "",
             role=t.value("role", m["role"]), role_code=m["role"], engagement=t.number(m["engagement"]),
             engagement_share=(m["engagement"] or 0) / top if top else 0.0, touches=m["touches_count"],
-            required=m["role"] in required))
+            required=m["role"] in required, person_id=m["person_id"], stance_code=m.get("stance"),
+            stance=t.value("stance", m.get("stance")) if m.get("stance") else "",
+            influence=t.value("influence", m.get("influence")) if m.get("influence") else "",
+            note=m.get("note"), concerns=tuple(t.value("concern", c) for c in m.get("concerns") or ()),
+            why=member_why(m.get("why"), t)))
     order = {code: i for i, code in enumerate(DEPARTMENT_ORDER)}
     departments = sorted(by_department.values(), key=lambda d: (order.get(d.code, len(order)), d.code))
     played = {m["role"] for m in members}
@@ -139,6 +151,23 @@ def group_picture(detail: Mapping[str, Any], t: Translator) -> Picture:
                   engagement_share=0.0, touches=0, required=r in required)
              for r in expected if r not in played]
     return Picture(departments, empty)
+
+
+def member_why(why: Mapping[str, Any] | None, t: Translator) -> tuple[str, ...]:
+    """"Why is this person here, in this role?" as lines: for the account, the solution and the
+    role, the rule that decided it and what matched, or the correction and its author."""
+    lines = []
+    for part in ("account", "solution", "role"):
+        basis = (why or {}).get(part)
+        if not basis:
+            continue
+        what = [t.value("basis", basis.get("rule"))]
+        if basis.get("detail"):
+            what.append(str(basis["detail"]))
+        if basis.get("author"):
+            what.append(t("member_why.by", author=basis["author"]))
+        lines.append(f"{t(f'member_why.{part}')}: {' · '.join(what)}")
+    return tuple(lines)
 
 
 def touch_title(touch: Mapping[str, Any], t: Translator) -> str:
