@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 from redis.exceptions import RedisError
 
 from services.privacy.requests import Privacy, Subject, UnknownSubject, now
-from services.projection.api import ApiError, bearer
+from services.projection.api import ApiError, ErrorBody, bearer
 from services.projection.settings import ProjectionSettings
 
 Value = Annotated[str, Field(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f]+$")]
@@ -73,7 +73,9 @@ def create_privacy_router(privacy: Privacy | None, settings: ProjectionSettings)
             raise ApiError(403, "forbidden", "personal data requests need a write token (BG_API_WRITE_TOKENS) / "
                            "запросы о персональных данных требуют токена записи")
 
-    router = APIRouter(prefix="/v1/privacy", tags=["privacy"], dependencies=[Depends(write_access)])
+    # Every answer a client may get is in the spec (the schemathesis test checks the API keeps to it).
+    router = APIRouter(prefix="/v1/privacy", tags=["privacy"], dependencies=[Depends(write_access)],
+                       responses={s: {"model": ErrorBody} for s in (401, 403, 404, 422, 503)})
 
     async def run(body: SubjectBody, action) -> Any:
         if privacy is None:
