@@ -476,7 +476,8 @@ class _Reducer:
         if facts is None:
             current = opp.members.get(person_id)
             known = self.state.people.get(person_id) or next(
-                (o.members[person_id] for o in self.state.opportunities.values() if person_id in o.members), None)
+                (self._rule_card(o, person_id) for o in self.state.opportunities.values() if person_id in o.members),
+                None)
             if current is not None:
                 card: MemberRef | None = current
             elif known is not None:
@@ -485,6 +486,13 @@ class _Reducer:
                 card = unknown_card(person_id, self.state.account, fix, department)
             facts = opp.manual[person_id] = ManualFacts(by_rules=current is not None, rule_card=card)
         return facts
+
+    @staticmethod
+    def _rule_card(opp: Opportunity, person_id: str) -> MemberRef:
+        """A member's card as the rules give it in `opp`: without what was set by hand there."""
+        facts = opp.manual.get(person_id)
+        card = facts.rule_card if facts is not None and facts.rule_card is not None else opp.members[person_id]
+        return card.model_copy(update={"stance": None, "influence": None})
 
     def _open_by_hand(self, opened: OpportunityOpened) -> None:
         if opened.profile is not None and opened.profile != "default" and opened.profile not in self.rules.profiles:

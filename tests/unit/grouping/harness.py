@@ -15,11 +15,19 @@ from typing import Any
 from services.grouping.config import GroupingConfig
 from services.grouping.domain import directory, identity, merge, people
 from services.grouping.domain.messages import Outbound
+from shared.schemas.correction import (
+    CorrectionUndone,
+    MemberLinked,
+    MemberRoleSet,
+    MemberStanceSet,
+    MemberUnlinked,
+)
 from shared.schemas.opportunity import (
     AccountTouch,
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
+    MemberStanceChanged,
     OpportunityCreated,
     OpportunityMerged,
     TouchAttributed,
@@ -112,7 +120,7 @@ def fold(events: list[Any]) -> tuple[dict[str, OpportunityView], dict[str, set[s
         view.versions.append(event.version)
         if isinstance(event, OpportunityCreated):
             view.origin = event.origin
-        elif isinstance(event, MemberAdded | MemberRoleChanged):
+        elif isinstance(event, MemberAdded | MemberRoleChanged | MemberStanceChanged):
             view.members[event.member.person_id] = event.member
         elif isinstance(event, TouchAttributed):
             view.touches.add(event.touch.event_id)
@@ -183,3 +191,34 @@ def romashka_story(domain: str, prefix: str) -> list[TouchEvent | IdentityEvent]
               job_title="генеральный директор", topic="HR Tech Forum 2025",
               url="https://vendor.example/events/hr-tech-forum"),
     ]
+
+
+def hand_set(views: dict, tag: str) -> list:
+    """Corrections of the opportunities the touches open: a link of someone who never touched,
+    an unlink, a role, a stance, and the undo of a role, made after the touches."""
+    made = T0 + timedelta(days=1)
+    found = []
+    for n, (oid, view) in enumerate(sorted(views.items())):
+        people = sorted(view.members)
+        if tag not in oid or len(people) < 3:
+            continue
+
+        def fix(kind, i: int, n: int = n, oid: str = oid, **fields):
+            return kind(correction_id=f"{tag}-{n}-{i}", author="Мария", made_at=made + timedelta(minutes=n * 10 + i),
+                        opportunity_id=oid, **fields)
+
+        domain = view.account_id
+        found += [fix(MemberLinked, 1, person_id=f"boss@{domain}", role="decision_maker", department="executive"),
+                  fix(MemberUnlinked, 2, person_id=people[0]),
+                  fix(MemberRoleSet, 3, person_id=people[1], role="legal"),
+                  fix(MemberStanceSet, 4, person_id=people[2], stance="blocker", influence="high")]
+        if n % 2:
+            found.append(CorrectionUndone(correction_id=f"{tag}-{n}-5", author="Мария", made_at=made + timedelta(
+                minutes=n * 10 + 5), undoes=f"{tag}-{n}-3", subject=oid))
+    return found
+
+
+def groups(events, tag: str) -> dict:
+    views, _ = fold([e for e in events if tag in e.account.account_id])
+    return {oid: {p: (m.role.value, m.role_source.value, m.stance) for p, m in v.members.items()}
+            for oid, v in views.items()}
