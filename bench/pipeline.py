@@ -111,7 +111,7 @@ class Services:
                "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "warn",
                # The clock reaches the present seconds after the load ends, before the projection
                # is read as final (docs/time.md): every run's records are then as of now.
-               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
+               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
         # (service, process) pairs
         self.procs = [
             ("ingest", ServiceProcess("bench-ingest", ["-m", "services.ingest"], env,

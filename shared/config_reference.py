@@ -43,6 +43,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BG_GROUPING_SESSION_TIMEOUT": ("faust's", "grouping's consumer session timeout, seconds"),
     "BG_CLOCK_TICK_SECONDS": ("5", "how often grouping writes a clock tick into the log when idle"),
     "BG_CLOCK_IDLE_SECONDS": ("30", "how long a partition must be idle before a tick moves its clock"),
+    "BG_CLOCK_HISTORY_IDLE_SECONDS": ("300", "the same for a partition reading history (latest event time over an "
+                                      "hour old): a paused backfill keeps its clock"),
     "BG_GROUPING_CONFIG_DIR": ("services/grouping/config", "directory of grouping's rule files"),
     "BG_SCORING_CONFIG": ("unset", "a YAML file overriding scoring's shipped weights"),
     "BG_ALERTS_CONFIG": ("services/scoring/config/alerts.yaml", "the alerts file (webhooks, routing, cooldowns)"),

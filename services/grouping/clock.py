@@ -12,6 +12,17 @@ with nothing left to read (its processed offset at the high-water mark), the wal
 (Flink's `withIdleness`, Kafka Streams' wall-clock punctuation). A backfill on a partition
 therefore holds its watermark at the history it is reading, and ticks never push scoring's
 clock past data still to come from it.
+
+A pause is not the end of a backfill: ingest restarting, a broker restart, a client waiting
+out a Retry-After leave the partition quiet with nothing left to read. A partition reading
+history (its latest event time more than `history_after` behind the wall clock) follows the
+wall clock only after `history_idle_after` of quiet; a live one, or one not read since its
+assignment (quiet since then), after `idle_after`. A worker that restarts while a backfill
+pauses cannot tell the history from a quiet live partition (its state is in memory): there a
+pause still ends the history's clock after `idle_after` (docs/time.md). With a single
+threshold, a backfill paused for `idle_after` jumped the clock to the present and fired every
+timer of its history on what had arrived (bench/chaos.py: all ten stalls of a run announced
+early after ingest was down five seconds).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ class _Input:
     next_offset: int | None = None  # offset after the last record processed
     read_at: datetime | None = None  # wall time of the last record processed
     emitted: datetime | None = None  # the last watermark sent (watermarks never go back)
+    assigned_at: datetime | None = None  # wall time of the assignment (quiet since, before any read)
 
 
 @dataclass
@@ -46,11 +58,14 @@ class InputWatermarks:
     """Watermarks of the input partitions this worker owns (no I/O; the clock is passed in)."""
 
     idle_after: timedelta = timedelta(seconds=30)
+    history_idle_after: timedelta = timedelta(minutes=5)
+    history_after: timedelta = timedelta(hours=1)
     _inputs: dict[int, _Input] = field(default_factory=dict)
 
-    def assigned(self, partitions: Iterable[int]) -> None:
+    def assigned(self, partitions: Iterable[int], now: datetime | None = None) -> None:
+        """Partitions this worker now owns; `now` (the wall clock) starts their quiet time."""
         for partition in partitions:
-            self._inputs.setdefault(partition, _Input())
+            self._inputs.setdefault(partition, _Input(assigned_at=now))
 
     def revoked(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
@@ -75,10 +90,17 @@ class InputWatermarks:
 
     def watermarks(self, now: datetime, caught_up: Callable[[int], bool]) -> dict[int, datetime]:
         """Each owned partition's watermark; a partition with no event time yet and still
-        data to read has none (it holds nothing back: scoring keeps the last it had)."""
+        data to read has none (it holds nothing back: scoring keeps the last it had).
+
+        A caught-up partition quiet (since its last read, else its assignment) for `idle_after`,
+        or for `history_idle_after` when its latest event time is more than `history_after`
+        behind `now` (history), is at the wall clock `now`."""
         out = {}
         for partition, state in self._inputs.items():
-            idle = state.read_at is None or now - state.read_at >= self.idle_after
+            history = state.latest is not None and now - state.latest > self.history_after
+            quiet_for = max(self.idle_after, self.history_idle_after) if history else self.idle_after
+            quiet_since = state.read_at or state.assigned_at
+            idle = quiet_since is None or now - quiet_since >= quiet_for
             mark = now if idle and caught_up(partition) else state.latest
             if mark is None:
                 continue

@@ -95,12 +95,15 @@ def _failover_options() -> dict[str, float]:
     return {"broker_session_timeout": seconds, "broker_heartbeat_interval": min(3.0, seconds / 4)}
 
 
-def _clock_options() -> tuple[float, timedelta]:
+def _clock_options() -> tuple[float, timedelta, timedelta]:
     """BG_CLOCK_TICK_SECONDS (default 5): how often ticks are sent; BG_CLOCK_IDLE_SECONDS
-    (default 30): how long an input partition is quiet, with nothing left to read, before its
-    watermark follows the wall clock (docs/time.md)."""
+    (default 30): how long a live input partition is quiet, with nothing left to read, before
+    its watermark follows the wall clock; BG_CLOCK_HISTORY_IDLE_SECONDS (default 300): the same
+    for a partition reading history (its latest event time more than an hour old), so that a
+    paused backfill keeps its clock (docs/time.md)."""
     return (float(os.environ.get("BG_CLOCK_TICK_SECONDS", "5")),
-            timedelta(seconds=float(os.environ.get("BG_CLOCK_IDLE_SECONDS", "30"))))
+            timedelta(seconds=float(os.environ.get("BG_CLOCK_IDLE_SECONDS", "30"))),
+            timedelta(seconds=float(os.environ.get("BG_CLOCK_HISTORY_IDLE_SECONDS", "300"))))
 
 
 class Grouping:
@@ -134,8 +137,8 @@ class Grouping:
         self.dlq = DeadLetterSink(self.app, SERVICE, topics.GROUPING_DLQ)
         self.correction_dlq = DeadLetterSink(self.app, SERVICE, topics.CORRECTIONS_DLQ)
         # Watermarks of bg.person-events.v1's partitions, kept by route, sent as clock ticks.
-        self.tick_interval, idle_after = _clock_options()
-        self.watermarks = clock.InputWatermarks(idle_after=idle_after)
+        self.tick_interval, idle_after, history_idle_after = _clock_options()
+        self.watermarks = clock.InputWatermarks(idle_after=idle_after, history_idle_after=history_idle_after)
         # Decoded states take a few times their JSON (an account a few KB to tens of KB, a
         # profile or an identity node a few KB); a key evicted is decoded again on next use.
         self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=50_000)
@@ -308,7 +311,7 @@ class Grouping:
 
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
         self._drop_states()
-        self.watermarks.assigned(self._input_partitions(assigned))
+        self.watermarks.assigned(self._input_partitions(assigned), clock.wall_clock())
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
 

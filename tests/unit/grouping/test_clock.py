@@ -80,3 +80,29 @@ async def test_one_tick_goes_to_every_output_partition_with_the_wall_clock() -> 
     tick = await tick_once(w, caught_up, partitions, send, clock=lambda: NOW)
     assert tick == ClockTick(watermarks={0: NOW, 1: NOW}, wall=NOW)
     assert [p for p, _ in sent] == [0, 1, 2, 3] and all(t == tick for _, t in sent)
+
+
+def test_a_paused_backfill_keeps_its_history_clock_until_the_history_idle_time() -> None:
+    # bench/chaos.py, seed 2: ingest down five seconds in a backfill (BG_CLOCK_IDLE_SECONDS=3)
+    # jumped the clock to the present, and all ten stalls of the market were announced early.
+    w = InputWatermarks(idle_after=timedelta(seconds=3), history_idle_after=timedelta(seconds=60))
+    w.assigned([0], NOW - timedelta(minutes=1))
+    history = NOW - timedelta(days=57)
+    w.read(0, 10, history, NOW)
+    assert marks(w, NOW + timedelta(seconds=30), {0}) == {0: history}  # a pause: the history's clock
+    assert marks(w, NOW + timedelta(seconds=60), {0}) == {0: NOW + timedelta(seconds=60)}  # its end
+
+
+def test_a_live_partition_follows_the_wall_clock_after_the_short_idle_time() -> None:
+    w = InputWatermarks(idle_after=timedelta(seconds=3), history_idle_after=timedelta(seconds=60))
+    w.assigned([0], NOW - timedelta(minutes=1))
+    w.read(0, 10, NOW - timedelta(minutes=20), NOW)  # live: within the hour
+    assert marks(w, NOW + timedelta(seconds=3), {0}) == {0: NOW + timedelta(seconds=3)}
+
+
+def test_a_partition_not_read_since_its_assignment_is_quiet_since_then() -> None:
+    # Nothing is known of its history (a restarted worker): it counts as live, from the assignment.
+    w = InputWatermarks(idle_after=timedelta(seconds=3), history_idle_after=timedelta(seconds=60))
+    w.assigned([0], NOW)
+    assert marks(w, NOW + timedelta(seconds=2), {0}) == {}  # holds nothing back, moves nothing
+    assert marks(w, NOW + timedelta(seconds=3), {0}) == {0: NOW + timedelta(seconds=3)}
