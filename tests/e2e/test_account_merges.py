@@ -107,3 +107,30 @@ async def test_a_free_mail_person_then_a_corporate_colleague_make_one_account(
         # The free-mail person's next touch goes to the domain account directly.
         await send(topic_namespace, touch(f"{tag}-f2", 60, f"elena.{tag}@gmail.com"))
         wait_until(lambda: f"{tag}-f2" in {t["touch_id"] for t in opportunity(api, f"{domain}:hr")["timeline"]})
+
+
+async def test_merge_and_undo_through_the_corrections_api_with_conflicts_refused(
+        pipeline: Pipeline, topic_namespace: str):
+    tag = uuid.uuid4().hex[:6]
+    first, second = f"lastochka{tag}.ru", f"lastochka-group{tag}.ru"
+    await send(topic_namespace, touch(f"{tag}-a1", 0, f"hr@{first}", job_title="HR-менеджер"),
+               touch(f"{tag}-b1", 5, f"cfo@{second}", job_title="финансовый директор"))
+    writer = {"Authorization": "Bearer dev-correction-token"}
+    with pipeline.api() as api:
+        wait_until(lambda: members(api, f"{first}:hr") and members(api, f"{second}:hr"))
+        itself = api.post("/v1/accounts/merges", headers=writer, json={"into": first, "merged": first})
+        assert itself.status_code == 409 and itself.json()["errors"][0]["field"] == "body.merged"
+        accepted = api.post("/v1/accounts/merges", headers=writer,
+                            json={"into": first, "merged": second, "reason": "одна компания"})
+        assert accepted.status_code == 202, accepted.text
+        merge_id = accepted.json()["correction_id"]
+        wait_until(lambda: members(api, f"{first}:hr") == {f"hr@{first}", f"cfo@{second}"})
+        # The reverse would make a cycle: refused before it reaches the log.
+        cycle = wait_until(lambda: (r := api.post("/v1/accounts/merges", headers=writer,
+                                                  json={"into": second, "merged": first})).status_code == 409 and r)
+        assert cycle.json()["error"] == "conflict" and "cycle" in cycle.json()["message"]
+        # The undo names the merge once the history holds it (409 "retry shortly" before).
+        wait_until(lambda: api.post(f"/v1/corrections/{merge_id}/undo", headers=writer, json={}).status_code == 202)
+        wait_until(lambda: members(api, f"{first}:hr") == {f"hr@{first}"}
+                   and (o := opportunity(api, f"{second}:hr")) and o["merged_into"] is None
+                   and {m["person_id"] for m in o["members"]} == {f"cfo@{second}"})
