@@ -86,9 +86,6 @@ EVENT_FACTS = ("group_forming", "group_formed")
 TIMER_FACTS = ("role_gap", "stalled", "reactivated")
 FAULTS = ("kill", "term", "kafka", "postgresql", "redis")
 BATCH = 20
-# Seconds a backfill's input partition stays quiet before grouping's clock takes it as ended;
-# longer than a fault's pause (a broker restart, ingest down and up again).
-HISTORY_IDLE = 60
 
 
 def stack(*args: str) -> None:
@@ -186,12 +183,9 @@ class Pipeline:
                # A restarted worker finds its partitions free soon (static membership does the rest).
                "BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
                "BG_GROUPING_SESSION_TIMEOUT": "10",
-               # The clock reaches the present a few seconds after the market ends (the market
-               # is history: after HISTORY_IDLE seconds), inside the time a run must stay quiet
-               # to settle: the final records are as of now. A fault's pause shorter than that
-               # keeps the history's clock (docs/time.md).
-               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": str(HISTORY_IDLE),
-               "BG_CLOCK_TICK_SECONDS": "1"}
+               # The clock is at the present from the first tick (nothing to read yet), so the
+               # market is late data, and a run's final records are as of now (docs/time.md).
+               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
         modules = {"ingest": "services.ingest", "grouping": "services.grouping", "scoring": "services.scoring",
                    "projection": "services.projection", "alerts": "services.scoring.alerts"}
         health = {"ingest": f"http://127.0.0.1:{self.ingest_port}/readyz",
@@ -324,8 +318,7 @@ async def projection_state(engine) -> tuple[str, set[str]]:
 
 async def settle(engine, expected: set[str], namespace: str, timeout: float = 600) -> tuple[str, set[str]]:
     """Wait until every touch is projected, every consumer group of the run has read its
-    input to the end, and the projection stopped changing for 15 s and past the moment the
-    clock reaches the present (HISTORY_IDLE after the market's last event was read)."""
+    input to the end, and the projection stopped changing for 15 s."""
     deadline = time.monotonic() + timeout
     last = None
     quiet_since = time.monotonic()
@@ -338,7 +331,7 @@ async def settle(engine, expected: set[str], namespace: str, timeout: float = 60
         if state[0] != (last[0] if last else None):
             quiet_since = time.monotonic()
         last = state
-        if expected <= state[1] and time.monotonic() - quiet_since >= max(15, HISTORY_IDLE + 10):
+        if expected <= state[1] and time.monotonic() - quiet_since >= 15:
             try:
                 if not await stuck(namespace):
                     return state

@@ -20,9 +20,10 @@ wall clock only after `history_idle_after` of quiet; a live one, or one not read
 assignment (quiet since then), after `idle_after`. A worker that restarts while a backfill
 pauses cannot tell the history from a quiet live partition (its state is in memory): there a
 pause still ends the history's clock after `idle_after` (docs/time.md). With a single
-threshold, a backfill paused for `idle_after` jumped the clock to the present and fired every
-timer of its history on what had arrived (bench/chaos.py: all ten stalls of a run announced
-early after ingest was down five seconds).
+threshold, a replay or import paused for `idle_after` (30 s: a broker restart takes longer)
+jumped the clock to the present, and every timer of the history still to come was judged on
+arrival instead of in the history's order. This does not help a backfill into a system whose
+clock is already at the present: that history is late data from its first event (docs/time.md).
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ async def test_one_tick_goes_to_every_output_partition_with_the_wall_clock() -> 
 
 
 def test_a_paused_backfill_keeps_its_history_clock_until_the_history_idle_time() -> None:
-    # bench/chaos.py, seed 2: ingest down five seconds in a backfill (BG_CLOCK_IDLE_SECONDS=3)
-    # jumped the clock to the present, and all ten stalls of the market were announced early.
+    # A replay or an import of history paused by a fault (ingest restarting, a broker restart)
+    # longer than the live idle time used to jump the clock to the present mid-history.
     w = InputWatermarks(idle_after=timedelta(seconds=3), history_idle_after=timedelta(seconds=60))
     w.assigned([0], NOW - timedelta(minutes=1))
     history = NOW - timedelta(days=57)
