@@ -58,12 +58,17 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-STACK = {"BG_STACK_DIR": "/tmp/bg-chaos", "BG_KAFKA_PORT": "29092", "BG_KAFKA_CONTROLLER_PORT": "29093",
-         "BG_PG_PORT": "25432", "BG_REDIS_PORT": "26379", "BG_STACK_SKIP_PYTHON": "1"}
+# BG_CHAOS_STACK=<dir>:<kafka port>:<controller port>:<postgresql port>:<redis port> runs a
+# second series beside the first on a stack of its own (from another checkout, so that the
+# services' logs under tests/artifacts stay apart).
+_DIR, _KAFKA, _CONTROLLER, _PG, _REDIS = os.environ.get(
+    "BG_CHAOS_STACK", "/tmp/bg-chaos:29092:29093:25432:26379").split(":")
+STACK = {"BG_STACK_DIR": _DIR, "BG_KAFKA_PORT": _KAFKA, "BG_KAFKA_CONTROLLER_PORT": _CONTROLLER,
+         "BG_PG_PORT": _PG, "BG_REDIS_PORT": _REDIS, "BG_STACK_SKIP_PYTHON": "1"}
 os.environ.update(STACK)
-os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
-                   "DATABASE_URL": "postgresql+asyncpg://bg:bg@127.0.0.1:25432/buyinggroups",
-                   "REDIS_URL": "redis://127.0.0.1:26379/0", "BG_ENV": "development"})
+os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_KAFKA}",
+                   "DATABASE_URL": f"postgresql+asyncpg://bg:bg@127.0.0.1:{_PG}/buyinggroups",
+                   "REDIS_URL": f"redis://127.0.0.1:{_REDIS}/0", "BG_ENV": "development"})
 
 from bench import chaos_timers  # noqa: E402
 from bench.common import RESULTS, fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
@@ -176,7 +181,7 @@ class Pipeline:
     def __init__(self, run: int, schema: str, receiver: Receiver, alerts_config: Path) -> None:
         self.ingest_port, self.api_port = free_port(), free_port()
         namespace = os.environ["BG_TOPIC_NAMESPACE"]
-        state = Path(f"/tmp/bg-chaos/state/run{run}")
+        state = Path(f"{_DIR}/state/run{run}")
         env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
                "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "info", "BG_TOPIC_NAMESPACE": namespace,
                "BG_ALERTS_CONFIG": str(alerts_config), "BG_WORKER_ID": "0",
@@ -484,7 +489,7 @@ async def drop_topics(namespace: str) -> None:
 
 
 def alerts_yaml(port: int) -> Path:
-    path = Path("/tmp/bg-chaos/alerts.yaml")
+    path = Path(f"{_DIR}/alerts.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"""webhooks:
   receiver: {{url: "http://127.0.0.1:{port}/hook", format: json, lang: en}}
