@@ -133,7 +133,7 @@ class ManualFacts(BaseModel):
         return card.model_copy(update=update)
 
 
-def unknown_card(person_id: str, account: AccountRef, fix: Fix, department: Department | None) -> MemberRef:
+def unknown_card(person_id: str, fix: Fix, department: Department | None) -> MemberRef:
     """The card of a person linked by hand before any touch or card of theirs reached the account:
     what the correction says, refined by the rules once the person shows up."""
     return MemberRef(

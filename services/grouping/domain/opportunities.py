@@ -483,7 +483,7 @@ class _Reducer:
             elif known is not None:
                 card = self.in_solution(opp, known)
             else:
-                card = unknown_card(person_id, self.state.account, fix, department)
+                card = unknown_card(person_id, fix, department)
             facts = opp.manual[person_id] = ManualFacts(by_rules=current is not None, rule_card=card)
         return facts
 
