@@ -63,6 +63,10 @@ async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_a
         assert f"{tag}-b1" in {t["touch_id"] for t in merged["timeline"]}  # the absorbed group's touches too
         absorbed = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] and o)
         assert absorbed["merged_into"] == f"{first}:hr"
+        # The pages say it too: where the absorbed group went, and what the surviving one took in.
+        page = api.get(f"/web/opportunities/{second}:hr", params={"lang": "en"}).text
+        assert f'data-merged-into="{first}:hr"' in page and "was merged into another" in page
+        assert f'data-merged-from="{second}:hr"' in api.get(f"/web/opportunities/{first}:hr").text
         # ONE opportunity per solution for the company in the list.
         listed = api.get("/v1/opportunities", params={"solution": "hr", "limit": 200}).json()["items"]
         assert [o["opportunity_id"] for o in listed if tag in o["opportunity_id"]] == [f"{first}:hr"]

@@ -55,6 +55,10 @@ TEXT: dict[str, dict[Lang, str]] = {
     # one opportunity
     "opp.back": {"ru": "← К приоритетам", "en": "← Back to priorities"},
     "opp.owner": {"ru": "Ответственный", "en": "Account owner"},
+    "opp.merged_into": {"ru": "Компания объединена с другой; группа теперь здесь:",
+                        "en": "This account was merged into another; the group is now here:"},
+    "opp.merged_from": {"ru": "Включает группы объединённых компаний:",
+                        "en": "Includes the groups of merged accounts:"},
     "opp.formed": {"ru": "Группа сформирована", "en": "Group formed"},
     "opp.first_touch": {"ru": "Первое касание", "en": "First touch"},
     "opp.touches": {"ru": "Касаний", "en": "Touches"},

@@ -244,8 +244,12 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
                    "action": views.opportunity_url(opportunity_id) + "/correct",
                    "members": [(m["person_id"], m["name"] or m["email"] or m["person_id"]) for m in detail["members"]],
                    "enabled": corrections is not None}
+        # Account merges: where an absorbed opportunity went, which ones this one took in.
+        merged = {"into": (detail["merged_into"], views.opportunity_url(detail["merged_into"]))
+                  if detail["merged_into"] else None,
+                  "sources": [(oid, views.opportunity_url(oid)) for oid in detail["merged_from"]]}
         return page(request, "opportunity.html", o=detail, row=summary, picture=views.group_picture(detail, t),
-                    correct=correct,
+                    correct=correct, merged=merged,
                     timeline=plot, legend=legend, breakdown=views.score_breakdown(detail, t), signals=cards,
                     live_filter=opportunity_id, group_csv_url=views.opportunity_url(opportunity_id) + "/group.csv")
 
