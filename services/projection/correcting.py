@@ -10,6 +10,7 @@ the services can apply:
 - 409: a conflict, with the reason: an account merged into itself, into an account that was
   itself merged away, an account already merged, a cycle of merges; an opportunity opened
   twice; an undo of an unknown correction, of an undo, or of a correction already undone.
+Reasons are "Russian / English" (the page shows them to people as they are).
 """
 
 from __future__ import annotations
@@ -117,31 +118,35 @@ def merge_conflict(into: str, merged: str, merges: Mapping[str, str]) -> str | N
     """Why merging `merged` into `into` is refused, else None. `merges`: the merges in force,
     {absorbed account: surviving account}."""
     if into == merged:
-        return f"an account cannot be merged into itself ({into})"
+        return f"компанию нельзя объединить с ней самой / an account cannot be merged into itself ({into})"
     if merged in merges:
-        return f"{merged} is already merged into {merges[merged]}; undo that merge first"
+        return (f"{merged} уже объединена с {merges[merged]}: сначала отмените то объединение / "
+                f"{merged} is already merged into {merges[merged]}; undo that merge first")
     chain = [into]
     while chain[-1] in merges and merges[chain[-1]] not in chain:
         chain.append(merges[chain[-1]])
     if merged in chain:
         # `into` already ends in `merged`: merging back would close the loop.
         path = " -> ".join([merged, *chain[: chain.index(merged) + 1]])
-        return f"a cycle of merges: {path}"
+        return f"объединения замкнулись бы в круг / a cycle of merges: {path}"
     if len(chain) > 1:
-        return f"{into} was merged into {chain[-1]}; merge into {chain[-1]} instead"
+        return (f"{into} уже объединена с {chain[-1]}: объединяйте с {chain[-1]} / "
+                f"{into} was merged into {chain[-1]}; merge into {chain[-1]} instead")
     return None
 
 
 def undo_conflict(correction_id: str, found: Mapping[str, Any] | None) -> str | None:
     """Why undoing `correction_id` is refused (`found`: its history row, or None), else None."""
     if found is None:
-        return (f"no correction {correction_id!r} in the history (unknown, or made a moment ago and not yet "
-                "recorded: retry shortly)")
+        return (f"правки {correction_id!r} нет в истории / no correction {correction_id!r} in the history "
+                "(unknown, or made a moment ago and not yet recorded: retry shortly)")
     if found["type"] == "correction_undone":
-        return f"correction {correction_id!r} is itself an undo; make the correction again instead"
+        return (f"правка {correction_id!r} сама отмена: сделайте правку заново / "
+                f"correction {correction_id!r} is itself an undo; make the correction again instead")
     if found["undone_by_id"] is not None:
         at = found["undone_at"].isoformat() if found["undone_at"] else "?"
-        return f"correction {correction_id!r} was already undone by {found['undone_by']} at {at}"
+        return (f"правка {correction_id!r} уже отменена / "
+                f"correction {correction_id!r} was already undone by {found['undone_by']} at {at}")
     return None
 
 

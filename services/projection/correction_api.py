@@ -116,8 +116,8 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
         token = bearer_token(credentials, settings.read_tokens)
         name = settings.author_of(token)
         if name is None:
-            raise ApiError(403, "forbidden", "this token may read but not correct: corrections need a token of "
-                           "BG_API_CORRECTION_TOKENS, which names its user")
+            raise ApiError(403, "forbidden", "этот токен может читать, но не править / this token may read but "
+                           "not correct: corrections need a token of BG_API_CORRECTION_TOKENS, which names its user")
         return name
 
     def reader_only(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
@@ -126,13 +126,14 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
     async def opportunity(opportunity_id: str) -> dict[str, Any]:
         found = await reader.opportunity_ident(opportunity_id)
         if found is None:
-            raise ApiError(404, "not_found", f"no opportunity {opportunity_id!r}", field="path.opportunity_id")
+            raise ApiError(404, "not_found", f"нет такой возможности / no opportunity {opportunity_id!r}",
+                           field="path.opportunity_id")
         return found
 
     async def member(opportunity_id: str, person_id: str) -> None:
         await opportunity(opportunity_id)
         if not await reader.known(person_id=person_id, member_of=opportunity_id):
-            raise ApiError(404, "not_found", f"{person_id!r} is not a member of {opportunity_id!r}",
+            raise ApiError(404, "not_found", f"{person_id!r} не в группе / is not a member of {opportunity_id!r}",
                            field="path.person_id")
 
     async def submit(message: cr.CorrectionMessage) -> cr.CorrectionAccepted:
@@ -150,8 +151,9 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
             await publish(message)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("correction not acknowledged", extra={"error": repr(exc), "type": message.type})
-            raise ApiError(503, "unavailable", f"Kafka did not acknowledge the correction; nothing was written, "
-                           f"retry shortly ({type(exc).__name__})", headers={"Retry-After": "5"}) from None
+            raise ApiError(503, "unavailable", "Kafka недоступна, правка не записана, повторите позже / Kafka did "
+                           f"not acknowledge the correction; nothing was written, retry shortly ({type(exc).__name__})",
+                           headers={"Retry-After": "5"}) from None
         deadline = time.monotonic() + settings.stage_wait_seconds
         while time.monotonic() < deadline:
             if await reader.correction(message.correction_id) is not None:
@@ -162,14 +164,15 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
     async def open_opportunity(body: cr.OpenRequest, who: str) -> cr.CorrectionAccepted:
         oid = f"{body.account_id}:{body.solution}"
         if await reader.opportunity_ident(oid) is not None:
-            raise ApiError(409, "conflict", f"opportunity {oid!r} exists already", field="body.solution")
+            raise ApiError(409, "conflict", f"такая возможность уже есть / opportunity {oid!r} exists already",
+                           field="body.solution")
         return await submit(cr.opened(body, who, clock()))
 
     async def link(opportunity_id: str, body: cr.LinkRequest, who: str) -> cr.CorrectionAccepted:
         await opportunity(opportunity_id)
         if not await reader.known(person_id=body.person_id):
-            raise ApiError(404, "not_found", f"no person {body.person_id!r} (a person is known once a touch of "
-                           "theirs arrived)", field="body.person_id")
+            raise ApiError(404, "not_found", f"такого человека нет / no person {body.person_id!r} (a person is "
+                           "known once a touch of theirs arrived)", field="body.person_id")
         return await submit(cr.linked(opportunity_id, body, who, clock()))
 
     async def unlink(opportunity_id: str, person_id: str, body: cr.UnlinkRequest, who: str) -> cr.CorrectionAccepted:
@@ -194,7 +197,8 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
             raise ApiError(409, "conflict", cr.merge_conflict(body.into, body.merged, {}) or "", field="body.merged")
         for name, account in (("into", body.into), ("merged", body.merged)):
             if not await reader.known(account_id=account):
-                raise ApiError(404, "not_found", f"no account {account!r}", field=f"body.{name}")
+                raise ApiError(404, "not_found", f"нет такой компании / no account {account!r}",
+                               field=f"body.{name}")
         if (why := cr.merge_conflict(body.into, body.merged, await reader.merges())) is not None:
             raise ApiError(409, "conflict", why, field="body.merged")
         return await submit(cr.merged(body, who, clock()))
