@@ -237,6 +237,10 @@ def map_scoring_message(message: ScoringMessage) -> list[Row]:
             Row("opportunity_score", {
                 **ident, "score": message.score, "tier": message.tier, "breakdown": breakdown,
                 "score_version": message.version, "score_as_of": message.as_of,
+                # The lifecycle recomputed over the full touch set (docs/time.md): a late touch
+                # corrects formed_at here, while a signal keeps the moment it was announced at.
+                "score_status": message.status, "score_formed_at": message.formed_at,
+                "score_stalled_since": message.stalled_since,
             }),
             Row("score_history", {
                 "opportunity_id": message.opportunity_id, "version": message.version, "as_of": message.as_of,

@@ -280,8 +280,8 @@ async def test_the_pages_follow_new_members_status_and_rows_without_a_reload(sit
 
         mark = len(log.messages)
         log.touch(swallow, OLGA, TouchKind.download, day(20, 2), asset_id="hr-roi-case")
-        log.score(swallow, 72.0, "A", day(20, 2))
         log.signal(swallow, "group_formed", day(20, 2), 72.0, "A")
+        log.score(swallow, 72.0, "A", day(20, 2))
         newcomer = log.opportunity("novaya.ru", "Новая заря", at=day(20, 3))
         log.touch(newcomer, IVAN, TouchKind.event_registered, day(20, 3))
         await site.env.produce(log, start=mark)

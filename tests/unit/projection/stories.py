@@ -59,6 +59,9 @@ class Log:
     accounts: dict[str, AccountRef] = field(default_factory=dict)
     members: dict[str, dict[str, MemberRef]] = field(default_factory=dict)
     touches: dict[str, list[tuple[str, datetime]]] = field(default_factory=dict)
+    # Per opportunity, the lifecycle its signals so far announced, which its next score carries
+    # (scoring emits a step's signals before its score: docs/time.md).
+    lifecycles: dict[str, dict] = field(default_factory=dict)
     counter: int = 0
 
     def domain(self, base: str) -> str:
@@ -137,7 +140,7 @@ class Log:
         account = self.accounts[opp]
         score = OpportunityScore(opportunity_id=opp, account_id=account.account_id, solution=opp.rsplit(":", 1)[1],
                                  version=self.versions[opp], as_of=at, score=value, tier=tier,
-                                 breakdown=self.breakdown(opp))
+                                 breakdown=self.breakdown(opp), **self.lifecycles.get(opp, {}))
         self._emit(topics.SCORES, score)
         return score
 
@@ -150,6 +153,13 @@ class Log:
                         members=breakdown.members, covered_roles=breakdown.covered_roles,
                         missing_roles=breakdown.missing_roles, breakdown=breakdown)
         self._emit(topics.SIGNALS, signal)
+        life = self.lifecycles.setdefault(opp, {})
+        if kind == "group_formed":
+            life.update(status="formed", formed_at=life.get("formed_at") or at)
+        elif kind == "stalled":
+            life.update(status="stalled", stalled_since=at)
+        elif kind == "reactivated":
+            life.update(status="formed" if life.get("formed_at") else "forming", stalled_since=None)
         return signal
 
     def stage(self, opp: str, stage: str, outcome: str, at: datetime, amount: float | None = None) -> None:
@@ -186,8 +196,8 @@ def krasnaya_romashka(log: Log, start: float = 0) -> str:
     log.touch(opp, OLGA, TouchKind.download, day(start + 7), asset_id="hr-roi-case")
     log.touch(opp, IVAN, TouchKind.event_registered, day(start + 9))
     log.account_touch(opp, "visitor", day(start + 9, 2))
-    log.score(opp, 81.5, "A", day(start + 9))
     log.signal(opp, "group_formed", day(start + 9), 81.5, "A")
+    log.score(opp, 81.5, "A", day(start + 9))
     return opp
 
 
@@ -202,8 +212,8 @@ def argotrubosbyt(log: Log, start: float = 0) -> str:
     for i, person in enumerate(people):
         log.touch(opp, person, TouchKind.download, day(start + i), asset_id="hr-brochure")
         log.touch(opp, person, TouchKind.webinar_attended, day(start + i + 0.5))
-    log.score(opp, 64.0, "A", day(start + 4))
     log.signal(opp, "group_formed", day(start + 3), 64.0, "A")
+    log.score(opp, 64.0, "A", day(start + 4))
     return opp
 
 

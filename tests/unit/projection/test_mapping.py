@@ -92,6 +92,18 @@ def test_score_updates_the_opportunity_and_keeps_history():
     assert (history["opportunity_id"], history["as_of"]) == (opp, day(9))
 
 
+def test_a_score_carries_the_lifecycle_recomputed_over_the_full_touch_set():
+    """formed_at, status and stalled_since come from the latest score: a signal keeps the moment
+    it was announced at, which depends on the order touches arrived in (a late touch corrects
+    formed_at only in the next score), so the projection would differ between runs."""
+    log, _ = _story()
+    score = [m for _, _, m in log.messages if isinstance(m, OpportunityScore)][-1]
+    corrected = score.model_copy(update={"status": "stalled", "formed_at": day(3), "stalled_since": day(8)})
+    (current,) = _of(map_message(corrected), "opportunity_score")
+    assert (current["score_status"], current["score_formed_at"], current["score_stalled_since"]) == (
+        "stalled", day(3), day(8))
+
+
 def test_signal_makes_a_stub_so_it_can_arrive_first():
     log, opp = _story()
     signal = [m for _, _, m in log.messages if isinstance(m, Signal)][-1]
