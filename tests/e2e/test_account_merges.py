@@ -6,6 +6,7 @@ the same messages to bg.correction.v1)."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +16,12 @@ from shared import topics
 from shared.codec import encode
 from shared.schemas.correction import AccountsMerged, CorrectionUndone
 from shared.schemas.touch import Content, Person, TouchEvent
-from tests.e2e.conftest import Pipeline
+from shared.topics import ensure_topics
+from tests.component.scoring.test_live_timers import copy_log
+from tests.e2e.conftest import TOKEN, Pipeline
 from tests.e2e.test_pipeline import opportunity, wait_until
-from tests.support.kafka import produce
+from tests.support.kafka import namespace, new_namespace, produce
+from tests.support.processes import ServiceProcess, free_port
 
 HR = "https://vendor.example/solutions/hr/leave-automation"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -138,3 +142,61 @@ async def test_merge_and_undo_through_the_corrections_api_with_conflicts_refused
         wait_until(lambda: members(api, f"{first}:hr") == {f"hr@{first}"}
                    and (o := opportunity(api, f"{second}:hr")) and o["merged_into"] is None
                    and {m["person_id"] for m in o["members"]} == {f"cfo@{second}"})
+
+
+def view(api: httpx.Client, *opportunity_ids: str) -> dict[str, tuple[set[str], str | None]]:
+    found = {oid: opportunity(api, oid) for oid in opportunity_ids}
+    return {oid: ({m["person_id"] for m in o["members"]}, o["merged_into"]) for oid, o in found.items() if o}
+
+
+async def test_a_rebuild_from_the_log_gives_the_same_merges_and_undos(pipeline: Pipeline, topic_namespace: str):
+    """A fresh grouping, scoring and projection read copies of the input topics from the start: the
+    corrections come in another interleaving with the touches than live (here all of them before)."""
+    tag = uuid.uuid4().hex[:6]
+    kept, undone_ = (f"sokol{tag}.ru", f"sokol-it{tag}.ru"), (f"sova{tag}.ru", f"sova-group{tag}.ru")
+    for n, (into, absorbed) in enumerate((kept, undone_)):
+        await send(topic_namespace, touch(f"{tag}-{n}a", 0, f"hr@{into}", job_title="HR-менеджер"),
+                   touch(f"{tag}-{n}b", 5, f"cfo@{absorbed}", job_title="финансовый директор"))
+    ids = [f"{a}:hr" for pair in (kept, undone_) for a in pair]
+    with pipeline.api() as api:
+        wait_until(lambda: len(view(api, *ids)) == 4)
+        for n, (into, absorbed) in enumerate((kept, undone_)):
+            await correct(topic_namespace, AccountsMerged(correction_id=f"{tag}-m{n}", author="Мария",
+                                                          made_at=START + timedelta(minutes=10), into=into,
+                                                          merged=absorbed))
+        wait_until(lambda: all(o[1] for oid, o in view(api, *ids).items() if oid.startswith(("sokol-it", "sova-g"))))
+        await send(topic_namespace, *[touch(f"{tag}-{n}c", 20, f"lawyer@{absorbed}", job_title="Юрист")
+                                      for n, (_, absorbed) in enumerate((kept, undone_))])
+        await correct(topic_namespace, CorrectionUndone(correction_id=f"{tag}-u", author="Мария",
+                                                        made_at=START + timedelta(minutes=30), undoes=f"{tag}-m1",
+                                                        subject=undone_[0]))
+        expected = {
+            f"{kept[0]}:hr": ({f"hr@{kept[0]}", f"cfo@{kept[1]}", f"lawyer@{kept[1]}"}, None),
+            f"{kept[1]}:hr": ({f"cfo@{kept[1]}", f"lawyer@{kept[1]}"}, f"{kept[0]}:hr"),
+            f"{undone_[0]}:hr": ({f"hr@{undone_[0]}"}, None),
+            f"{undone_[1]}:hr": ({f"cfo@{undone_[1]}", f"lawyer@{undone_[1]}"}, None),
+        }
+        wait_until(lambda: view(api, *ids) == expected)
+
+    rebuilt_ns = new_namespace("r")
+    with namespace(rebuilt_ns):
+        await ensure_topics(wait_seconds=30)
+    # Corrections first: the harder interleaving (every merge read before the touches it moves).
+    for topic in (topics.CORRECTIONS, topics.PERSON_EVENTS):
+        await copy_log(topic_namespace + topic.base_name, rebuilt_ns + topic.base_name)
+    port = free_port()
+    env = {"BG_TOPIC_NAMESPACE": rebuilt_ns, "PROJECTION_DB_SCHEMA": f"{pipeline.db_schema}_mrb",
+           "BG_API_PORT": str(port), "BG_STATE_DIR": tempfile.mkdtemp(prefix="merge-rebuild-"),
+           "BG_CLOCK_IDLE_SECONDS": "3600", "LOG_LEVEL": "info"}
+    services = [ServiceProcess("e2e-merge-grouping", ["-m", "services.grouping"], env),
+                ServiceProcess("e2e-merge-scoring", ["-m", "services.scoring"], env),
+                ServiceProcess("e2e-merge-projection", ["-m", "services.projection"], env,
+                               health_url=f"http://127.0.0.1:{port}/readyz")]
+    try:
+        for service in services:
+            service.start(timeout=90)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=TOKEN, timeout=15) as api:
+            wait_until(lambda: view(api, *ids) == expected, timeout=180)
+    finally:
+        for service in services:
+            service.stop()

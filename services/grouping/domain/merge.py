@@ -27,6 +27,9 @@ Then, through the log:
    created and that has nobody left is merged into the restored one), and an AccountRestored
    tells the absorbed account to stand on its own again (`restore`: its opportunities are
    announced unmerged, with their members and touches as if it had never been merged).
+   An undo that arrives before its merge (the merge goes round through the absorbed account,
+   the undo straight here; a rebuild may read both at once) waits for it in the state, and is
+   refused (unknown_merge) once the account's touches are `correction_grace` past it.
 
 Touches already attributed stay on their opportunity's events: consumers read the absorbed
 opportunity's touches with the one it was merged into (projection), grouping keeps no touch
@@ -39,6 +42,8 @@ account that was absorbed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from services.grouping.domain.corrections import refused
 from services.grouping.domain.messages import (
@@ -259,9 +264,14 @@ def _step(state: AccountState | None, account_id: str, message: AccountStageInpu
     if isinstance(message, CorrectionInput) and isinstance(message.correction, CorrectionUndone) \
             and message.correction.subject == account_id:
         # The subject of an undo is an account only for a merge (corrections.account_of).
-        if state is None:
-            raise Refused("unknown_merge", f"{account_id} has no merge {message.correction.undoes!r} to undo")
-        outputs = undo(state, account_id, message.correction, rules)
+        state = state or AccountState(account=message.account)
+        wanted = message.correction
+        if wanted.undoes in state.merges:
+            outputs = undo(state, account_id, wanted, rules)
+        else:  # the merge itself is still on its way here (through the account it absorbs)
+            if all(u.correction_id != wanted.correction_id for u in state.waiting_undos):
+                state.waiting_undos.append(wanted)
+            outputs = _expire_undos(state, rules)
         prune_people(state)
         return state, outputs
     if isinstance(message, AccountMerge | AccountMoved | AccountRestored):
@@ -269,7 +279,13 @@ def _step(state: AccountState | None, account_id: str, message: AccountStageInpu
         if isinstance(message, AccountMerge):
             outputs = hand_over(state, account_id, message, rules)
         elif isinstance(message, AccountMoved):
-            outputs = forward(state, account_id, message) if state.merged_into else absorb(state, message, rules)
+            if state.merged_into:
+                outputs = forward(state, account_id, message)
+            else:
+                outputs = absorb(state, message, rules)
+                for waiting in [u for u in state.waiting_undos if u.undoes == message.merge_id]:
+                    state.waiting_undos.remove(waiting)
+                    outputs += _refusing(waiting, lambda w=waiting: undo(state, account_id, w, rules))
         else:
             outputs = restore(state, message, rules)
         prune_people(state)
@@ -280,8 +296,30 @@ def _step(state: AccountState | None, account_id: str, message: AccountStageInpu
                                             f"({state.merge_id}): correct the opportunities there")
         return _absorbed_input(state, account_id, message, rules)
     if isinstance(message, AccountActivity | MemberUpdate) and message.via:
-        return _forwarded_input(state, account_id, message, rules)
-    return account_step(state, account_id, message, rules)
+        state, outputs = _forwarded_input(state, account_id, message, rules)
+    else:
+        state, outputs = account_step(state, account_id, message, rules)
+    return state, [*outputs, *_expire_undos(state, rules)] if state.waiting_undos else outputs
+
+
+def _refusing(correction: CorrectionUndone, apply: Callable[[], list[Outbound]]) -> list[Outbound]:
+    """`apply()`'s outputs, or the correction refused with the reason it raised."""
+    try:
+        return apply()
+    except Refused as refusal:
+        return [refused(correction, refusal.reason, refusal.detail)]
+
+
+def _expire_undos(state: AccountState, rules: OpportunityRules) -> list[Outbound]:
+    """Refuse (unknown_merge) the undos that waited for their merge longer than
+    rules.correction_grace of the account's event time, or beyond rules.max_waiting."""
+    clock, grace = state.clock, rules.correction_grace
+    kept = [u for u in state.waiting_undos if clock is None or clock - u.made_at <= grace]
+    late = [u for u in state.waiting_undos if u not in kept]
+    overflow = kept[:max(0, len(kept) - rules.max_waiting)]
+    state.waiting_undos = kept[len(overflow):]
+    return [refused(u, "unknown_merge", f"no merge {u.undoes!r} reached {u.subject} within {grace} of its "
+                                        "touches' time (or too many undos wait)") for u in late + overflow]
 
 
 def _absorbed_input(state: AccountState, account_id: str, message: AccountActivity | MemberUpdate | Precreate,

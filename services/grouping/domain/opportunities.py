@@ -171,6 +171,9 @@ class AccountState(BaseModel):
     merge_id: str | None = None  # the merge that absorbed this account
     absorbed: list[str] = Field(default_factory=list)
     merges: dict[str, MergeRecord] = Field(default_factory=dict)
+    # Undos of merges not arrived yet (the merge goes round through the absorbed account, the
+    # undo comes straight here, and a rebuild may read both at once): applied when it comes.
+    waiting_undos: list[CorrectionUndone] = Field(default_factory=list)
 
 
 def merge_member(current: MemberRef, card: MemberRef) -> MemberRef:
