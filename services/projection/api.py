@@ -28,7 +28,7 @@ from services.projection import domain
 from services.projection import forecast as fc
 from services.projection.consumer import Health, refused, sqlstate
 from services.projection.correction_api import Publish as CorrectionPublish
-from services.projection.correction_api import create_correction_router
+from services.projection.correction_api import catalog_solutions, create_correction_router
 from services.projection.errors import ApiError, bearer_token
 from services.projection.funnel import Funnel, configured
 from services.projection.models import (
@@ -511,7 +511,8 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                                  won_opportunities=len(won),
                                  groups=domain.credit_groups(selected, group_keys[group_by]))
 
-    correction_router, corrections = create_correction_router(settings, reader, publish_correction, clock)
+    correction_router, corrections = create_correction_router(settings, reader, publish_correction, clock,
+                                                              catalog_solutions())
     app.include_router(correction_router)
 
     # The funnel pages write through the very functions of the write endpoints above.

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+import httpx
+import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.grouping import config as grouping_config
 from services.projection import correcting as cr
 from services.projection.errors import ApiError, bearer_token
 from services.projection.models import NO_CONTROL, CorrectionOut, ErrorBody
@@ -56,6 +60,21 @@ bearer = HTTPBearer(auto_error=False, description="a correction token (BG_API_CO
 # it), so a 503 never turns into a message written later.
 REQUEST_TIMEOUT_MS = 10_000
 PUBLISH_WAIT_SECONDS = 15
+
+
+def catalog_solutions() -> frozenset[str] | None:
+    """The solution slugs of grouping's catalog (BG_GROUPING_CATALOG, the file customers edit),
+    so that opening an opportunity for a solution grouping does not know is a 422 here rather
+    than a dead letter there. None when the catalog cannot be read: grouping then refuses such
+    an opening with the reason (bg.correction.dlq.v1, unknown_solution)."""
+    try:
+        location = grouping_config.source("catalog")
+        text = (httpx.get(location, timeout=10, follow_redirects=True).text
+                if location.startswith(("http://", "https://")) else pathlib.Path(location).read_text(encoding="utf-8"))
+        return frozenset(str(s["slug"]) for s in (yaml.safe_load(text) or {}).get("solutions", []))
+    except (OSError, httpx.HTTPError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("grouping's catalog not readable: solutions are not checked", extra={"error": repr(exc)})
+        return None
 
 
 class CorrectionPublisher:
@@ -108,8 +127,10 @@ class Corrections:
 
 
 def create_correction_router(settings: ProjectionSettings, reader: Reader, publish: Publish | None,
-                             clock: Callable[[], datetime]) -> tuple[APIRouter, Corrections]:
-    """The router, and its write functions (author given) for the web page."""
+                             clock: Callable[[], datetime], solutions: frozenset[str] | None = None
+                             ) -> tuple[APIRouter, Corrections]:
+    """The router, and its write functions (author given) for the web page. `solutions`: the
+    catalog's slugs an opportunity may be opened for (None: not checked here)."""
     router = APIRouter()
 
     def author(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
@@ -162,6 +183,10 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
         return answer("pending", "acknowledged by Kafka; not yet in the history: read the opportunity again")
 
     async def open_opportunity(body: cr.OpenRequest, who: str) -> cr.CorrectionAccepted:
+        if solutions is not None and body.solution not in solutions:
+            raise ApiError(422, "validation_error", f"решения {body.solution!r} нет в каталоге / solution "
+                           f"{body.solution!r} is not in the catalog (known: {', '.join(sorted(solutions))})",
+                           field="body.solution")
         oid = f"{body.account_id}:{body.solution}"
         if await reader.opportunity_ident(oid) is not None:
             raise ApiError(409, "conflict", f"такая возможность уже есть / opportunity {oid!r} exists already",

@@ -3,10 +3,11 @@ pipeline (issue 16): touches -> grouping -> scoring -> projection, corrections P
 a correction token -> bg.correction.v1 -> grouping (membership, roles, merges), scoring (stance)
 and projection (history, notes), read back through the API and seen in Chromium.
 
-Done-when items it checks: a person linked by hand stays after later touches; a role set by hand
-survives a later change of job title; undo restores the previous state; a merged account shows
-one opportunity with both groups' members; champion and blocker show on the group picture; a
-correction of an unknown opportunity or person is 404 and a merge into itself or a cycle is 409.
+Done-when items it checks: an opportunity opened by hand appears; a person linked by hand stays
+after later touches; a role set by hand survives a later change of job title; undo restores the
+previous state; a merged account shows one opportunity with both groups' members; champion and
+blocker show on the group picture; a correction of an unknown opportunity or person is 404 and a
+merge into itself or a cycle is 409.
 (tests/e2e/test_corrections.py checks the rebuild of grouping and projection from the log.)
 """
 
@@ -139,6 +140,12 @@ async def test_corrections_through_the_api_hold_over_the_rules_and_show_on_the_p
         assert group(api, opp)[petrova] != ("budget_holder", "manual")
         again = api.post(f"/v1/corrections/{role['correction_id']}/undo", json={}, headers=WRITE)
         assert again.status_code == 409
+
+        # An opportunity opened by hand: grouping creates it, with no touch of that solution yet.
+        write(api, "POST", "/v1/opportunities", {"account_id": domain, "solution": "crm", "reason": "Выставка"})
+        opened = wait_until(lambda: opportunity(api, quote(f"{domain}:crm", safe="")))
+        assert opened["account_id"] == domain and opened["touches_count"] == 0
+        assert opened["corrections"][0]["type"] == "opportunity_opened"
 
         # Merge the other account in: one opportunity with both groups' members; back is a cycle.
         write(api, "POST", "/v1/accounts/merges", {"into": domain, "merged": other, "reason": "Одна компания"})

@@ -7,6 +7,7 @@
     POST /web/opportunities/{id}/correct/note     a note and concerns
     POST /web/opportunities/{id}/correct/merge    another account merged into this one's
     POST /web/opportunities/{id}/correct/undo     undo a correction of the history
+    POST /web/correct/open                        an opportunity opened by hand (the priorities page)
 
 Each post goes through the very functions of the API's write endpoints (correction_api.
 Corrections), so the page refuses exactly what the API refuses, with the same reason, and
@@ -188,6 +189,24 @@ def create_correction_pages(settings: ProjectionSettings, corrections: Correctio
 
     actions: dict[str, Action] = {"link": link, "unlink": unlink, "role": role, "stance": stance, "note": note,
                                   "merge": merge, "undo": undo}
+
+    @router.post("/web/correct/open", response_model=None)
+    async def open_by_hand(request: Request) -> Response:
+        """An opportunity opened by hand (account x solution), from the priorities page."""
+        def done(**query: str) -> RedirectResponse:
+            return RedirectResponse(f"/web/?{urlencode(query)}#open-by-hand", status_code=303)
+        author = settings.author_of(access.presented(request) or "")
+        if author is None:
+            t = Translator(request.query_params.get("lang") or request.cookies.get("bg_lang"))
+            return done(corr="refused", message=t("corr.denied"))
+        form = _forms(await request.body())
+        try:
+            answer = await corrections.open(cr.OpenRequest.model_validate({
+                "account_id": _one(form, "account_id") or "", "solution": _one(form, "solution") or "",
+                **reason(form)}), author)
+        except (ApiError, ValidationError) as exc:
+            return done(corr="refused", message=_refusal(exc) or "")
+        return done(corr=answer.result)
 
     @router.post("/web/opportunities/{opportunity_id:path}/correct/{kind}", response_model=None)
     async def correct(request: Request, opportunity_id: str, kind: str) -> Response:

@@ -45,6 +45,8 @@ CORRECTION_TEXT: dict[str, dict[Lang, str]] = {
     "corr.form_stance": {"ru": "Чемпион или блокирующий", "en": "Champion or blocker"},
     "corr.form_note": {"ru": "Заметка и интересы", "en": "Note and concerns"},
     "corr.form_merge": {"ru": "Объединить компании", "en": "Merge accounts"},
+    "corr.form_open": {"ru": "Открыть возможность вручную", "en": "Open an opportunity by hand"},
+    "corr.account": {"ru": "Компания (домен или id)", "en": "Account (domain or id)"},
     "corr.result.recorded": {"ru": "Правка записана.", "en": "The correction is recorded."},
     "corr.result.pending": {"ru": "Правка принята; в истории появится через мгновение.",
                             "en": "The correction is accepted; it shows in the history in a moment."},

@@ -180,8 +180,11 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         current = {"status": where.status or "", "tier": where.tier or "", "solution": where.solution or "",
                    "q": where.search or ""}
         base = {k: v for k, v in current.items() if v}
+        author = settings.author_of(access.presented(request) or "") if corrections is not None else None
+        open_form = {"author": author, "outcome": correction_pages.outcome(request, t), "solutions": SOLUTIONS}
         return page(
             request, "priorities.html", rows=views.priority_rows(ranked, t, datetime.now(UTC)), total=total,
+            open_form=open_form if author else None,
             export_url="/web/export.csv" + (f"?{urlencode(base)}" if base else ""),
             current=current, statuses=get_args(Status), tiers=get_args(Tier),
             solutions=sorted({*SOLUTIONS, *([where.solution] if where.solution else [])}),

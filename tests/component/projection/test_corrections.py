@@ -296,3 +296,18 @@ async def test_a_rebuild_from_the_log_keeps_every_correction(env: Env, engine: A
         await db.drop(engine, rebuilt)
     assert live["corrections"] and live["member_annotations"] and live["account_merges"]
     assert live == again
+
+async def test_opening_an_opportunity_by_hand_checks_the_catalog_and_duplicates(api: str, story: Story):
+    account = story.log.accounts[story.romashka].account_id
+    unknown = call(api, "POST", "/v1/opportunities", {"account_id": account, "solution": "erp"})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.solution"
+    assert "not in the catalog (known: bi, crm, hr, wms)" in unknown.json()["message"]
+    twice = call(api, "POST", "/v1/opportunities", {"account_id": account, "solution": "hr"})
+    assert twice.status_code == 409 and "exists already" in twice.json()["message"]
+    opened = accepted(call(api, "POST", "/v1/opportunities", {"account_id": account, "solution": "crm",
+                                                              "reason": "Запрос на выставке"}))
+    assert (opened["type"], opened["subject"]) == ("opportunity_opened", f"{account}:crm")
+    # Grouping (not running here) creates it; the history already holds who asked and why.
+    found = httpx.get(f"{api}/v1/corrections/{opened['correction_id']}", headers=READ).json()
+    assert (found["author"], found["reason"], found["detail"]) == (
+        "Мария Соколова", "Запрос на выставке", {"account_id": account, "solution": "crm", "profile": None})

@@ -135,6 +135,12 @@ async def test_the_correction_flow_in_a_browser(site: Site):
         await expect(section.locator(".corr-outcome.corr-refused")).to_contain_text("no person")
         await section.screenshot(path=SCREENSHOTS / "corrections-refused.png")
 
+        # An opportunity opened by hand from the priorities page.
+        await page.goto(f"{site.url}/web/")
+        await page.locator("#open-by-hand summary").click()
+        await submit(page, "form-corr-open", account_id=account, solution="crm", reason="Запрос на выставке")
+        await expect(page.locator("#open-by-hand .corr-outcome")).to_have_text("Правка записана.")
+
         # English, the same history.
         await page.goto(f"{site.page}?lang=en")
         await expect(section.locator("h2")).to_have_text("Corrections")
