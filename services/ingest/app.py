@@ -329,7 +329,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         return await timed("zoom", lambda: accept("zoom", run_adapter(lambda: zoom.parse(body, known)), batch.ZOOM))
 
     sources_ru.register(app, settings, accept=accept, timed=timed, read_body=read_body, parse_json=parse_json,
-                        run_adapter=run_adapter, responses=ERRORS)
+                        run_adapter=run_adapter, responses=ERRORS, guard=guard)
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

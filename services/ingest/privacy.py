@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from services.grouping.domain.accounts import person_id
+from services.ingest.adapters.unisender import EmailStatus
 from shared.privacy.person import identifiers, protect
 from shared.privacy.seal import Identifier, normalise
 from shared.privacy.settings import PrivacySettings
@@ -70,4 +73,25 @@ def sendgrid_opt_outs(body: Any, events: Sequence[str]) -> list[tuple[str, str, 
         if isinstance(email, str) and "@" in email:
             at = datetime.fromtimestamp(ts, UTC) if isinstance(ts, int | float) and 0 < ts < 2**32 else None
             out.append((email, item["event"], at))
+    return out
+
+
+def unisender_opt_outs(body: Any, statuses: Sequence[str]) -> list[tuple[str, str, datetime | None]]:
+    """(email, status, time) of each Unisender Go email status in `statuses` (unsubscribed, spam);
+    a malformed item is left to the adapter, which names the field."""
+    out = []
+    users = body.get("events_by_user") if isinstance(body, dict) else None
+    for user in users if isinstance(users, list) else []:
+        events = user.get("events") if isinstance(user, dict) else None
+        for event in events if isinstance(events, list) else []:
+            data = event.get("event_data") if isinstance(event, dict) else None
+            if not isinstance(data, dict) or data.get("status") not in statuses:
+                continue
+            email = data.get("email")
+            if isinstance(email, str) and "@" in email:
+                try:
+                    at = EmailStatus.model_validate(data).event_time
+                except ValidationError:
+                    at = None
+                out.append((email, data["status"], at))
     return out

@@ -14,12 +14,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from redis.exceptions import RedisError
 
 from services.ingest import auth
 from services.ingest.adapters import batch, calltouch, mtslink, roistat, tilda, unisender
 from services.ingest.adapters.forms import form_fields
 from services.ingest.adapters.results import MapResult, PayloadError
 from services.ingest.errors import ApiError, invalid
+from services.ingest.privacy import Guard, unisender_opt_outs
 from services.ingest.settings import IngestSettings
 
 Accept = Callable[[str, list[MapResult], batch.Reply], Awaitable[JSONResponse]]
@@ -66,7 +68,7 @@ def fields_of(raw: bytes, request: Request) -> dict[str, str]:
 
 
 def register(app: FastAPI, settings: IngestSettings, *, accept: Accept, timed: Timed, read_body: ReadBody,
-             parse_json: ParseJson, run_adapter: RunAdapter, responses: dict) -> None:
+             parse_json: ParseJson, run_adapter: RunAdapter, responses: dict, guard: Guard) -> None:
     limit = settings.max_body_bytes
     roistat_zone = ZoneInfo(settings.roistat_timezone)
 
@@ -105,6 +107,11 @@ def register(app: FastAPI, settings: IngestSettings, *, accept: Accept, timed: T
             raise ApiError(401, "unauthorized", "auth: Unisender Go's MD5 auth field is required")
         if not unisender.verify_auth(raw, presented, settings.unisender_api_keys):
             raise ApiError(403, "forbidden", "auth: does not match the body and the API key")
+        # An unsubscribe or a spam complaint is the person's opt-out: suppressed from then on.
+        try:
+            await guard.opt_outs("unisender", unisender_opt_outs(body, guard.settings.unisender_suppress_statuses))
+        except RedisError as exc:
+            raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
         return await timed("unisender", lambda: accept(
             "unisender", run_adapter(lambda: unisender.parse(body, settings.max_batch)), UNISENDER))
 

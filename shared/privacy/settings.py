@@ -27,6 +27,8 @@ class PrivacySettings(BaseSettings):
     # SendGrid events that put the recipient on the suppression list (an opt-out).
     sendgrid_suppress_events: list[str] = Field(
         default_factory=lambda: ["unsubscribe", "group_unsubscribe", "spamreport"])
+    # Unisender Go email statuses that put the recipient on the suppression list.
+    unisender_suppress_statuses: list[str] = Field(default_factory=lambda: ["unsubscribed", "spam"])
     # Days without a touch after which a person's keys are destroyed (their raw values on the log
     # become unreadable) and the projection folds their touches into anonymous daily counts.
     retention_days: int = Field(730, ge=1, le=36500)

@@ -268,3 +268,36 @@ def test_a_suppressed_persons_later_touches_create_nothing(pipeline: Pipeline, h
         assert f"pv-{company.tag}-7" not in json.dumps(counted, ensure_ascii=False)
     on_log = asyncio.run(every_record_of_the_namespace(os.environ["BG_TOPIC_NAMESPACE"]))
     assert not [r for r in on_log if f"pv-{company.tag}-7".encode() in r]
+
+
+def test_retention_destroys_idle_peoples_keys_and_their_raw_values(pipeline: Pipeline):
+    company = Company()
+    elena = company.people()["elena"]
+    assert post_events(pipeline, company.story())["accepted"] == 6
+    with pipeline.api() as api, httpx.Client(base_url=pipeline.api_url, headers=WRITE, timeout=30) as writer:
+        wait_until(lambda: (o := opportunity(api, company.opportunity_id)) and len(o["members"]) == 4 and o)
+        kept = writer.post("/v1/privacy/export", json={"email": elena["email"]}).json()
+        # Elena was last seen long ago: her identifiers' last day goes back 800 days.
+        prefix = f"bg:privacy:{os.environ['BG_TOPIC_NAMESPACE']}"
+        old = (datetime.now(UTC) - timedelta(days=800)).date().isoformat()
+        with Redis.from_url(os.environ["REDIS_URL"]) as redis:
+            for identifier in kept["identifiers"]:
+                token = identifier["pseudonym"].split("@")[0].rpartition(":")[2]
+                assert redis.hset(f"{prefix}key:{token}", "s", old) == 0
+        env = {**os.environ, "PROJECTION_DB_SCHEMA": pipeline.db_schema}
+        dry = subprocess.run([sys.executable, "-m", "services.privacy", "retention", "--days", "730", "--dry-run"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["idle"] >= 1 and json.loads(dry.stdout)["keys_destroyed"] == 0
+        done = subprocess.run([sys.executable, "-m", "services.privacy", "retention", "--days", "730"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["keys_destroyed"] >= 1
+        after = opportunity(api, company.opportunity_id)
+        # She still counts, as an anonymous member: no email, no name; the others keep theirs.
+        assert len(after["members"]) == 4
+        anonymous = [m for m in after["members"] if m["person_id"] == kept["person_ids"][0]]
+        assert [(m["email"], m["name"], m["touches_count"]) for m in anonymous] == [(None, None, 2)]
+        assert {m["name"] for m in after["members"]} - {None} == {
+            p["name"] for k, p in company.people().items() if k != "elena"} | {company.olga["name"]}
+        assert writer.post("/v1/privacy/export", json={"email": elena["email"]}).status_code == 404
