@@ -211,7 +211,7 @@ class Opener:
         self.vault = vault
 
     async def __call__(self, records: Sequence[Any]) -> dict[str, dict[str, str]]:
-        sealed = [m.group(1).decode() for r in records if r.value and b'"sealed"' in r.value
+        sealed = [m.group(1).decode() for r in records if r.value and b'"v1.p' in r.value
                   for m in SEALED_IN_JSON.finditer(r.value)]
         return await self.vault.open(sealed) if sealed else {}
 

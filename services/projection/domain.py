@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.projection.funnel import Funnel, configured
+from shared.privacy.seal import is_sealed
 from shared.schemas.correction import (
     AccountsMerged,
     CorrectionUndone,
@@ -153,14 +154,18 @@ def _solution_of(event: OpportunityEvent, opportunity_id: str) -> str:
 
 def unseal(message: Any, opened: Mapping[str, Mapping[str, str]]) -> Any:
     """A member event with the member's raw email and name from their sealed values (`opened`:
-    Vault.open's answer); without them (erased, expired) the member has no email and no name,
-    never the pseudonym in their place (docs/privacy.md). Other messages are returned as they are."""
+    Vault.open's answer; `member.sealed` holds the email, a sealed `member.name` the name); what
+    cannot be opened (erased, expired) is no email and no name, never the pseudonym or the
+    ciphertext in their place (docs/privacy.md). Other messages are returned as they are."""
     member = getattr(message, "member", None)
-    if not isinstance(member, MemberRef) or member.sealed is None:
+    if not isinstance(member, MemberRef):
         return message
-    values = opened.get(member.sealed) or {}
-    member = member.model_copy(update={"email": values.get("email"), "name": values.get("name"), "sealed": None})
-    return message.model_copy(update={"member": member})
+    update: dict[str, Any] = {}
+    if member.sealed is not None:
+        update |= {"email": (opened.get(member.sealed) or {}).get("email"), "sealed": None}
+    if member.name is not None and is_sealed(member.name):
+        update["name"] = (opened.get(member.name) or {}).get("name")
+    return message.model_copy(update={"member": member.model_copy(update=update)}) if update else message
 
 
 def _erased(event: MemberRemoved) -> Row:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from shared.privacy.seal import Identifier, Kind, normalise, pseudonym, seal
+from shared.privacy.seal import Identifier, Kind, is_sealed, normalise, pseudonym, seal
 from shared.privacy.vault import Entry
 from shared.schemas.touch import IdentityEvent, Person, TouchEvent
 
@@ -32,8 +32,10 @@ def identifiers(person: Person, person_id: Callable[[str], str] | None = None) -
 
 
 def protect(event: E, entries: Sequence[Entry]) -> E:
-    """The event with its person's identifiers replaced by pseudonyms, the name and the IP address
-    removed, and all raw values sealed under the first identifier's key.
+    """The event with its person's identifiers replaced by pseudonyms, the raw identifiers and the
+    IP address sealed into `person.sealed`, and the name sealed on its own in `person.name` (so
+    that grouping keeps the newest name a person gave, as it keeps every trait), all under the
+    first identifier's key.
 
     `entries`: the vault's answer for identifiers(event.person), in that order.
     Raises ValueError when they do not match (a caller's bug, never the platform's input)."""
@@ -42,8 +44,6 @@ def protect(event: E, entries: Sequence[Entry]) -> E:
     if len(present) != len(entries):
         raise ValueError("one vault entry per identifier of the person")
     raw = {field: getattr(person, field) for _, field in present}
-    if person.name:
-        raw["name"] = person.name
     if isinstance(event, TouchEvent) and event.context.ip:
         raw["ip"] = event.context.ip
     first = entries[0]
@@ -51,7 +51,8 @@ def protect(event: E, entries: Sequence[Entry]) -> E:
         field: pseudonym(kind, getattr(person, field), entry.token)
         for (kind, field), entry in zip(present, entries, strict=True)
     }
-    update |= {"name": None, "sealed": seal(first.token, first.key, raw)}
+    name = seal(first.token, first.key, {"name": person.name}) if person.name else None
+    update |= {"name": name, "sealed": seal(first.token, first.key, raw)}
     changes: dict[str, object] = {"person": person.model_copy(update=update)}
     # Some platforms' ids name the person (Zoom's and MTS Link's registrant by email): the
     # pseudonym takes the raw value's place there too, the same for every copy of the event.
@@ -65,10 +66,11 @@ def protect(event: E, entries: Sequence[Entry]) -> E:
     return event.model_copy(update=changes)
 
 
-def reveal(person: Person, values: dict[str, str] | None) -> Person:
-    """The person with the raw values a sealed string held (`values`, from Vault.open); unchanged
-    when there are none (erased, or never sealed)."""
-    if not values:
-        return person
-    return person.model_copy(update={k: values[k] for k in ("email", "user_id", "anonymous_id", "name")
-                                     if k in values})
+def reveal(person: Person, values: dict[str, str] | None, name: dict[str, str] | None = None) -> Person:
+    """The person with the raw values their sealed strings held (`values` of person.sealed, `name`
+    of a sealed person.name, from Vault.open); what cannot be opened (erased, or never sealed)
+    stays as it is, except a sealed name, which goes."""
+    update = {k: values[k] for k in ("email", "user_id", "anonymous_id") if k in (values or {})}
+    if person.name is not None and is_sealed(person.name):
+        update["name"] = (name or {}).get("name")
+    return person.model_copy(update=update) if update else person

@@ -6,9 +6,10 @@ What goes on the log in place of a person's identifiers and name (docs/privacy.m
   domain stays: it names the account, not the person);
 - user and anonymous ids ``U-123``, ``ym:1700000000123`` -> ``p4c1e...``, ``ym:p4c1e...`` (a
   scheme prefix such as ``ym:`` or ``tel:`` stays: consumers route on it);
-- the raw values (email, user id, anonymous id, name, IP address) -> one sealed string
-  ``v1.<token>.<base64url(nonce | AES-256-GCM ciphertext)>``, under the key of the event's first
-  identifier (email, else user id, else anonymous id).
+- the raw identifiers and IP address -> one sealed string in ``person.sealed``, and the name ->
+  a sealed string in ``person.name``, each ``v1.<token>.<base64url(nonce | AES-256-GCM
+  ciphertext)>``, under the key of the event's first identifier (email, else user id, else
+  anonymous id).
 
 Each identifier has its own random pseudonym token and key in the vault (shared/privacy/vault.py);
 erasing a person deletes them, after which the pseudonyms on the log lead nowhere and the
@@ -34,8 +35,9 @@ KINDS: tuple[Kind, ...] = ("email", "user", "anon")
 SEAL_VERSION = "v1"
 _TOKEN = re.compile(r"^p[0-9a-f]{20}$")
 _SCHEME = re.compile(r"^([a-z][a-z0-9]{0,9}):(.+)$")
+_SEALED = re.compile(r"^v1\.p[0-9a-f]{20}\.[A-Za-z0-9_-]+$")
 # What a sealed value looks like inside a JSON message on the log (projection finds them in raw bytes).
-SEALED_IN_JSON = re.compile(rb'"sealed":"(v1\.p[0-9a-f]{20}\.[A-Za-z0-9_-]+)"')
+SEALED_IN_JSON = re.compile(rb'"(v1\.p[0-9a-f]{20}\.[A-Za-z0-9_-]+)"')
 
 
 class SealError(ValueError):
@@ -93,6 +95,11 @@ def seal(token: str, key: bytes, values: dict[str, str]) -> str:
     nonce = os.urandom(12)
     ciphertext = AESGCM(key).encrypt(nonce, orjson.dumps(values), token.encode())
     return f"{SEAL_VERSION}.{token}.{base64.urlsafe_b64encode(nonce + ciphertext).rstrip(b'=').decode()}"
+
+
+def is_sealed(value: str) -> bool:
+    """True when `value` is a sealed value (``v1.<token>.<base64url>``), not a person's own text."""
+    return bool(_SEALED.match(value))
 
 
 def token_of(sealed: str) -> str:

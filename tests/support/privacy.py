@@ -13,7 +13,7 @@ from redis import Redis
 
 from shared.codec import person_events
 from shared.privacy.person import reveal
-from shared.privacy.seal import SealError, open_sealed, token_of
+from shared.privacy.seal import SealError, is_sealed, open_sealed, token_of
 from shared.settings import RedisSettings
 
 
@@ -25,13 +25,18 @@ def _redis() -> Redis:
 def revealed(raw: bytes):
     """The person event of `raw` with its person's raw email, ids and name, when their key exists."""
     event = person_events.decode(raw)
-    sealed = event.person.sealed
-    if sealed is None:
+    if event.person.sealed is None:
         return event
+    person = reveal(event.person, _open(event.person.sealed), _open(event.person.name))
+    return event.model_copy(update={"person": person.model_copy(update={"sealed": None})})
+
+
+def _open(sealed: str | None) -> dict[str, str] | None:
+    if sealed is None or not is_sealed(sealed):
+        return None
     prefix = f"bg:privacy:{os.environ.get('BG_TOPIC_NAMESPACE', '')}"
     key = _redis().hget(f"{prefix}key:{token_of(sealed)}", "k")
     try:
-        values = open_sealed(sealed, key) if key else None
+        return open_sealed(sealed, key) if key else None
     except SealError:
-        values = None
-    return event.model_copy(update={"person": reveal(event.person, values).model_copy(update={"sealed": None})})
+        return None

@@ -87,7 +87,9 @@ class IdentityNode(BaseModel):
 
 
 def _release(event: PersonEvent, email: str) -> Outbound:
-    person = event.person.model_copy(update={"email": email})
+    # Its sealed identifiers do not hold the email it is released with: the profile keeps those
+    # of an event that named the email itself (docs/privacy.md).
+    person = event.person.model_copy(update={"email": email, "sealed": None})
     return _to_people(event.model_copy(update={"person": person}), email)
 
 

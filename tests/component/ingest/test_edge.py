@@ -259,6 +259,8 @@ INGEST_SET = {"INGEST_API_KEYS": '{"api": ["k1"]}', "INGEST_UNISENDER_API_KEYS":
     *((["services.ingest"], {k: v for k, v in INGEST_SET.items() if k != missing}, missing) for missing in INGEST_SET),
     (["services.ingest"], {**INGEST_SET, "INGEST_CALLTOUCH_SUBNETS": '["92.118.66.0/23", "127.0.0.0/8"]'},
      "INGEST_CALLTOUCH_SUBNETS"),
+    (["services.ingest"], INGEST_SET, "BG_PRIVACY_PEPPER"),
+    (["services.projection"], {"BG_API_TOKENS": "secret", "BG_API_WRITE_TOKENS": "other"}, "BG_PRIVACY_PEPPER"),
     (["services.projection"], {"BG_API_TOKENS": "secret"}, "BG_API_WRITE_TOKENS"),
     (["services.projection"], {"BG_API_WRITE_TOKENS": "secret"}, "BG_API_TOKENS"),
     (["services.crm", "bitrix24"], {}, "CRM_READ_API_TOKEN"),
@@ -267,7 +269,7 @@ INGEST_SET = {"INGEST_API_KEYS": '{"api": ["k1"]}', "INGEST_UNISENDER_API_KEYS":
 def test_services_refuse_development_secrets_outside_development_mode(module, env, named):
     # Issue 19, item 6: the default tokens opened production; now they stop the start.
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("BG_ENV", "INGEST_", "BG_API_", "CRM_", "PROJECTION_API_"))}
+             if not k.startswith(("BG_ENV", "INGEST_", "BG_API_", "CRM_", "PROJECTION_API_", "BG_PRIVACY_"))}
     done = subprocess.run([sys.executable, "-m", *module], cwd=ROOT, env={**clean, **env, "BG_ENV": "production"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

@@ -20,7 +20,8 @@ def production(env: Env) -> Iterator[str]:
     """The projection in production mode, with its own tokens."""
     port = free_port()
     service = env.service(f"projection-prod-{env.namespace.rstrip('.')}", port, BG_ENV="production",
-                          BG_API_TOKENS="read-secret", BG_API_WRITE_TOKENS="crm-secret")
+                          BG_API_TOKENS="read-secret", BG_API_WRITE_TOKENS="crm-secret",
+                          BG_PRIVACY_PEPPER="production-pepper")
     with service:
         yield f"http://127.0.0.1:{port}"
 

@@ -12,6 +12,7 @@ from shared.privacy.person import identifiers, protect, reveal
 from shared.privacy.seal import (
     SealError,
     digest,
+    is_sealed,
     new_key,
     new_token,
     normalise,
@@ -80,11 +81,16 @@ def test_a_protected_event_carries_no_raw_value_and_reveals_them_with_its_key():
     assert logged.event_id == f"zoom:registration:81234:{entries[0].token}@romashka.ru"
     assert person_events.decode(wire) == logged
     opened = open_sealed(logged.person.sealed, entries[0].key)
-    assert opened["ip"] == "203.0.113.7"
-    back = reveal(logged.person, opened)
+    assert opened["ip"] == "203.0.113.7" and "name" not in opened
+    # The name is sealed on its own, so that grouping keeps the newest name given, as any trait.
+    assert is_sealed(logged.person.name) and not is_sealed("Елена Соколова")
+    name = open_sealed(logged.person.name, entries[0].key)
+    assert name == {"name": "Елена Соколова"}
+    back = reveal(logged.person, opened, name)
     assert (back.email, back.user_id, back.anonymous_id, back.name) == (
         "elena.sokolova@romashka.ru", "tel:+79165550345", "ym:1700000000123", "Елена Соколова")
-    assert reveal(logged.person, None) == logged.person  # erased: the pseudonyms stay, nothing more
+    # Erased: the pseudonyms stay, the sealed name goes, nothing else is known.
+    assert reveal(logged.person, None, None) == logged.person.model_copy(update={"name": None})
 
 
 def test_protect_refuses_entries_that_do_not_match_the_person():
