@@ -651,7 +651,7 @@ class Reader:
         """Open opportunities and the latest closed ones, for the funnel board."""
         async with self.engine.connect() as conn:
             return _dicts(await conn.execute(
-                _summary().where(o.created_at.is_not(None)).order_by(*PRIORITY).limit(limit)))
+                _summary().where(o.created_at.is_not(None), o.merged_into.is_(None)).order_by(*PRIORITY).limit(limit)))
 
     async def deals(self) -> list[dict[str, Any]]:
         """Open opportunities with what the forecast needs: the roles engaged members play."""
@@ -662,7 +662,8 @@ class Reader:
                 select(*SUMMARY_COLUMNS, o.required_roles, s.accounts.c.owner.label("account_owner"),
                        engaged_roles.label("engaged_roles"))
                 .select_from(s.opportunities.outerjoin(s.accounts, s.accounts.c.account_id == o.account_id))
-                .where(o.outcome == "open", o.created_at.is_not(None)).order_by(o.opportunity_id)))
+                .where(o.outcome == "open", o.created_at.is_not(None), o.merged_into.is_(None))
+                .order_by(o.opportunity_id)))
 
     async def lead_history(self) -> tuple[list[datetime], list[tuple[datetime, datetime, float | None]]]:
         """First-seen times of every contact (the leads), and (start, won at, amount) of won deals."""
@@ -681,7 +682,7 @@ class Reader:
         async with self.engine.connect() as conn:
             opportunities = _dicts(await conn.execute(
                 select(o.opportunity_id, o.created_at, o.first_touch_at, o.stage, o.outcome, o.status)
-                .where(o.created_at.is_not(None)).order_by(o.opportunity_id)))
+                .where(o.created_at.is_not(None), o.merged_into.is_(None)).order_by(o.opportunity_id)))
             history = _dicts(await conn.execute(
                 select(sc.opportunity_id, sc.event_id, sc.stage, sc.changed_at, sc.engaged_members)
                 .order_by(sc.opportunity_id, sc.changed_at, sc.event_id)))
@@ -698,7 +699,7 @@ class Reader:
             return _dicts(await conn.execute(
                 select(stage.label("stage"), func.count().label("opportunities"),
                        func.coalesce(func.sum(o.amount), 0.0).label("amount"))
-                .where(o.created_at.is_not(None)).group_by(stage)))
+                .where(o.created_at.is_not(None), o.merged_into.is_(None)).group_by(stage)))
 
     async def won_content_by_role(self, per_role: int) -> list[dict[str, Any]]:
         """What each role consumed in won groups: content (asset, else page, else topic), touches
@@ -778,7 +779,8 @@ class Reader:
 # Opportunities count in the period they were identified (created); contacts ("leads") in the
 # period they touched; formation in the period it happened. Stubs (scored, not yet created)
 # are not identified opportunities.
-_IN_PERIOD = """o.created_at IS NOT NULL
+# An opportunity merged into another counts as that one (account merges).
+_IN_PERIOD = """o.created_at IS NOT NULL AND o.merged_into IS NULL
   AND (CAST(:since AS timestamptz) IS NULL OR o.created_at >= :since)
   AND (CAST(:until AS timestamptz) IS NULL OR o.created_at < :until)"""
 

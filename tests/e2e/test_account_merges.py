@@ -57,6 +57,7 @@ async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_a
                touch(f"{tag}-b1", 10, f"petrova@{second}", job_title="финансовый директор"))
     with pipeline.api() as api:
         wait_until(lambda: len(members(api, f"{first}:hr")) == 2 and members(api, f"{second}:hr"))
+        identified = api.get("/v1/metrics").json()["opportunities_identified"]
         await correct(topic_namespace, AccountsMerged(
             correction_id=f"{tag}-merge", author="Мария", made_at=START + timedelta(minutes=20),
             reason="одна компания", into=first, merged=second))
@@ -67,6 +68,7 @@ async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_a
         assert f"{tag}-b1" in {t["touch_id"] for t in merged["timeline"]}  # the absorbed group's touches too
         absorbed = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] and o)
         assert absorbed["merged_into"] == f"{first}:hr"
+        assert api.get("/v1/metrics").json()["opportunities_identified"] == identified - 1  # counted as one
         # The pages say it too: where the absorbed group went, and what the surviving one took in.
         page = api.get(f"/web/opportunities/{second}:hr", params={"lang": "en"}).text
         assert f'data-merged-into="{first}:hr"' in page and "was merged into another" in page
@@ -91,6 +93,7 @@ async def test_a_merged_account_shows_one_opportunity_with_both_groups_members_a
         restored = wait_until(lambda: (o := opportunity(api, f"{second}:hr")) and o["merged_into"] is None and o)
         assert {m["person_id"] for m in restored["members"]} == {f"petrova@{second}", f"newcomer@{second}"}
         assert opportunity(api, f"{first}:hr")["merged_from"] == []
+        assert api.get("/v1/metrics").json()["opportunities_identified"] == identified
         listed = api.get("/v1/opportunities", params={"solution": "hr", "limit": 200}).json()["items"]
         assert sorted(o["opportunity_id"] for o in listed if tag in o["opportunity_id"]) == sorted(
             [f"{first}:hr", f"{second}:hr"])
