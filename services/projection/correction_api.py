@@ -149,6 +149,11 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
         if found is None:
             raise ApiError(404, "not_found", f"нет такой возможности / no opportunity {opportunity_id!r}",
                            field="path.opportunity_id")
+        if found.get("merged_into"):
+            # Grouping refuses corrections of an absorbed account's opportunity; say so before writing.
+            raise ApiError(409, "conflict", f"возможность объединена с {found['merged_into']}: правьте её / "
+                           f"opportunity {opportunity_id!r} was merged into {found['merged_into']}; correct that one",
+                           field="path.opportunity_id")
         return found
 
     async def member(opportunity_id: str, person_id: str) -> None:

@@ -620,7 +620,7 @@ class Reader:
 
     async def opportunity_ident(self, opportunity_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
-            row = await conn.execute(select(o.opportunity_id, o.account_id, o.solution)
+            row = await conn.execute(select(o.opportunity_id, o.account_id, o.solution, o.merged_into)
                                      .where(o.opportunity_id == opportunity_id))
             found = row.mappings().first()
             return dict(found) if found else None

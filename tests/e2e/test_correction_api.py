@@ -152,3 +152,8 @@ async def test_corrections_through_the_api_hold_over_the_rules_and_show_on_the_p
         wait_until(lambda: guest in group(api, opp), timeout=120)
         cycle = api.post("/v1/accounts/merges", json={"into": other, "merged": domain}, headers=WRITE)
         assert cycle.status_code == 409 and "cycle" in cycle.json()["message"]
+        # The absorbed account's opportunity is corrected through the one it went into.
+        absorbed = wait_until(lambda: (r := api.put(member_path(f"{other}:hr", guest, "stance"),
+                                                    json={"stance": "champion"}, headers=WRITE)).status_code == 409
+                              and r)
+        assert f"was merged into {opp}" in absorbed.json()["message"]
