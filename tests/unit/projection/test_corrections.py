@@ -157,3 +157,21 @@ def test_built_messages_are_the_contract_and_carry_the_author():
     assert merge.key() == "a.ru"
     back = undo(merge.correction_id, "u9", subject=merge.key())
     assert (back.undoes, back.subject, back.key()) == (merge.correction_id, "a.ru", "a.ru")
+
+
+def test_the_write_endpoints_are_in_the_openapi_spec_with_their_refusals():
+    from services.projection.main import openapi_spec
+
+    paths = openapi_spec()["paths"]
+    expected = {
+        ("/v1/opportunities", "post"), ("/v1/opportunities/{opportunity_id}/members", "post"),
+        ("/v1/opportunities/{opportunity_id}/members/{person_id}/unlink", "post"),
+        ("/v1/opportunities/{opportunity_id}/members/{person_id}/role", "put"),
+        ("/v1/opportunities/{opportunity_id}/members/{person_id}/stance", "put"),
+        ("/v1/opportunities/{opportunity_id}/members/{person_id}/note", "put"),
+        ("/v1/accounts/merges", "post"), ("/v1/corrections/{correction_id}/undo", "post"),
+    }
+    for path, method in expected:
+        responses = paths[path][method]["responses"]
+        assert {"202", "401", "403", "404", "409", "422", "503"} <= set(responses), (path, method)
+    assert "corrections" in openapi_spec()["components"]["schemas"]["OpportunityDetail"]["properties"]
