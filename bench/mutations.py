@@ -38,9 +38,11 @@ MUTATIONS = (
     Mutation("drop_loses_state", "StateCache.drop() writes unsaved states before forgetting them "
              "(the patch throws them away)", ("tests/unit/shared/test_state_cache.py",)),
     Mutation("ack_before_write", "ingest answers 202 only after Kafka acknowledged (the patch answers "
-             "before the write is done)", ("tests/component/ingest/test_ingest_faults.py",)),
+             "before the write is done)", ("tests/component/ingest/test_ingest_faults.py",
+                                           "tests/component/ingest/test_broker_faults.py")),
     Mutation("lost_release", "a failed write releases its dedupe claims, so the platform's retry is "
-             "written (the patch keeps them)", ("tests/component/ingest/test_ingest_faults.py",)),
+             "written (the patch keeps them)", ("tests/component/ingest/test_ingest_faults.py",
+                                                "tests/component/ingest/test_broker_faults.py")),
 )
 
 

@@ -13,8 +13,6 @@ test_broker_faults.py, with a broker of its own.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -32,13 +30,17 @@ from shared.codec import person_events
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
 from tests.support.kafka import namespace, new_namespace, read_to_end
+from tests.support.platform import (
+    BATCH,
+    CLIENT_TIMEOUT,
+    assert_unavailable,
+    batch,
+    claim_key,
+    post,
+    retry_until_accepted,
+)
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.tcpproxy import TcpProxy
-
-API = {"X-API-Key": "dev-api-key"}
-BATCH = 3
-# Longer than ingest's own bound on a write (publisher.SEND_TIMEOUT_SECONDS, 8 s).
-CLIENT_TIMEOUT = 30
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Faulty:
         return self.namespace + topics.PERSON_EVENTS.base_name
 
     def claim_key(self, event_id: str) -> str:
-        return f"bg:ingest:seen:{self.namespace}{event_id}"  # services/ingest/main.py
+        return claim_key(self.namespace, event_id)
 
     async def set_topic_config(self, configs: dict[str, str]) -> None:
         """The person-events topic's overrides become exactly `configs` ({} removes them all)."""
@@ -104,36 +106,6 @@ async def clean(faulty: Faulty) -> AsyncIterator[Faulty]:
     yield faulty
     faulty.proxy.restore()
     await faulty.set_topic_config({})
-
-
-def batch(tag: str) -> list[dict]:
-    return [{"event_id": f"{tag}-{i}", "occurred_at": "2026-10-01T10:00:00Z", "source": "web", "kind": "page_view",
-             "person": {"email": f"p{i}@romashka-{tag}.ru"}} for i in range(BATCH)]
-
-
-async def post(client: httpx.AsyncClient, url: str, body: list[dict]) -> httpx.Response:
-    return await client.post(f"{url}/v1/events", json=body, headers=API, timeout=CLIENT_TIMEOUT)
-
-
-def assert_unavailable(r: httpx.Response, error: str) -> None:
-    assert (r.status_code, r.json()["error"]) == (503, error), r.text
-    assert int(r.headers["retry-after"]) > 0, r.headers
-
-
-async def retry_until_accepted(client: httpx.AsyncClient, url: str, body: list[dict], allowed: set[str],
-                               timeout: float) -> tuple[httpx.Response, list[str]]:
-    """Posts `body` again as a platform does until 202; every other answer must be a 503 whose
-    error is in `allowed`. Returns the 202 and the errors of the 503s before it."""
-    errors: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        r = await post(client, url, body)
-        if r.status_code == 202:
-            return r, errors
-        assert r.status_code == 503 and r.json()["error"] in allowed, (r.status_code, r.text, errors)
-        errors.append(r.json()["error"])
-        assert time.monotonic() < deadline, f"still refused after {timeout}s: {errors}"
-        await asyncio.sleep(0.5)  # sooner than Retry-After: the test is short
 
 
 async def test_kafka_refusing_the_write_is_503_and_the_retry_is_written_once(clean: Faulty):
