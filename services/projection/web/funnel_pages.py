@@ -20,13 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from services.projection import forecast as fc
@@ -36,12 +34,10 @@ from services.projection.reports import analytics_view, forecast_view
 from services.projection.repository import Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import funnel_views as fv
-from services.projection.web.access import COOKIE_SECONDS, LANG_COOKIE, Access
 from services.projection.web.funnel_text import FunnelTranslator
-from services.projection.web.i18n import LANGS, pick
+from services.projection.web.pages import Pages
 from shared.alert_routing import alert_recipients
 
-HERE = Path(__file__).parent
 BOARD_LIMIT = 500
 RESULTS = ("applied", "stale", "duplicate", "pending", "invalid")
 
@@ -67,32 +63,12 @@ def _form_error(exc: Exception) -> str | None:
 
 
 def create_funnel_router(reader: Reader, settings: ProjectionSettings, funnel: Funnel, writes: Writes) -> APIRouter:
-    access = Access(settings)
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)),
-                      trim_blocks=True, lstrip_blocks=True)
+    # The opportunity pages' rendering and login gate, with the funnel's words; the language
+    # links drop a form's one-time result.
+    pages = Pages(settings, lambda lang: FunnelTranslator(lang, funnel), transient=("result", "message"),
+                  funnel=funnel)
+    access, page, gate, translator = pages.access, pages.page, pages.gate, pages.t
     router = APIRouter(include_in_schema=False)
-
-    def translator(request: Request) -> FunnelTranslator:
-        return FunnelTranslator(pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)), funnel)
-
-    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        t = translator(request)
-        query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "result", "message")]
-        links = {code: request.url.path + "?" + urlencode([*query, ("lang", code)]) for code in LANGS}
-        html = env.get_template(template).render(t=t, lang=t.lang, dev=access.open, path=request.url.path,
-                                                 lang_links=links, funnel=funnel, **context)
-        response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
-        if "lang" in request.query_params:
-            response.set_cookie(LANG_COOKIE, t.lang, max_age=COOKIE_SECONDS * 50, path="/", samesite="lax")
-        return response
-
-    def gate(request: Request) -> Response | None:
-        if (moved := access.from_link(request)) is not None:
-            return moved
-        if access.allowed(request):
-            return None
-        invalid = "token" in request.query_params or access.presented(request) is not None
-        return page(request, "login.html", status=401, invalid=invalid, next=request.url.path)
 
     def may_write(request: Request) -> bool:
         return access.open or (access.presented(request) or "") in settings.crm_tokens

@@ -28,9 +28,8 @@ from typing import Annotated, Any, get_args
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import ColumnElement, func, or_, select
 from sse_starlette import EventSourceResponse
 
@@ -40,10 +39,11 @@ from services.projection.models import Status, Tier
 from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import correction_pages, export, views
-from services.projection.web.access import COOKIE_SECONDS, LANG_COOKIE, Access, safe_next
+from services.projection.web.access import safe_next
 from services.projection.web.correction_pages import create_correction_pages
-from services.projection.web.i18n import LANGS, TEXT, Translator, pick
+from services.projection.web.i18n import TEXT
 from services.projection.web.live import ChangeHub, SignalHub
+from services.projection.web.pages import Pages
 from shared import topics
 from shared.settings import kafka_settings
 
@@ -99,9 +99,8 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
                       changes: ChangeHub | None = None, corrections: Corrections | None = None) -> APIRouter:
     hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name)
     changes = changes or ChangeHub(reader)
-    access = Access(settings)
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)),
-                      trim_blocks=True, lstrip_blocks=True)
+    pages = Pages(settings)
+    access, page, gate = pages.access, pages.page, pages.gate
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -117,36 +116,9 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         # Before the page's route, whose {opportunity_id:path} would take ".../correct/..." in.
         router.include_router(create_correction_pages(settings, corrections))
 
-    def language(request: Request) -> str:
-        return pick(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
-
-    def lang_links(request: Request) -> dict[str, str]:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
-        return {code: request.url.path + "?" + urlencode([*query, ("lang", code)]) for code in LANGS}
-
-    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        t = Translator(language(request))
-        html = env.get_template(template).render(
-            t=t, lang=t.lang, dev=access.open, path=request.url.path, lang_links=lang_links(request), **context)
-        response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
-        if "lang" in request.query_params:
-            response.set_cookie(LANG_COOKIE, t.lang, max_age=COOKIE_SECONDS * 50, path="/", samesite="lax")
-        return response
-
-    def gate(request: Request) -> Response | None:
-        """None when the request may see data; else the answer to give instead."""
-        if (moved := access.from_link(request)) is not None:
-            return moved
-        if access.allowed(request):
-            return None
-        invalid = "token" in request.query_params or access.presented(request) is not None
-        rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-        return page(request, "login.html", status=401, invalid=invalid,
-                    next=request.url.path + (f"?{rest}" if rest else ""))
-
     def invalid_choice(request: Request, fields: dict[str, tuple[str | None, tuple[str, ...]]]) -> Response | None:
         """A 422 page naming the filter whose value is none of its choices (empty means any)."""
-        t = Translator(language(request))
+        t = pages.t(request)
         for name, (value, allowed) in fields.items():
             if value and value not in allowed:
                 return page(request, "missing.html", status=422, message=t(
@@ -175,7 +147,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         where = SearchFilter(status=status or None, tier=tier or None,
                              solution=cleaned(solution), search=cleaned(q))
         total, rows = await reader.list_opportunities(where, PAGE_SIZE, offset)
-        t = Translator(language(request))
+        t = pages.t(request)
         ranked = [{**r, "rank": offset + i + 1} for i, r in enumerate(rows)]
         current = {"status": where.status or "", "tier": where.tier or "", "solution": where.solution or "",
                    "q": where.search or ""}
@@ -212,7 +184,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
             return refused
         where = SearchFilter(status=status or None, tier=tier or None, solution=cleaned(solution), search=cleaned(q))
         _, rows = await reader.list_opportunities(where, EXPORT_MAX, 0)
-        return csv_response(export.opportunities_csv(rows, Translator(language(request))), "opportunities.csv")
+        return csv_response(export.opportunities_csv(rows, pages.t(request)), "opportunities.csv")
 
     # Before the page's route, whose {opportunity_id:path} would take "/group.csv" in.
     @router.get("/web/opportunities/{opportunity_id:path}/group.csv", response_model=None)
@@ -223,7 +195,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         detail = await reader.opportunity(opportunity_id, 1)
         if detail is None:
             return page(request, "missing.html", status=404)
-        return csv_response(export.group_csv(detail, Translator(language(request))), "buying-group.csv")
+        return csv_response(export.group_csv(detail, pages.t(request)), "buying-group.csv")
 
     @router.get("/web/opportunities/{opportunity_id:path}", response_model=None)
     async def opportunity(request: Request, opportunity_id: str) -> Response:
@@ -232,7 +204,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         detail = await reader.opportunity(opportunity_id, 500)
         if detail is None:
             return page(request, "missing.html", status=404)
-        t = Translator(language(request))
+        t = pages.t(request)
         plot, legend = views.timeline_plot(detail, t)
         account = detail["account_name"] or detail["account_id"]
         names = views.member_names(detail["members"])
@@ -260,7 +232,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
     async def metrics(request: Request) -> Response:
         if (denied := gate(request)) is not None:
             return denied
-        t = Translator(language(request))
+        t = pages.t(request)
         first, last = await data_span(reader)
         if first is None or last is None:
             return page(request, "metrics.html", view=None)
@@ -277,7 +249,7 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
         if not access.allowed(request):
             return Response('{"error": "unauthorized", "message": "a read token is required"}', status_code=401,
                             media_type="application/json")
-        t = Translator(language(request))
+        t = pages.t(request)
         only = cleaned(opportunity)
 
         async def events() -> AsyncIterator[dict[str, Any]]:
