@@ -198,7 +198,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         except RedisError as exc:
             raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
         if claims.in_flight:
-            await deduper.release(claims.new)
+            await settle_claims(deduper.release, claims.new)
             raise ApiError(503, "in_flight", f"{len(claims.in_flight)} of these events are being written "
                            "by another request; retry shortly", headers={"Retry-After": "1"})
         new = set(claims.new)
@@ -209,7 +209,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             # touches of a suppressed person end here, their claims confirmed as handled.
             fresh, suppressed = await guard.protect(source, fresh)
         except RedisError as exc:
-            await deduper.release(claims.new)
+            await settle_claims(deduper.release, claims.new)
             raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
         ignored += ["suppressed: the person opted out / человек отказался от отслеживания"] * len(suppressed)
         lettered = [u for u in failed if _dead_key(u) is None or _dead_key(u) in new]
@@ -219,14 +219,14 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         unwritten = {i for i, o in zip(ids, outcomes, strict=True) if o is not None}
         # What was written is confirmed even when something else was not: the platform's retry
         # then gets those as duplicates, and only the rest is written again.
-        await deduper.confirm([i for i in claims.new if i not in unwritten])
+        await settle_claims(deduper.confirm, [i for i in claims.new if i not in unwritten])
         if errors := [o for o in outcomes if o is not None]:
             # An overdue write may still land: its claim stays pending (a retry meanwhile is
             # answered in_flight) until its fate is known, or the claim's TTL ends.
             overdue = {i: o for i, o in zip(ids, outcomes, strict=True) if isinstance(o, Overdue)}
             for event_id, late in overdue.items():
                 late.settle(lambda written, event_id=event_id: settle_later(event_id, written))
-            await deduper.release([i for i in claims.new if i in unwritten and i not in overdue])
+            await settle_claims(deduper.release, [i for i in claims.new if i in unwritten and i not in overdue])
             raise ApiError(503, "unavailable", f"Kafka did not acknowledge {len(errors)} of {len(outcomes)} "
                            f"writes ({errors[0]!r}); the others were written and a retry counts them as "
                            "duplicates", headers={"Retry-After": "5"})
@@ -240,10 +240,20 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
                         failed=[batch.failure_entry(u) for u in failed])
         return JSONResponse(body.model_dump(), status_code=reply.success)
 
+    async def settle_claims(step: Callable[[list[str]], Any], ids: list[str]) -> None:
+        """Confirms or releases claims taken by this request. The answer never depends on it: it
+        follows Kafka (a 5xx for events already written would make the platform send them again)
+        or is a 503 already, so a Redis failure here is logged, not raised (a 500), and the claims
+        end with their TTL (dedupe.CLAIM_TTL_SECONDS)."""
+        try:
+            await step(ids)
+        except RedisError as exc:
+            log.warning(f"Redis failed settling {len(ids)} claims; they end with their TTL: {exc!r}")
+
     settling: set[asyncio.Task] = set()
 
     def settle_later(event_id: str, written: bool) -> None:
-        task = asyncio.create_task((deduper.confirm if written else deduper.release)([event_id]))
+        task = asyncio.create_task(settle_claims(deduper.confirm if written else deduper.release, [event_id]))
         settling.add(task)
         task.add_done_callback(settling.discard)
 

@@ -9,6 +9,8 @@ what ends up on the topic: never a 202 without the write, never an event lost or
   lands, the retry is told it is a duplicate.
 - Two copies racing: the second arrives while the first one's write is held; it is told to
   retry, the first is written, the retry is a duplicate.
+- Redis lost between the claim and its confirmation (the write held, Redis cut through a proxy,
+  the write let go): 202, since the events were written; the claims end with their TTL.
 - A broker restart under load: ingest takes events again afterwards, none lost or doubled.
   Before the fix, batches that expired while the restarting broker led no partition had burnt
   their sequence numbers, and the idempotent producer's every later write was refused with
@@ -25,6 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -46,6 +49,7 @@ from tests.support.platform import (
     retry_until_accepted,
 )
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.tcpproxy import TcpProxy
 
 LOAD_BATCH = 10  # events per post of the restart test's load
 
@@ -61,26 +65,35 @@ def own_broker(topic_namespace: str) -> Iterator[OwnBroker]:
 
 
 @pytest.fixture(scope="module")
-def own_ingest(own_broker: OwnBroker) -> Iterator[str]:
-    port = free_port()
-    service = ServiceProcess("ingest-own-broker", ["-m", "services.ingest"],
-                             env={"BG_INGEST_PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap},
-                             health_url=f"http://127.0.0.1:{port}/readyz")
-    with service:
-        yield f"http://127.0.0.1:{port}"
+def own_ingest(own_broker: OwnBroker, servers) -> Iterator[tuple[str, TcpProxy]]:
+    """Ingest writing to the own broker, and reaching Redis through a proxy a test can cut."""
+    redis_at = urlsplit(servers.redis_url)
+    with TcpProxy(redis_at.hostname, redis_at.port or 6379) as proxy:
+        port = free_port()
+        service = ServiceProcess("ingest-own-broker", ["-m", "services.ingest"], env={
+            "BG_INGEST_PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
+            "REDIS_URL": urlunsplit(redis_at._replace(netloc=f"{redis_at.hostname}:{proxy.port}"))},
+            health_url=f"http://127.0.0.1:{port}/readyz")
+        with service:
+            yield f"http://127.0.0.1:{port}", proxy
 
 
 @pytest.fixture
-async def ready(own_broker: OwnBroker, own_ingest: str, servers, topic_namespace: str) -> AsyncIterator[Ready]:
-    """Each test starts with the broker up and ingest ready, whatever the test before it did."""
+async def ready(own_broker: OwnBroker, own_ingest: tuple[str, TcpProxy], servers,
+                topic_namespace: str) -> AsyncIterator[Ready]:
+    """Each test starts with the broker up, Redis reachable and ingest ready, whatever the test
+    before it did."""
+    url, proxy = own_ingest
+    proxy.restore()
     if not own_broker.alive():
         await asyncio.to_thread(own_broker.start)
     own_broker.resume()
-    await wait_for(lambda: httpx.get(f"{own_ingest}/readyz", timeout=5).status_code == 200, timeout=90)
+    await wait_for(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout=90)
     redis = Redis.from_url(servers.redis_url)
     try:
-        yield Ready(own_ingest, own_broker, redis, topic_namespace)
+        yield Ready(url, own_broker, proxy, redis, topic_namespace)
     finally:
+        proxy.restore()
         await redis.aclose()
 
 
@@ -88,6 +101,7 @@ async def ready(own_broker: OwnBroker, own_ingest: str, servers, topic_namespace
 class Ready:
     url: str
     broker: OwnBroker
+    proxy: TcpProxy  # between ingest and Redis
     redis: Redis  # the claims, read directly
     namespace: str
 
@@ -162,6 +176,26 @@ async def test_two_copies_racing_one_is_written_the_other_told_to_retry(ready: R
         assert (r.status_code, r.json()["accepted"]) == (202, BATCH), r.text
         again = await post(client, ready.url, body)
     assert (again.status_code, again.json()["accepted"], again.json()["duplicates"]) == (202, 0, BATCH), again.text
+    assert await ready.on_topic(tag) == Counter({e["event_id"]: 1 for e in body})
+
+
+async def test_redis_lost_after_the_claim_the_written_events_are_still_202_and_once(ready: Ready):
+    tag = f"redislost-{uuid.uuid4().hex[:8]}"
+    body = batch(tag)
+    async with httpx.AsyncClient() as client:
+        ready.broker.pause()  # holds the write after the claim
+        try:
+            first = asyncio.create_task(post(client, ready.url, body))
+            await wait_for(is_claimed(ready, body), timeout=10, interval=0.05)
+            ready.proxy.cut()  # Redis gone before the claims can be confirmed
+        finally:
+            ready.broker.resume()
+        r = await first
+        ready.proxy.restore()
+    # Kafka acknowledged the write: 202 (a 5xx would have the platform send it again), and the
+    # unconfirmed claims end with their TTL.
+    assert (r.status_code, r.json()["accepted"]) == (202, BATCH), r.text
+    assert await ready.claims(body) == [PENDING] * BATCH
     assert await ready.on_topic(tag) == Counter({e["event_id"]: 1 for e in body})
 
 
