@@ -117,6 +117,54 @@ async def read_to_end(topic: str, decode: Callable[[bytes], Any] = lambda b: b,
         await consumer.stop()
 
 
+async def drained(group: str, topic: str, timeout: float = 90.0) -> None:
+    """Waits until consumer group `group` has committed, on every partition of `topic`, at least
+    the end offset the partition had when the call began.
+
+    A service commits its offsets only after its outputs were acknowledged (docs/exactly-once.md),
+    so from then on everything the inputs written before the call make is on its output topics:
+    read them to their end (read_to_end) instead of reading on for seconds in case more comes.
+    """
+    probe = AIOKafkaConsumer(topic, **kafka_settings().aiokafka_kwargs(), enable_auto_commit=False)
+    await probe.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not probe.assignment():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no partitions of {topic} assigned in {timeout}s")
+            await probe.getmany(timeout_ms=100)
+        ends = await probe.end_offsets(sorted(probe.assignment()))
+    finally:
+        await probe.stop()
+    admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
+    await admin.start()
+    try:
+        while True:
+            committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
+            behind = {f"{tp.partition}": (getattr(committed.get(tp), "offset", -1), end) for tp, end in ends.items()
+                      if getattr(committed.get(tp), "offset", -1) < end and end > 0}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} did not reach the end of {topic} in {timeout}s "
+                                     f"(partition: (committed, end)): {behind}")
+            await asyncio.sleep(0.25)  # how often to ask, not a guess at when work is done
+    finally:
+        await admin.close()
+
+
+async def written(topic: str, count: int, decode: Callable[[bytes], Any],
+                  where: Callable[[Any], bool]) -> list[Any]:
+    """The values on `topic` matching `where`, asserted to be exactly `count` of them.
+
+    For what a service wrote before it answered (ingest answers after Kafka acknowledged):
+    read to the end offsets, the topic holds all of it, and any duplicate, with no sleeping
+    for stragglers that cannot come."""
+    got = await read_to_end(topic, decode=decode, where=where)
+    assert len(got) == count, f"{len(got)} matching on {topic}, expected {count}: {got[-5:]!r}"
+    return got
+
+
 async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -145,6 +193,16 @@ def new_namespace(letter: str = "t") -> str:
     partitions of every run pile up on the broker, which then takes minutes to start."""
     name = f"{letter}{uuid.uuid4().hex[:8]}."
     CREATED_NAMESPACES.add(name)
+    return name
+
+
+async def namespace_with_topics(letter: str = "t") -> str:
+    """new_namespace(letter) with every topic of the plan created in it."""
+    from shared.topics import ensure_topics
+
+    name = new_namespace(letter)
+    with namespace(name):
+        await ensure_topics(wait_seconds=30)
     return name
 
 

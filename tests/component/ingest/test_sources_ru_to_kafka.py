@@ -14,7 +14,7 @@ import pytest
 from services.ingest.adapters import mtslink
 from shared import topics
 from shared.codec import dead_letters
-from tests.support.kafka import collect
+from tests.support.kafka import written
 from tests.support.payloads import load
 from tests.support.privacy import revealed
 from tests.support.processes import ServiceProcess, free_port
@@ -22,14 +22,13 @@ from tests.support.processes import ServiceProcess, free_port
 MTSLINK_SECRET = "mtslink-test-secret"
 
 
-async def person_events_for(predicate, count: int, settle: float = 0.0) -> list:
-    return await collect(topics.PERSON_EVENTS.name, until=lambda kept: len(kept) >= count,
-                         decode=revealed, where=predicate, timeout=30, settle=settle)
+# Exactly `count` match: ingest answered after Kafka acknowledged what it wrote.
+async def person_events_for(predicate, count: int) -> list:
+    return await written(topics.PERSON_EVENTS.name, count, revealed, predicate)
 
 
 async def dead_letters_for(tag: str, count: int) -> list:
-    return await collect(topics.INGEST_DLQ.name, until=lambda kept: len(kept) >= count,
-                         decode=dead_letters.decode, where=lambda d: tag in d.payload, timeout=30)
+    return await written(topics.INGEST_DLQ.name, count, dead_letters.decode, lambda d: tag in d.payload)
 
 
 def unisender_body(body: dict, api_key: str = "dev-unisender-api-key") -> bytes:
@@ -55,7 +54,7 @@ async def test_tilda_form_lands_with_clientid_phone_and_once(ingest_url):
     first, again = httpx.post(url, data=fields), httpx.post(url, data=fields)  # Tilda retries
     assert first.status_code == 200, first.text
     assert (first.json()["accepted"], again.json()["duplicates"]) == (1, 1)
-    [touch] = await person_events_for(lambda e: e.event_id == f"tilda:3617283:{tag}", 1, settle=1.0)
+    [touch] = await person_events_for(lambda e: e.event_id == f"tilda:3617283:{tag}", 1)
     assert (touch.kind, touch.person.anonymous_id, touch.person.user_id) == (
         "download", "ym:1727770000123456789", "tel:+79165550123")
     assert touch.person.company == "ООО «Красная ромашка»"
@@ -141,7 +140,7 @@ async def test_calltouch_call_from_the_allowed_subnet(ingest_url):
     # Reported again when the call ends: the same call, written once.
     again = httpx.post(url, params={"key": "dev-calltouch-key"}, data=fields | {"callphase": "callconnected"})
     assert again.json()["duplicates"] == 1
-    [call] = await person_events_for(lambda e: e.event_id == f"calltouch:5522-{tag}", 1, settle=1.0)
+    [call] = await person_events_for(lambda e: e.event_id == f"calltouch:5522-{tag}", 1)
     assert (call.kind, call.person.user_id, call.person.anonymous_id) == (
         "call", "tel:+79165550234", "ym:1727770000987654321")
     assert call.properties["target_call"] is True and call.properties["duration_seconds"] == 184
@@ -160,8 +159,7 @@ async def test_a_calltouch_call_too_large_for_kafka_is_413_and_writes_nothing(in
     ok = httpx.post(f"{ingest_url}/v1/sources/calltouch", params={"key": "dev-calltouch-key"},
                     data=load("calltouch_call.json") | {"callId": f"5524-{tag}"}, timeout=30)
     assert ok.status_code == 200 and ok.json()["accepted"] == 1
-    got = await person_events_for(lambda e: e.event_id.startswith("calltouch:552") and tag in e.event_id, 1,
-                                  settle=2.0)
+    got = await person_events_for(lambda e: e.event_id.startswith("calltouch:552") and tag in e.event_id, 1)
     assert [e.event_id for e in got] == [f"calltouch:5524-{tag}"]
 
 
