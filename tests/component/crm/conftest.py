@@ -12,9 +12,8 @@ import pytest
 from services.crm.loopback import Bucket, CrmLoopback, create_app
 from services.importers.loopback import Served
 from services.projection import db
-from shared.topics import ensure_topics
 from tests.component.projection.conftest import Env
-from tests.support.kafka import namespace, new_namespace
+from tests.support.kafka import namespace_with_topics
 from tests.support.processes import ServiceProcess, free_port
 
 
@@ -32,9 +31,7 @@ class Crm:
 
 @pytest.fixture(scope="module")
 async def env(servers) -> AsyncIterator[Env]:
-    name = new_namespace("c")
-    with namespace(name):
-        await ensure_topics(wait_seconds=30)
+    name = await namespace_with_topics("c")
     found = Env(name, f"crm_{uuid.uuid4().hex[:8]}", servers.database_url)
     yield found
     engine = db.create_engine(found.database_url, found.schema)

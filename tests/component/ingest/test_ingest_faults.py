@@ -28,8 +28,7 @@ from redis.asyncio import Redis
 from shared import topics
 from shared.codec import person_events
 from shared.settings import kafka_settings
-from shared.topics import ensure_topics
-from tests.support.kafka import namespace, new_namespace, read_to_end
+from tests.support.kafka import namespace_with_topics, read_to_end
 from tests.support.platform import (
     BATCH,
     CLIENT_TIMEOUT,
@@ -77,9 +76,7 @@ class Faulty:
 
 @pytest.fixture(scope="module")
 async def faulty(servers) -> AsyncIterator[Faulty]:
-    name = new_namespace("f")
-    with namespace(name):
-        await ensure_topics(wait_seconds=30)
+    name = await namespace_with_topics("f")
     redis_at = urlsplit(servers.redis_url)
     with TcpProxy(redis_at.hostname, redis_at.port or 6379) as proxy:
         proxied = urlunsplit(redis_at._replace(netloc=f"{redis_at.hostname}:{proxy.port}"))

@@ -23,8 +23,7 @@ from services.projection import db, schema
 from services.projection.consumer import SOURCES
 from shared import topics
 from shared.settings import kafka_settings
-from shared.topics import ensure_topics
-from tests.support.kafka import namespace, new_namespace, produce
+from tests.support.kafka import namespace_with_topics, produce
 from tests.support.processes import ROOT, ServiceProcess, free_port
 from tests.unit.projection.stories import Log
 
@@ -73,9 +72,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(servers) -> AsyncIterator[Env]:
-    name = new_namespace("p")
-    with namespace(name):
-        await ensure_topics(wait_seconds=30)
+    name = await namespace_with_topics("p")
     found = Env(name, f"proj_{uuid.uuid4().hex[:8]}", servers.database_url)
     yield found
     engine = db.create_engine(found.database_url, found.schema)
