@@ -74,9 +74,29 @@ class ServiceProcess:
         self.stop()
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a service a test starts, chosen BELOW the kernel's
+    ephemeral range: a port the kernel hands out (bind to 0) is also what it gives the next
+    outgoing connection (a Kafka or Redis client), which can take it before the service binds;
+    the service then fails to start and a health check may reach someone else's server."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below the ephemeral range ({low})")

@@ -314,7 +314,7 @@ async def test_api_docs_render_from_the_services_own_assets(site: Site):
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
         await page.goto(f"{site.url}/docs")
-        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Buying-group engine")
-        await expect(page.locator(".opblock-summary-path", has_text="/v1/changes")).to_be_visible()
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Buying-group engine", timeout=20_000)
+        await expect(page.locator(".opblock-summary-path", has_text="/v1/changes")).to_be_visible(timeout=20_000)
         assert requested and all(url.startswith(site.url) or url.startswith("data:") for url in requested), requested
         assert errors == []
