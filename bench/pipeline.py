@@ -240,8 +240,15 @@ async def touches_in_db(engine, n: int, timeout: float) -> float:
 async def fingerprint(engine) -> str:
     """Opportunities (members, status, formed_at, score, tier) and their members' roles:
     records scoring computes over each opportunity's full touch set (docs/time.md), so they
-    must not depend on worker counts, restarts or how partitions interleave."""
+    must not depend on worker counts, restarts or how partitions interleave.
+
+    A person is named by their first touch's id: person ids are pseudonyms drawn at
+    random per person and per topic namespace (shared/privacy), so each run names the same
+    person differently, while the market's touch ids are the same in every run."""
     async with engine.connect() as conn:
+        first_touch = dict((await conn.execute(select(
+            tables.touches.c.person_id, func.min(tables.touches.c.touch_id),
+        ).group_by(tables.touches.c.person_id))).all())
         members = (await conn.execute(select(
             tables.opportunity_members.c.opportunity_id, tables.opportunity_members.c.person_id,
             tables.opportunity_members.c.department, tables.opportunity_members.c.role,
@@ -250,7 +257,8 @@ async def fingerprint(engine) -> str:
             tables.opportunities.c.opportunity_id, tables.opportunities.c.score, tables.opportunities.c.tier,
             tables.opportunities.c.formed_at, tables.opportunities.c.status, tables.opportunities.c.members_count,
         ).order_by(tables.opportunities.c.opportunity_id))).all()
-    blob = json.dumps([[list(map(str, r)) for r in members], [list(map(str, r)) for r in opportunities]])
+    named = sorted([o, first_touch.get(p, p), d, r] for o, p, d, r in members)
+    blob = json.dumps([[list(map(str, r)) for r in named], [list(map(str, r)) for r in opportunities]])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
