@@ -60,3 +60,30 @@ async def topic_namespace(servers: Servers) -> str:
     os.environ["BG_TOPIC_NAMESPACE"] = namespace
     await ensure_topics(wait_seconds=30)
     return namespace
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A module marked `story` is one story told in its file's order (a CRM deal created, then
+    moved, then won): pytest-randomly shuffles the modules and every other module's tests
+    (.ci/run), and this puts a story module's tests back in the order they are written. The
+    module itself still runs at a random place, so it must not depend on other modules.
+
+    A conftest's hook wrapper is entered before the plugins' (pluggy calls the last registered
+    first), so this runs after pytest-randomly's shuffle."""
+    result = yield
+    written = {id(item): index for index, item in enumerate(sorted(items, key=_written_order))}
+    start = 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and items[end].module is items[start].module:
+            end += 1
+        if items[start].get_closest_marker("story") is not None:
+            items[start:end] = sorted(items[start:end], key=lambda item: written[id(item)])
+        start = end
+    return result
+
+
+def _written_order(item) -> tuple[str, int]:
+    path, line, _ = item.location
+    return path, line if line is not None else -1

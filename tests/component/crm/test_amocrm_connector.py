@@ -17,7 +17,7 @@ from tests.component.projection.conftest import READ, Env, wait_caught_up
 from tests.support.kafka import wait_for
 from tests.unit.projection.stories import Log, argotrubosbyt
 
-pytestmark = pytest.mark.component
+pytestmark = [pytest.mark.component, pytest.mark.story]
 
 
 def leads_of(crm: Crm, opportunity_id: str) -> list[dict]:

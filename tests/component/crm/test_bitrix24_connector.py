@@ -21,7 +21,7 @@ from tests.component.projection.conftest import READ, Env, wait_caught_up
 from tests.support.kafka import collect, wait_for
 from tests.unit.projection.stories import Log, krasnaya_romashka
 
-pytestmark = pytest.mark.component
+pytestmark = [pytest.mark.component, pytest.mark.story]
 FIELD = "UF_CRM_BG_OPPORTUNITY"
 
 
