@@ -29,8 +29,12 @@ from typing import Generic, TypeVar
 import faust
 import faust.streams
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from aiokafka.protocol.metadata import MetadataRequest
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from faust.types import EventT, TopicT
 from pydantic import BaseModel
 
@@ -93,10 +97,48 @@ def _verify_positioned_event_path(self: AIOKafkaConsumerThread, now: float, tp) 
         return None
 
 
+# faust declares its internal topics (the stages' topics, the tables' changelogs) and then
+# subscribes, and the group's leader assigns from its client's metadata. A topic the
+# controller has just created may not be in the metadata the broker answers yet (seen on a
+# loaded machine); the assignors then skip it ("Ignoring missing topic") and the consumer only
+# learns of it at its next metadata refresh, five minutes later: two grouping workers
+# started together read their input for that long and never passed it on. So a declared
+# topic is waited for until the broker's metadata lists its partitions with leaders.
+_create_topic = Transport._create_topic
+TOPIC_VISIBLE_SECONDS = 60.0
+
+
+async def _visible(client: AIOKafkaClient, topic: str, partitions: int) -> bool:
+    """True when a broker's metadata lists `partitions` partitions of `topic`, each with a leader."""
+    node = client.get_random_node()
+    if node is None:
+        return False
+    try:
+        response = await client.send(node, MetadataRequest([topic], allow_auto_topic_creation=False))
+    except (TimeoutError, KafkaError):
+        return False
+    cluster = ClusterMetadata()
+    cluster.update_metadata(response)
+    return len(cluster.available_partitions_for_topic(topic) or ()) >= partitions
+
+
+async def _create_topic_and_wait(self: Transport, owner, client: AIOKafkaClient, topic: str,
+                                 partitions: int, replication: int, **kwargs) -> None:
+    await _create_topic(self, owner, client, topic, partitions, replication, **kwargs)
+    deadline = asyncio.get_running_loop().time() + TOPIC_VISIBLE_SECONDS
+    while not await _visible(client, topic, partitions):
+        if asyncio.get_running_loop().time() > deadline:
+            # Going on is what faust did before: the next metadata refresh finds it.
+            log.warning("declared topic not in the metadata yet", extra={"topic": topic})
+            return
+        await asyncio.sleep(0.2)
+
+
 def make_app(service: str, **overrides) -> faust.App:
     """A faust App wired from the environment (shared.settings) with the project's policy."""
     AIOKafkaConsumer.seek_to_committed = _seek_to_committed_or_beginning
     AIOKafkaConsumerThread.verify_event_path = _verify_positioned_event_path
+    Transport._create_topic = _create_topic_and_wait
     settings = kafka_settings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     state_dir = Path(os.environ.get("BG_STATE_DIR", ".stack/state")) / f"{namespace}{service}"
