@@ -101,10 +101,30 @@ class CorrectionPublisher:
             return self._producer
 
     async def publish(self, message: cr.CorrectionMessage) -> None:
-        """Returns once Kafka acknowledged the message; raises KafkaError, OSError or TimeoutError."""
+        """Returns once Kafka acknowledged the message; raises KafkaError, OSError or TimeoutError.
+        A failed write retires the producer: an idempotent producer whose numbered batch failed
+        refuses every later one of that partition (docs/exactly-once.md, "A broker restart"), so
+        the next correction starts a new one (a new producer id)."""
         producer = await self._started()
-        await asyncio.wait_for(producer.send_and_wait(topics.CORRECTIONS.name, key=message.key().encode(),
-                                                      value=encode(message)), timeout=PUBLISH_WAIT_SECONDS)
+        try:
+            await asyncio.wait_for(producer.send_and_wait(topics.CORRECTIONS.name, key=message.key().encode(),
+                                                          value=encode(message)), timeout=PUBLISH_WAIT_SECONDS)
+        except (KafkaError, OSError, TimeoutError):
+            await self._retire(producer)
+            raise
+
+    async def _retire(self, failed: AIOKafkaProducer) -> None:
+        async with self._lock:
+            if self._producer is failed:
+                self._producer = None
+        # stop() flushes first, which never ends while the broker is away: bounded, then the
+        # sender and the connections are closed without it (as services/ingest/publisher.py does),
+        # so that the retired producer sends nothing more.
+        try:
+            await asyncio.wait_for(failed.stop(), timeout=5)
+        except (TimeoutError, KafkaError, OSError):
+            await failed._sender.close()
+            await failed.client.close()
 
     async def stop(self) -> None:
         if self._producer is not None:

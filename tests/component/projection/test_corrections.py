@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.projection import correcting as cr
@@ -29,7 +30,7 @@ from shared import topics
 from shared.codec import corrections, dead_letters, encode
 from shared.settings import KafkaSettings, kafka_settings
 from tests.component.projection.conftest import CRM, READ, Env, snapshot, wait_caught_up
-from tests.support.kafka import collect, produce
+from tests.support.kafka import collect, namespace, produce
 from tests.support.processes import free_port
 from tests.unit.projection.stories import ELENA, IVAN, OLGA, SERGEY, Log, gazmyasneft, krasnaya_romashka
 
@@ -266,9 +267,10 @@ async def test_kafka_refusing_is_503_and_nothing_is_written(env: Env, engine: As
     before = await correction_ends(env)
     cid = f"refused-{story.log.token}"
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            r = await client.put(member_path(story.romashka, story.person(OLGA), "stance"), headers=MARIA,
-                                 json={"stance": "blocker", "correction_id": cid})
+        with namespace(env.namespace):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+                r = await client.put(member_path(story.romashka, story.person(OLGA), "stance"), headers=MARIA,
+                                     json={"stance": "blocker", "correction_id": cid})
     finally:
         await publisher.stop()
     assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
@@ -311,3 +313,34 @@ async def test_opening_an_opportunity_by_hand_checks_the_catalog_and_duplicates(
     found = httpx.get(f"{api}/v1/corrections/{opened['correction_id']}", headers=READ).json()
     assert (found["author"], found["reason"], found["detail"]) == (
         "Мария Соколова", "Запрос на выставке", {"account_id": account, "solution": "crm", "profile": None})
+
+
+async def test_a_failed_write_retires_the_producer_and_the_next_correction_gets_a_new_one(env: Env, story: Story):
+    # A numbered batch that failed would leave an idempotent producer refusing every later batch
+    # of its partition; so a failure hands the next correction a new producer (a new id).
+    publisher = CorrectionPublisher(kafka_settings())
+    first = cr.stance_set(story.romashka, story.person(OLGA), cr.StanceRequest(stance="neutral"), "Мария",
+                          datetime.now(UTC))
+    lost = first.model_copy(update={"correction_id": f"lost-{story.log.token}"})
+    after = first.model_copy(update={"correction_id": f"after-{story.log.token}"})
+
+    async def refused(*args, **kwargs):
+        raise KafkaTimeoutError("the broker did not answer")
+
+    try:
+        with namespace(env.namespace):  # the module's topics, as the service's own process writes them
+            await publisher.publish(first)
+            failing = publisher._producer
+            assert failing is not None
+            failing.send_and_wait = refused  # type: ignore[method-assign]
+            with pytest.raises(KafkaTimeoutError):
+                await publisher.publish(lost)
+            assert publisher._producer is None
+            await publisher.publish(after)
+            assert publisher._producer is not None and publisher._producer is not failing
+    finally:
+        await publisher.stop()
+    wanted = {first.correction_id, lost.correction_id, after.correction_id}
+    found = await collect(env.topic(topics.CORRECTIONS), until=lambda kept: len(kept) >= 2,
+                          decode=corrections.decode, where=lambda m: m.correction_id in wanted, settle=2)
+    assert sorted(m.correction_id for m in found) == sorted([first.correction_id, after.correction_id])
