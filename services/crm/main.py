@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.crm.adapters.amocrm import AmoCrm
 from services.crm.adapters.base import CrmClient
@@ -30,6 +31,9 @@ from services.crm.sync import RETRYABLE, Connector
 from shared import http, topics
 from shared.codec import DecodeError, scoring_messages
 from shared.logs import configure_logging
+from shared.privacy.person import named_members
+from shared.privacy.settings import vault_for
+from shared.privacy.vault import Vault
 from shared.schemas.scoring import Signal
 from shared.settings import DevelopmentSecretsError, RedisSettings, kafka_settings, require_production_secrets
 
@@ -75,7 +79,7 @@ async def _forever(name: str, step, pause: float, wake: asyncio.Event | None = N
             wake.clear()
 
 
-async def _signals(connector: Connector, consumer: AIOKafkaConsumer) -> None:
+async def _signals(connector: Connector, consumer: AIOKafkaConsumer, vault: Vault) -> None:
     """Tasks from bg.signal.v1; offsets committed after the batch's tasks exist. On an outage the
     batch is read again from the committed offsets."""
     while True:
@@ -93,9 +97,11 @@ async def _signals(connector: Connector, consumer: AIOKafkaConsumer) -> None:
                                                 record.value.decode("utf-8", "replace"))
                     continue
                 if isinstance(message, Signal):
+                    # Members' names are sealed on the log (docs/privacy.md): opened for the task.
+                    message = await named_members(vault, message)
                     await connector.guarded(message.signal_id, connector.on_signal(message))
             await consumer.commit()
-        except RETRYABLE as exc:
+        except (*RETRYABLE, RedisError) as exc:
             log.warning("outage, signals read again", extra={"error": repr(exc)[:300]})
             await consumer.seek_to_committed()
             await asyncio.sleep(OUTAGE_PAUSE_SECONDS)
@@ -128,7 +134,7 @@ async def run(name: str) -> None:
         asyncio.create_task(_forever("webhooks", connector.drain, 1.0, wake)),
         asyncio.create_task(_forever("reconcile", lambda: _idle(connector.reconcile()), settings.reconcile_seconds)),
         asyncio.create_task(_forever("feed", connector.follow_feed, settings.feed_poll_seconds)),
-        asyncio.create_task(_signals(connector, consumer)),
+        asyncio.create_task(_signals(connector, consumer, vault_for(redis))),
     ]
     try:
         await server.serve()  # handles SIGTERM/SIGINT; the loops stop with it

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.projection.funnel import Funnel, configured
+from shared.privacy.person import open_member_names
 from shared.privacy.seal import is_sealed
 from shared.schemas.correction import (
     AccountsMerged,
@@ -157,6 +158,8 @@ def unseal(message: Any, opened: Mapping[str, Mapping[str, str]]) -> Any:
     Vault.open's answer; `member.sealed` holds the email, a sealed `member.name` the name); what
     cannot be opened (erased, expired) is no email and no name, never the pseudonym or the
     ciphertext in their place (docs/privacy.md). Other messages are returned as they are."""
+    if isinstance(message, OpportunityScore | Signal):
+        return open_member_names(message, opened)
     member = getattr(message, "member", None)
     if not isinstance(member, MemberRef):
         return message

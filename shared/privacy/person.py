@@ -8,14 +8,16 @@ for a consumer that needs them (the Metrica write-back uploads real ClientIDs).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from shared.privacy.seal import Identifier, Kind, is_sealed, normalise, pseudonym, seal
-from shared.privacy.vault import Entry
+from shared.privacy.vault import Entry, Vault
+from shared.schemas.scoring import OpportunityScore, Signal
 from shared.schemas.touch import IdentityEvent, Person, TouchEvent
 
 E = TypeVar("E", TouchEvent, IdentityEvent)
+M = TypeVar("M", OpportunityScore, Signal)
 # The Person field of each identifier kind.
 FIELDS: dict[Kind, str] = {"email": "email", "user": "user_id", "anon": "anonymous_id"}
 
@@ -74,3 +76,32 @@ def reveal(person: Person, values: dict[str, str] | None, name: dict[str, str] |
     if person.name is not None and is_sealed(person.name):
         update["name"] = (name or {}).get("name")
     return person.model_copy(update=update) if update else person
+
+
+async def named_members(vault: Vault, message: M) -> M:
+    """A score or signal whose members' sealed names (scoring carries them as grouping gave them,
+    docs/privacy.md) are opened with the vault, or None when they cannot be (erased, expired):
+    what alerts, CRM tasks and the projection show. Raises redis.exceptions.RedisError."""
+    groups = [message.members] if isinstance(message, Signal) else []
+    breakdown = getattr(message, "breakdown", None)
+    if breakdown is not None:
+        groups.append(breakdown.members)
+    sealed = [m.name for group in groups for m in group if m.name is not None and is_sealed(m.name)]
+    if not sealed:
+        return message
+    return open_member_names(message, await vault.open(sealed))
+
+
+def open_member_names(message: M, opened: Mapping[str, Mapping[str, str]]) -> M:
+    """named_members' pure part: `opened` is Vault.open's answer for the sealed names."""
+    def named(members: tuple) -> tuple:
+        return tuple(m.model_copy(update={"name": (opened.get(m.name) or {}).get("name")})
+                     if m.name is not None and is_sealed(m.name) else m for m in members)
+
+    update: dict[str, object] = {}
+    if isinstance(message, Signal):
+        update["members"] = named(message.members)
+    breakdown = getattr(message, "breakdown", None)
+    if breakdown is not None:
+        update["breakdown"] = breakdown.model_copy(update={"members": named(breakdown.members)})
+    return message.model_copy(update=update)

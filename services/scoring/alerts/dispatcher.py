@@ -43,6 +43,8 @@ from services.scoring.alerts import format as fmt
 from services.scoring.alerts.config import AlertsConfig, Webhook
 from services.scoring.alerts.team import TeamBook
 from shared.codec import encode
+from shared.privacy.person import named_members
+from shared.privacy.settings import vault_for
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
 
@@ -93,9 +95,12 @@ class Dispatcher:
         self.dead_letter = dead_letter
         self.prefix = f"{config.redis_prefix}{namespace}"
         self.teams = TeamBook(redis, self.prefix)
+        self.vault = vault_for(redis)
         self.claim_ms = int((config.delivery.worst_case_seconds() + 30) * 1000)
 
     async def dispatch(self, signal: Signal, source: Source = Source()) -> dict[str, Outcome]:
+        # Members' names are sealed on the log (docs/privacy.md): opened here, or none once erased.
+        signal = await named_members(self.vault, signal)
         # The seller's team as known now (bg.crm-stage.v2 read so far): its people's webhooks.
         names = self.config.route(signal, await self.teams.team(signal.opportunity_id))
         outcomes = await asyncio.gather(*(self.deliver(signal, n, source) for n in names))

@@ -40,7 +40,6 @@ from datetime import datetime
 from services.scoring.config import ScoringConfig
 from services.scoring.domain.score import group_roles, score_opportunity
 from services.scoring.domain.state import MemberState, OpportunityState, TouchRecord
-from shared.privacy.seal import is_sealed
 from shared.schemas.opportunity import (
     MemberAdded,
     MemberRemoved,
@@ -157,8 +156,8 @@ def _apply(state: OpportunityState, event: ScoredEvent, now: datetime, config: S
             ref = event.member
             previous = state.members.get(ref.person_id)
             state.members[ref.person_id] = MemberState(
-                # A sealed name (docs/privacy.md) is no name for alerts: they show the person id.
-                person_id=ref.person_id, name=_plain(ref.name) or (previous.name if previous else None),
+                # A sealed name (docs/privacy.md) stays sealed: alerts, CRMs and the projection open it.
+                person_id=ref.person_id, name=ref.name or (previous.name if previous else None),
                 department=ref.department, role=ref.role, stance=ref.stance, influence=ref.influence,
                 **({"folded": previous.folded, "folded_at": previous.folded_at,
                     "folded_touches": previous.folded_touches} if previous else {}),
@@ -194,10 +193,6 @@ def _remove_member(state: OpportunityState, person_id: str) -> None:
         folded = any(m.folded for m in state.members.values())
         # Without single touches left, the older folded ones still date activity no later than this.
         state.last_touch_at = max(remaining) if remaining else (state.last_touch_at if folded else None)
-
-
-def _plain(name: str | None) -> str | None:
-    return None if name is None or is_sealed(name) else name
 
 
 def _forget_facts_of(state: OpportunityState, person_id: str) -> None:
