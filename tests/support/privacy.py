@@ -40,3 +40,9 @@ def _open(sealed: str | None) -> dict[str, str] | None:
         return open_sealed(sealed, key) if key else None
     except SealError:
         return None
+
+
+def opened(sealed: str | None) -> dict[str, str] | None:
+    """The raw values a sealed string holds (a member card's `sealed`: email and name), with the
+    vault of the ingest process under test; None when it cannot be opened."""
+    return _open(sealed)
