@@ -108,17 +108,26 @@ async def stored_offsets(engine: AsyncEngine, consumer: str) -> dict[tuple[str, 
 
 
 async def wait_caught_up(env: Env, engine: AsyncEngine, service: ServiceProcess | None = None,
-                         timeout: float = 60.0) -> None:
-    """Until the offsets stored with the rows reach the end of every source partition."""
-    ends = await end_offsets(env)
+                         timeout: float = 60.0, settle: float = 2.0) -> None:
+    """Until the offsets stored with the rows reach the end of every source partition, and the
+    ends stay where they are for `settle` seconds: the projection writes on one of its own
+    sources (the qualification rules' stage moves on bg.crm-stage.v2) after applying a batch, so
+    a first "caught up" can come just before its own last write."""
     deadline = time.monotonic() + timeout
+    caught_up: tuple[dict, float] | None = None  # the ends reached, and when
     while True:
+        ends = await end_offsets(env)
         try:
             stored = await stored_offsets(engine, env.consumer)
         except Exception:  # the schema may not exist yet while the service migrates
             stored = {}
         if all(stored.get(tp, 0) >= end for tp, end in ends.items()):
-            return
+            if caught_up is None or caught_up[0] != ends:
+                caught_up = (ends, time.monotonic())
+            elif time.monotonic() - caught_up[1] >= settle:
+                return
+        else:
+            caught_up = None
         if time.monotonic() > deadline:
             log = f"\nservice log:\n{service.tail()}" if service else ""
             raise AssertionError(f"projection not caught up in {timeout}s: stored {stored}, ends {ends}{log}")
