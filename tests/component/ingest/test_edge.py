@@ -199,7 +199,9 @@ def test_signed_timestamps_older_than_five_minutes_are_refused(edge_url):
                             "sg_event_id": f"sg-{tag}", "sg_message_id": f"m-{tag}"}])
     assert sendgrid_post(edge_url, events, 1_000_000_000).status_code == 401  # 2001-09-09
     assert sendgrid_post(edge_url, events, int(time.time()) - 301).status_code == 401
-    assert sendgrid_post(edge_url, events, int(time.time()) + 301).status_code == 401
+    # Beyond the tolerance ahead by a margin: the server checks seconds after the client's
+    # clock is read on a loaded machine, which brings a timestamp 301 s ahead within 300 s.
+    assert sendgrid_post(edge_url, events, int(time.time()) + 360).status_code == 401
     fresh = sendgrid_post(edge_url, events, int(time.time()) - 60)
     assert fresh.status_code == 202 and fresh.json()["accepted"] == 1, fresh.text
     hook = orjson.dumps({"event": "webinar.ended", "event_ts": 1759300000000, "payload": {"object": {"id": 1}}})
