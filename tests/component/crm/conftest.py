@@ -4,7 +4,7 @@ process, real PostgreSQL) and the loopback contract server of the CRMs."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,9 +12,10 @@ import pytest
 from services.crm.loopback import Bucket, CrmLoopback, create_app
 from services.importers.loopback import Served
 from services.projection import db
-from tests.component.projection.conftest import Env
+from tests.component.projection.conftest import Env, wait_caught_up
 from tests.support.kafka import namespace_with_topics
 from tests.support.processes import ServiceProcess, free_port
+from tests.unit.projection.stories import Log
 
 
 @dataclass
@@ -85,3 +86,17 @@ def connector(env: Env, crm: Crm, projection: str, which: str, **extra: str) -> 
         health_url=f"{crm.connector_url}/healthz")
     crm.started.append(process)
     return process
+
+
+async def projected(env: Env, story: Callable[[Log], str], token: str) -> str:
+    """One of DOMAIN.md's stories written to the namespace's topics; its opportunity id once the
+    projection (the read API the connectors read) has caught up with it."""
+    log = Log(token=token)
+    opportunity = story(log)
+    await env.produce(log)
+    engine = db.create_engine(env.database_url, env.schema, pool_size=1)
+    try:
+        await wait_caught_up(env, engine)
+    finally:
+        await engine.dispose()
+    return opportunity

@@ -12,10 +12,10 @@ import pytest
 
 from services.crm.adapters.amocrm import field_value
 from services.crm.loopback import NEGOTIATION
-from tests.component.crm.conftest import Crm, connector
-from tests.component.projection.conftest import READ, Env, wait_caught_up
+from tests.component.crm.conftest import Crm, connector, projected
+from tests.component.projection.conftest import READ, Env
 from tests.support.kafka import wait_for
-from tests.unit.projection.stories import Log, argotrubosbyt
+from tests.unit.projection.stories import argotrubosbyt
 
 pytestmark = [pytest.mark.component, pytest.mark.story]
 
@@ -38,16 +38,7 @@ def by_amocrm(projection: str, opportunity_id: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 async def story(env: Env, projection: str) -> str:
-    log = Log(token="amo")
-    opp = argotrubosbyt(log)
-    await env.produce(log)
-    from services.projection import db
-    engine = db.create_engine(env.database_url, env.schema, pool_size=1)
-    try:
-        await wait_caught_up(env, engine)
-    finally:
-        await engine.dispose()
-    return opp
+    return await projected(env, argotrubosbyt, "amo")
 
 
 STAGES = json.dumps({"38307946": "new", str(NEGOTIATION): "negotiation"})

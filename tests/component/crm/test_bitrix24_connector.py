@@ -16,10 +16,10 @@ import pytest
 from shared import topics
 from shared.codec import corrections, crm_links, dead_letters
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
-from tests.component.crm.conftest import Crm, connector
-from tests.component.projection.conftest import READ, Env, wait_caught_up
+from tests.component.crm.conftest import Crm, connector, projected
+from tests.component.projection.conftest import READ, Env
 from tests.support.kafka import collect, wait_for
-from tests.unit.projection.stories import Log, krasnaya_romashka
+from tests.unit.projection.stories import krasnaya_romashka
 
 pytestmark = [pytest.mark.component, pytest.mark.story]
 FIELD = "UF_CRM_BG_OPPORTUNITY"
@@ -43,16 +43,7 @@ def opportunity(projection: str, opportunity_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 async def story(env: Env, projection: str) -> str:
-    log = Log(token="b24")
-    opp = krasnaya_romashka(log)
-    await env.produce(log)
-    from services.projection import db
-    engine = db.create_engine(env.database_url, env.schema, pool_size=1)
-    try:
-        await wait_caught_up(env, engine)
-    finally:
-        await engine.dispose()
-    return opp
+    return await projected(env, krasnaya_romashka, "b24")
 
 
 async def test_one_deal_per_opportunity_after_a_crash_mid_create(env, crm, projection, story) -> None:
