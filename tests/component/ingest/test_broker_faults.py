@@ -212,6 +212,7 @@ class Platform:
         self.url = url
         self.tag = uuid.uuid4().hex[:8]
         self.sent: list[str] = []
+        self.retried: set[str] = set()  # events of a batch whose first answer was not a 202
         self.statuses: Counter = Counter()
         self.stop = threading.Event()
         self.failure: str | None = None
@@ -227,6 +228,7 @@ class Platform:
                 r = client.post(f"{self.url}/v1/events", json=body, headers=API)
             except httpx.HTTPError as exc:
                 self.statuses[type(exc).__name__] += 1
+                self.retried.update(e["event_id"] for e in body)
                 continue
             self.statuses[r.status_code] += 1
             if r.status_code == 202:
@@ -234,6 +236,7 @@ class Platform:
                 self.sent += [e["event_id"] for e in body]
                 return
             assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+            self.retried.update(e["event_id"] for e in body)
             time.sleep(0.2)  # sooner than Retry-After: the test is short
         raise AssertionError(f"batch {n} never accepted; answers so far: {dict(self.statuses)}")
 
@@ -250,6 +253,12 @@ class Platform:
 
 
 async def test_ingest_takes_events_again_after_a_broker_restart_with_none_lost_or_doubled(ready, own_broker):
+    """None lost; none doubled that ingest acknowledged. A write whose acknowledgement the
+    broker's death took away is answered 503 although it landed, and the platform's retry
+    writes it again through a new producer (idempotence holds per producer only): such a
+    double is allowed, and only for events the platform had to send again; grouping counts a
+    touch written twice once (tests/component/grouping/test_ingest_field_cases.py,
+    docs/exactly-once.md)."""
     port = free_port()
     ingest = ServiceProcess("ingest-broker-restart", ["-m", "services.ingest"],
                             env={"BG_INGEST_PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap},
@@ -276,4 +285,4 @@ async def test_ingest_takes_events_again_after_a_broker_restart_with_none_lost_o
         bootstrap=own_broker.bootstrap))
     lost, unexpected = set(platform.sent) - set(on_topic), set(on_topic) - set(platform.sent)
     assert (sorted(lost), sorted(unexpected)) == ([], [])
-    assert [i for i, n in on_topic.items() if n > 1] == []
+    assert {i for i, n in on_topic.items() if n > 1} <= platform.retried
