@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from services.projection import correcting as cr
 from services.projection.correction_api import Corrections
 from services.projection.errors import ApiError
+from services.projection.repository import Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web.access import Access
 from services.projection.web.i18n import Translator
@@ -103,6 +104,14 @@ def history(detail: Mapping[str, Any], t: Translator) -> list[HistoryRow]:
         undone=t("corr.undone", who=c["undone_by"], at=t.when(c["undone_at"])) if c["undone_by_id"] else None,
         undoable=c["undone_by_id"] is None and c["type"] != "correction_undone",
     ) for c in detail.get("corrections") or []]
+
+
+async def linkable(reader: Reader, detail: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(person id, how to show them) of the account's contacts who are not members yet."""
+    account = await reader.account(detail["account_id"])
+    members = {m["person_id"] for m in detail["members"]}
+    return [(c["person_id"], " · ".join(x for x in (c["name"], c["email"], c["job_title"]) if x) or c["person_id"])
+            for c in (account or {}).get("contacts", []) if c["person_id"] not in members]
 
 
 def outcome(request: Request, t: Translator) -> tuple[str, str] | None:

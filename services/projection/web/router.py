@@ -218,6 +218,9 @@ def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalH
                    "roles": correction_pages.ROLES, "departments": correction_pages.DEPARTMENTS,
                    "action": views.opportunity_url(opportunity_id) + "/correct",
                    "members": [(m["person_id"], m["name"] or m["email"] or m["person_id"]) for m in detail["members"]],
+                   # The account's known people who are not members: the link form suggests them
+                   # (ids may be pseudonyms, docs/privacy.md; people pick a name, not an id).
+                   "contacts": await correction_pages.linkable(reader, detail) if author else [],
                    "enabled": corrections is not None}
         # Account merges: where an absorbed opportunity went, which ones this one took in.
         merged = {"into": (detail["merged_into"], views.opportunity_url(detail["merged_into"]))

@@ -133,6 +133,14 @@ async def test_the_correction_flow_in_a_browser(site: Site):
         await expect(section.locator(".corr-outcome.corr-refused")).to_contain_text("cannot be merged into itself")
         await submit(page, "form-corr-link", person_id="stranger@nowhere.ru")
         await expect(section.locator(".corr-outcome.corr-refused")).to_contain_text("no person")
+        # The link form suggests the account's known people who are not members (by name, as
+        # ids may be pseudonyms): here the visitor of the careers page.
+        visitor = f"visitor@{account}"
+        await expect(page.locator(f'#corr-contacts option[value="{visitor}"]')).to_have_count(1)
+        await expect(page.locator("#corr-contacts option")).to_have_count(1)
+        await submit(page, "form-corr-link", person_id=visitor, role="influencer", reason="Консультант")
+        await expect(section.locator(".corr-outcome")).to_have_text("Правка записана.")
+        await expect(history.first).to_contain_text(f"Добавлен(а) в группу: {visitor} (Влияет на решение)")
         await section.screenshot(path=SCREENSHOTS / "corrections-refused.png")
 
         # An opportunity opened by hand from the priorities page.
