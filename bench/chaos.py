@@ -243,8 +243,11 @@ class Pipeline:
         delays: dict[str, list[float]] = {}
         for name in CONSUMERS:
             text = self.procs[name].log_path.read_text(errors="replace")
-            assigned = [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp()
-                        for m in re.findall(r'"ts": "([^"]+)"[^\n]*"partitions assigned"', text)]
+            # JSON lines ("ts": ...), or faust's own format ([ts] [pid] [INFO] ...) where a
+            # service leaves its logging to faust (scoring).
+            stamps = (re.findall(r'"ts": "([^"]+)"[^\n]*"partitions assigned"', text)
+                      + re.findall(r'^\[([^\]]+)\] \[\d+\] \[INFO\] partitions assigned', text, re.M))
+            assigned = [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC).timestamp() for m in stamps]
             restarts = self.started_at[name][1:]
             for i, started in enumerate(restarts):
                 following = restarts[i + 1] if i + 1 < len(restarts) else float("inf")
