@@ -357,12 +357,9 @@ async def _account_view(conn: AsyncConnection, account_ids: list[str]) -> dict[s
 async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> set[str]:
     """Upsert the rows of one batch; the ids of the opportunities they changed."""
     changed: set[str] = set()
-    for kind, stmt in [*UPSERTS.items(), ("correction_undo", None)]:
+    for kind, stmt in UPSERTS.items():
         batch = rows.get(kind)
         if not batch:
-            continue
-        if kind == "correction_undo":
-            changed |= await _undo(conn, batch)
             continue
         if kind == "account_ref":
             # Every event carries its account, so the reference moves on almost every batch;
@@ -388,6 +385,9 @@ async def write_rows(conn: AsyncConnection, rows: Mapping[Kind, list[dict]]) -> 
         result = await conn.execute(stmt, batch)
         if result.returns_rows:
             changed.update(oid for (oid,) in result.all() if oid is not None)
+    # Undos mark the corrections they revert once the batch's own corrections are in.
+    if rows.get("correction_undo"):
+        changed |= await _undo(conn, rows["correction_undo"])
     for erased in rows.get("member_erased", ()):
         for statement in ERASE_MEMBER:
             await conn.execute(statement, erased)
