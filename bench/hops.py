@@ -74,6 +74,7 @@ def hop_delays(records: dict[tuple[str, int, int], tuple[float, dict, bytes]],
     """Per hop, (wall time of the child, delay in ms) pairs."""
     delays: dict[str, list[tuple[float, float]]] = defaultdict(list)
     opportunity_at: dict[str, float] = {}
+    began = min(sent_at.values())  # the warm-up's records, which waited for the start, do not count
     for (topic, _, _), (ts, headers, value) in records.items():
         origin, seq = headers.get("bg-origin"), headers.get("bg-seq")
         if topic == "person-events":
@@ -84,7 +85,7 @@ def hop_delays(records: dict[tuple[str, int, int], tuple[float, dict, bytes]],
             stage, _, partition = origin.decode().partition("/")
             offset = int(seq.decode().partition(".")[0])
             parent = records.get((STAGE_INPUT.get(stage, ""), int(partition), offset))
-            if parent is not None:
+            if parent is not None and parent[0] >= began:
                 delays[f"{stage} -> {topic}"].append((ts, (ts - parent[0]) * 1000))
         if topic == "opportunity":
             touch = (orjson.loads(value).get("touch") or {}).get("event_id")
