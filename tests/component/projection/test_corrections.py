@@ -283,6 +283,16 @@ async def test_kafka_refusing_is_503_and_nothing_is_written(env: Env, engine: As
 async def test_a_rebuild_from_the_log_keeps_every_correction(env: Env, engine: AsyncEngine, api: str, story: Story):
     accepted(call(api, "PUT", member_path(story.romashka, story.person(OLGA), "note"),
                   {"note": "Нужен расчёт ROI", "concerns": ["tco_roi"]}))
+    # A merge in force of its own (two accounts of its own): the story's accounts are merged and
+    # unmerged by the other tests, in whatever order they run.
+    own = Log(uuid.uuid4().hex[:6])
+    into = own.opportunity("rebuild-into.ru", "Поглощающая")
+    merged = own.opportunity("rebuild-merged.ru", "Поглощённая")
+    await env.produce(own)
+    await wait_caught_up(env, engine)
+    accepted(call(api, "POST", "/v1/accounts/merges", {"into": own.accounts[into].account_id,
+                                                        "merged": own.accounts[merged].account_id,
+                                                        "reason": "Одна компания"}))
     await wait_caught_up(env, engine)
     rebuilt = f"{env.schema}_rb"
     done = env.command("rebuild", "--no-progress", schema_name=rebuilt)
