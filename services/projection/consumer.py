@@ -155,6 +155,17 @@ class DeadLetters:
             await future
 
 
+def _undo_refusal(target_id: str, target: tuple[str, bool] | None) -> tuple[str, str] | None:
+    """(reason, detail) when the history cannot take an undo of `target` ((type, undone) or None)."""
+    if target is None:
+        return "unknown_correction", f"no correction {target_id!r} in the history"
+    if target[0] == "correction_undone":
+        return "not_undoable", f"correction {target_id!r} is itself an undo; make the correction again instead"
+    if target[1]:
+        return "not_undoable", f"correction {target_id!r} is already undone"
+    return None
+
+
 def vet_undos(prepared: Prepared, stored: Mapping[str, tuple[str, bool]], records: Mapping[tuple[str, int, int], Any]
               ) -> None:
     """Undos the history cannot take become dead letters: one naming no known correction, one
@@ -171,17 +182,12 @@ def vet_undos(prepared: Prepared, stored: Mapping[str, tuple[str, bool]], record
                 kept.append(item)  # the history keeps the first; the row is a no-op
             continue
         if undo is not None:
-            target = seen.get(undo["correction_id"])
-            why = (None if target is not None and target[0] != "correction_undone" and not target[1] else
-                   f"no correction {undo['correction_id']!r} in the history" if target is None else
-                   f"correction {undo['correction_id']!r} is itself an undo; make the correction again instead"
-                   if target[0] == "correction_undone" else
-                   f"correction {undo['correction_id']!r} is already undone")
-            if why is not None:
-                reason = "unknown_correction" if target is None else "not_undoable"
-                prepared.dead.append(dead_letter(records[(item.topic, item.partition, item.offset)], reason, why))
+            target_id = undo["correction_id"]
+            refusal = _undo_refusal(target_id, seen.get(target_id))
+            if refusal is not None:
+                prepared.dead.append(dead_letter(records[(item.topic, item.partition, item.offset)], *refusal))
                 continue
-            seen[undo["correction_id"]] = (target[0], True)  # type: ignore[index]
+            seen[target_id] = (seen[target_id][0], True)
         if own is not None:
             seen[own["correction_id"]] = (own["type"], False)
         kept.append(item)
