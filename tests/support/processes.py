@@ -40,12 +40,44 @@ class ServiceProcess:
             if self.proc and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}; log: {self.tail()}")
             try:
-                if httpx.get(self.health_url, timeout=1).status_code == 200:
+                if httpx.get(self.health_url, timeout=1).status_code == 200 and self._owns(self.health_url):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{self.name} not healthy at {self.health_url} in {timeout}s; log: {self.tail()}")
+
+    def _owns(self, url: str) -> bool:
+        """True when this process (or a child) listens on the url's port. A port free_port gave
+        can be taken by another process before ours binds it (many test runs share the machine):
+        that process then answered the health check, ours exited with "address already in
+        use", and the test met a closed port later. Linux's /proc tells who listens."""
+        port = httpx.URL(url).port
+        if port is None or self.proc is None or not Path("/proc/net/tcp").exists():
+            return True
+        listening = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    listening.add(f"socket:[{fields[9]}]")
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        for pid in pids:
+            try:
+                fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(fd) in listening:
+                        return True
+                except OSError:
+                    continue
+        return False
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -79,6 +111,21 @@ def _ephemeral_low() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid` (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
 
 
 def free_port() -> int:
