@@ -125,7 +125,8 @@ async def run(name: str) -> None:
     api = ReadApi(settings.read_api_url, settings.read_api_token.get_secret_value())
     await producer.start()
     await consumer.start()
-    connector = Connector(client, api, state, producer, settings, load_stage_map(name, settings.stage_map))
+    vault = vault_for(redis)
+    connector = Connector(client, api, state, producer, settings, load_stage_map(name, settings.stage_map), vault)
     wake = asyncio.Event()
     server = http.server(create_app(client, connector.receive, wake.set), settings.host, settings.port)
     log.info("connector started", extra={"crm": name, "crm_host": host, "create_deals_from": settings.create_deals_from,
@@ -134,7 +135,7 @@ async def run(name: str) -> None:
         asyncio.create_task(_forever("webhooks", connector.drain, 1.0, wake)),
         asyncio.create_task(_forever("reconcile", lambda: _idle(connector.reconcile()), settings.reconcile_seconds)),
         asyncio.create_task(_forever("feed", connector.follow_feed, settings.feed_poll_seconds)),
-        asyncio.create_task(_signals(connector, consumer, vault_for(redis))),
+        asyncio.create_task(_signals(connector, consumer, vault)),
     ]
     try:
         await server.serve()  # handles SIGTERM/SIGINT; the loops stop with it

@@ -52,8 +52,11 @@ from services.crm.readapi import ReadApi, ReadApiError
 from services.crm.settings import ConnectorSettings
 from services.crm.state import State
 from services.crm.transport import CrmRefused, CrmUnavailable
+from services.grouping.domain.accounts import person_id
 from shared import topics
 from shared.codec import encode
+from shared.privacy.person import pseudonymous_email
+from shared.privacy.vault import Vault
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
 
@@ -74,8 +77,10 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the first reconciliation reads every
 
 class Connector:
     def __init__(self, crm: CrmClient, api: ReadApi, state: State, producer: AIOKafkaProducer,
-                 settings: ConnectorSettings, stages: StageMap, clock: Clock = lambda: datetime.now(UTC)) -> None:
+                 settings: ConnectorSettings, stages: StageMap, vault: Vault,
+                 clock: Clock = lambda: datetime.now(UTC)) -> None:
         self.crm = crm
+        self.vault = vault
         self.api = api
         self.state = state
         self.producer = producer
@@ -195,7 +200,9 @@ class Connector:
             return
         for link in links:
             await self._publish(f"link:{deal.deal_id}:{link.contact_id}", link)
-            if (correction := member_link(link)) is not None:
+            # Grouping knows people by the pseudonym of their address, never the address itself.
+            person = await pseudonymous_email(self.vault, link.email, person_id) if link.email else None
+            if (correction := member_link(link, person)) is not None:
                 await self._publish(f"member:{deal.deal_id}:{link.contact_id}", correction, topics.CORRECTIONS)
 
     async def on_company(self, company_id: str) -> str | None:

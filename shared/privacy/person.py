@@ -105,3 +105,15 @@ def open_member_names(message: M, opened: Mapping[str, Mapping[str, str]]) -> M:
     if breakdown is not None:
         update["breakdown"] = breakdown.model_copy(update={"members": named(breakdown.members)})
     return message.model_copy(update=update)
+
+
+async def pseudonymous_email(vault: Vault, email: str, person_id: Callable[[str], str]) -> str:
+    """The address as the log carries it (``p<20 hex>@<domain>``, docs/privacy.md), for a service
+    that learns of a person outside ingest (a CRM contact linked by hand): the same pseudonym as
+    the person's touches carry, and a new vault entry when the address was never seen.
+    `person_id`: grouping's normalisation of an address (services/grouping/domain/accounts).
+    Raises redis.exceptions.RedisError when the vault is unavailable."""
+    [entry] = await vault.ensure([(Identifier("email", normalise("email", email, person_id)),
+                                   pseudonym("email", email, "{token}"))])
+    return person_id(pseudonym("email", email, entry.token))
+

@@ -141,15 +141,16 @@ def manual_links(deal: Deal, contacts: Iterable[Contact], attached: set[str],
     return out
 
 
-def member_link(link: CrmContactLinked) -> MemberLinked | None:
+def member_link(link: CrmContactLinked, person_id: str | None) -> MemberLinked | None:
     """The correction a salesperson's link in the CRM stands for: the contact joins the deal's
     opportunity by hand (author: the CRM's name; role: the one the rules give the person).
+    `person_id`: the contact's address as the log carries it (its pseudonym, docs/privacy.md).
     None when the deal is not one of ours (no opportunity id) or the contact has no address
     (grouping knows people by their address). The correction id is the link's event id, so a
     re-read of the same deal is a duplicate."""
-    if link.opportunity_id is None or link.email is None:
+    if link.opportunity_id is None or link.email is None or person_id is None:
         return None
     return MemberLinked(
-        correction_id=link.event_id, opportunity_id=link.opportunity_id, person_id=link.email,
+        correction_id=link.event_id, opportunity_id=link.opportunity_id, person_id=person_id,
         author=link.crm, made_at=link.linked_at,
         reason=f"привязан к сделке {link.deal_id} в {link.crm} / linked to deal {link.deal_id} in {link.crm}")

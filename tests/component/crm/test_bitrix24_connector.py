@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from shared import topics
 from shared.codec import corrections, crm_links, dead_letters
+from shared.privacy.seal import Identifier
+from shared.privacy.settings import vault_for
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
 from tests.component.crm.conftest import Crm, connector, projected
 from tests.component.projection.conftest import READ, Env
-from tests.support.kafka import collect, wait_for
+from tests.support.kafka import collect, namespace, wait_for
 from tests.unit.projection.stories import krasnaya_romashka
 
 pytestmark = [pytest.mark.component, pytest.mark.story]
@@ -104,7 +107,7 @@ async def test_won_deal_reaches_the_funnel_and_attribution(env, crm, projection,
     assert len({t["person_id"] for t in credit["touches"]}) == 4
 
 
-async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, projection, story) -> None:
+async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, projection, story, servers) -> None:
     [deal] = deals_of(crm, story)
     company = crm.state.b24_add_company("ООО «Красная ромашка»", inn="7707083893", kpp="773601001",
                                         ogrn="1027700132195", web="romashka-b24.ru")
@@ -121,9 +124,16 @@ async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, pr
     assert [(x.contact_id, x.email, x.opportunity_id, x.company_inn) for x in links] == [
         (str(manual), "a.smirnova@romashka-b24.ru", story, "7707083893")]
     # The link is also a correction grouping applies: she joins the group by hand.
+    # Under the pseudonym her touches would carry (docs/privacy.md), never her address.
     fixes = await collect(env.topic(topics.CORRECTIONS), decode=corrections.decode, until=lambda kept: kept)
+    redis = Redis.from_url(servers.redis_url)
+    with namespace(env.namespace):  # the connector's vault: the namespace's own prefix
+        vault = vault_for(redis)
+    [known] = await vault.person(Identifier("email", "a.smirnova@romashka-b24.ru"))
+    await redis.aclose()
     assert [(f.type, f.opportunity_id, f.person_id, f.author, f.correction_id) for f in fixes] == [
-        ("member_linked", story, "a.smirnova@romashka-b24.ru", "bitrix24", links[0].event_id)]
+        ("member_linked", story, known.pseudonym, "bitrix24", links[0].event_id)]
+    assert known.pseudonym.endswith("@romashka-b24.ru") and not known.pseudonym.startswith("a.smirnova")
     letters = await collect(env.topic(topics.CRM_DLQ), decode=dead_letters.decode, until=lambda _: True,
                             timeout=5)
     assert letters == []
