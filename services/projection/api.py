@@ -61,6 +61,7 @@ from services.projection.repository import OpportunityFilter, Reader
 from services.projection.settings import ProjectionSettings
 from services.projection.web import create_web_router
 from services.projection.web.funnel_pages import Writes, create_funnel_router
+from services.projection.web.live import NameOpener
 from services.projection.web.security import EdgeMiddleware
 from shared.alert_routing import alert_recipients
 from shared.apidocs import mount_docs
@@ -136,10 +137,12 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
                consumer: Health | None = None,
                lifespan_hooks: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]] | None = None,
                funnel: Funnel | None = None, clock: Clock = lambda: datetime.now(UTC),
-               publish_correction: CorrectionPublish | None = None) -> FastAPI:
+               publish_correction: CorrectionPublish | None = None,
+               open_names: NameOpener | None = None) -> FastAPI:
     """`clock` judges "in the future" for reported facts and dates corrections: the API's own
     clock, at the edge only. `publish_correction` produces to bg.correction.v1 (None: the
-    correction endpoints answer 503)."""
+    correction endpoints answer 503). `open_names` opens the sealed member names of the live
+    signals the pages show (docs/privacy.md)."""
     funnel = funnel or configured()
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -519,6 +522,6 @@ def create_app(settings: ProjectionSettings, reader: Reader, publish: Publisher,
     app.include_router(create_funnel_router(reader, settings, funnel, Writes(
         stage=report_stage, criterion=mark_criterion, team=assign_team, deal=set_deal)))
     # The pages for people (/web/, their static files and live signals); not part of the API spec.
-    app.include_router(create_web_router(reader, settings, corrections=corrections))
+    app.include_router(create_web_router(reader, settings, corrections=corrections, open_names=open_names))
     return app
 

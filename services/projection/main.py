@@ -40,6 +40,7 @@ from services.projection.settings import ProjectionSettings
 from shared import http, topics
 from shared.codec import encode
 from shared.logs import configure_logging
+from shared.privacy.person import named_members
 from shared.privacy.settings import PrivacySettings, vault_for
 from shared.schemas.crm import CriterionMarked, DealTermsSet, StageMoved, TeamAssigned
 from shared.schemas.deadletter import DeadLetter
@@ -120,7 +121,8 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
                 kafka, projector, settings.group_id, stop, settings.batch_max_records, settings.poll_timeout_ms))
         if api:
             app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel,
-                             publish_correction=corrections.publish)
+                             publish_correction=corrections.publish,
+                             open_names=lambda signal: named_members(vault, signal))
             app.include_router(create_privacy_router(Privacy(vault, engine, redis, person_log), settings))
             # Header and body deadlines, connection limit: shared/http.py.
             server = http.server(app, settings.host, settings.port)

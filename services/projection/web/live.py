@@ -16,26 +16,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.projection.repository import Reader
 from shared.codec import DecodeError, scoring_messages
+from shared.privacy.person import open_member_names
 from shared.schemas.scoring import Signal
 from shared.settings import KafkaSettings
 
 log = logging.getLogger("projection.web.live")
 
+# Opens the sealed member names of a signal (docs/privacy.md).
+NameOpener = Callable[[Signal], Awaitable[Signal]]
+
 QUEUE_SIZE = 100  # a page that stops reading loses its oldest signals, never the hub's memory
 
 
 class SignalHub:
-    def __init__(self, kafka: KafkaSettings, topic: str, retry_seconds: float = 2.0) -> None:
+    """`open_names`: a signal with its members' sealed names opened (docs/privacy.md:
+    shared.privacy.person.named_members with the vault); None shows them as the log has them."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, retry_seconds: float = 2.0,
+                 open_names: NameOpener | None = None) -> None:
         self.kafka = kafka
         self.topic = topic
+        self.open_names = open_names
         self.retry_seconds = retry_seconds
         self.ready = asyncio.Event()
         self._subscribers: set[asyncio.Queue[Signal]] = set()
@@ -89,7 +99,7 @@ class SignalHub:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=500)
                     for records in batches.values():
                         for record in records:
-                            self._decode_and_publish(record.value)
+                            await self._decode_and_publish(record.value)
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
@@ -111,15 +121,23 @@ class SignalHub:
                 waited = 0.0
         return partitions
 
-    def _decode_and_publish(self, value: bytes | None) -> None:
+    async def _decode_and_publish(self, value: bytes | None) -> None:
         if value is None:
             return
         try:
             message = scoring_messages.decode(value)
         except DecodeError:
             return  # the projection dead-letters it; a page has nothing to show
-        if isinstance(message, Signal):
-            self._publish(message)
+        if not isinstance(message, Signal):
+            return
+        if self.open_names is not None:
+            try:
+                message = await self.open_names(message)
+            except RedisError as exc:
+                # The vault away: the signal still shows, without names (never the sealed text).
+                log.warning("live signals: names not opened", extra={"error": repr(exc)})
+                message = open_member_names(message, {})
+        self._publish(message)
 
 
 class ChangeHub:

@@ -42,7 +42,7 @@ from services.projection.web import correction_pages, export, views
 from services.projection.web.access import safe_next
 from services.projection.web.correction_pages import create_correction_pages
 from services.projection.web.i18n import TEXT
-from services.projection.web.live import ChangeHub, SignalHub
+from services.projection.web.live import ChangeHub, NameOpener, SignalHub
 from services.projection.web.pages import Pages
 from shared import topics
 from shared.settings import kafka_settings
@@ -96,8 +96,10 @@ async def data_span(reader: Reader) -> tuple[datetime | None, datetime | None]:
 
 
 def create_web_router(reader: Reader, settings: ProjectionSettings, hub: SignalHub | None = None,
-                      changes: ChangeHub | None = None, corrections: Corrections | None = None) -> APIRouter:
-    hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name)
+                      changes: ChangeHub | None = None, corrections: Corrections | None = None,
+                      open_names: NameOpener | None = None) -> APIRouter:
+    """`open_names`: opens the sealed member names of a live signal (SignalHub)."""
+    hub = hub or SignalHub(kafka_settings(), topics.SIGNALS.name, open_names=open_names)
     changes = changes or ChangeHub(reader)
     pages = Pages(settings)
     access, page, gate = pages.access, pages.page, pages.gate
