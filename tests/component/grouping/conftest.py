@@ -125,5 +125,7 @@ class OutputReader:
         deadline = time.monotonic() + timeout
         while not predicate(self.events):
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what} not met within {timeout}s; {len(self.events)} events read")
+                why = getattr(predicate, "why", "")  # what the predicate last found wrong, if it says
+                raise AssertionError(f"{what} not met within {timeout}s; {len(self.events)} events read"
+                                     + (f"; {why}" if why else ""))
             await asyncio.sleep(0.1)

@@ -50,9 +50,17 @@ def summary(events, tag: str) -> dict:
 def settled(expected: dict, tag: str):
     def check(events) -> bool:
         try:
-            return summary(events, tag) == expected
-        except AssertionError:  # a version gap while output is still arriving
+            got = summary(events, tag)
+        except AssertionError as exc:  # a version gap while output is still arriving, or a changed event
+            check.why = str(exc)
             return False
+        if got == expected:
+            return True
+        differ = sorted(o for o in expected["opportunities"].keys() | got["opportunities"].keys()
+                        if expected["opportunities"].get(o) != got["opportunities"].get(o))
+        check.why = f"opportunities that differ: {differ[:5]}" if differ else "account touches differ"
+        return False
+    check.why = ""
     return check
 
 
