@@ -72,9 +72,12 @@ async def test_derived_criteria_move_the_opportunity_forward_through_kafka(env: 
     criteria = {c["code"]: c for c in opp["criteria"]}
     assert criteria["technical_validation"]["holds"] and criteria["technical_validation"]["since"] == (
         "2026-09-05T09:00:00Z")  # Сергей read /solutions/hr/api
-    # Газмяснефть: one very active person is a cold opportunity, never warm.
-    gaz = await stage_becomes(projection, story.gaz, "cold")
-    assert gaz["missing_criteria"] == ["group_formed", "superiors_engaged"] and gaz["proposed_stage"] is None
+    # Газмяснефть: one very active person is a cold opportunity, never warm. Judged by what the
+    # rules did (its history): the module's stale-change test moves it on by hand, in any order.
+    def moved_by_rules() -> list[tuple[str, str]]:
+        history = opportunity(projection, story.gaz)["stage_history"]
+        return [(h["from_stage"], h["stage"]) for h in history if h["author"] == "rules"]
+    assert await wait_for(moved_by_rules) == [("target_base", "cold")]
 
     # The moves are events on Kafka, so a rebuild keeps them.
     moves = await collect(env.topic(topics.QUALIFICATION), until=lambda kept: len(kept) >= 2,
