@@ -33,10 +33,13 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.grouping.domain.accounts import person_id
 from services.ingest.dedupe import PENDING
 from shared import topics
 from shared.codec import person_events
-from tests.support.kafka import read_to_end, wait_for
+from shared.privacy.seal import Identifier
+from shared.privacy.settings import vault_for
+from tests.support.kafka import namespace, read_to_end, wait_for
 from tests.support.ownbroker import OwnBroker
 from tests.support.platform import (
     API,
@@ -203,6 +206,18 @@ def is_claimed(ready: Ready, body: list[dict]):
     async def claimed() -> bool:
         return await ready.claims(body) == [PENDING] * BATCH
     return claimed
+
+
+def is_pseudonymised(ready: Ready, body: list[dict]):
+    """Ingest has its people's pseudonyms from the vault: the last Redis call before the write
+    (docs/privacy.md), so a Redis cut after this finds the write under way."""
+    with namespace(ready.namespace):
+        vault = vault_for(ready.redis)
+
+    async def known() -> bool:
+        found = [await vault.person(Identifier("email", person_id(e["person"]["email"]))) for e in body]
+        return all(found)
+    return known
 
 
 class Platform:
