@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 
 class KafkaSettings(BaseSettings):
@@ -63,6 +66,18 @@ class RedisSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:16379/0"
+
+    def client(self) -> Redis:
+        """The asyncio client every service uses, one per process.
+
+        `Redis.from_url` alone retries nothing (its connections get `Retry(NoBackoff(), 0)`):
+        after Redis restarts, or a proxy between drops the connections, each pooled connection
+        fails its next command once with "Connection closed by server", and ingest answered 503
+        to a request Redis could have served. Three retries with jittered backoff (50 ms up to
+        1 s) reconnect a dead pooled connection and give a restarting Redis about 2 s; a longer
+        outage still fails fast enough for a 503 within the platforms' timeouts.
+        """
+        return Redis.from_url(self.redis_url, retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3))
 
 
 @lru_cache

@@ -16,7 +16,6 @@ import sys
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.crm.adapters.amocrm import AmoCrm
@@ -112,7 +111,7 @@ async def run(name: str) -> None:
     require_production_secrets(f"crm-{name}", settings.dev_secrets_in_use())
     client, host = build_client(name, settings)
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     state = State(redis, namespace, name)
     if isinstance(client, AmoCrm):
         if tokens := await state.tokens():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from redis.asyncio import Redis
-
 from services.ingest.app import create_app
 from services.ingest.dedupe import Deduper
 from services.ingest.memory import Memory
@@ -25,7 +23,7 @@ def build_app():
     settings = IngestSettings()
     privacy = PrivacySettings()
     require_production_secrets("ingest", settings.dev_secrets_in_use() + privacy.dev_secrets_in_use())
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     deduper = Deduper(redis, settings.dedupe_ttl_seconds, prefix=f"bg:ingest:seen:{namespace}")
     memory = Memory(redis, settings.memory_ttl_seconds, prefix=f"bg:ingest:mem:{namespace}")

@@ -266,7 +266,7 @@ async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, in
                                 **kafka.aiokafka_kwargs(), group_id=f"{namespace}bg-metrica-writeback",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     uploader = Uploader(settings)
     worker = Worker(settings, Store(redis, namespace), uploader, producer, vault_for(redis))
     await producer.start()

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -52,7 +51,7 @@ async def _run(args: argparse.Namespace) -> int:
     privacy_settings = PrivacySettings()
     projection = ProjectionSettings()
     engine = db.create_engine(DatabaseSettings().database_url, projection.db_schema)
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     kafka = kafka_settings()
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     vault = vault_for(redis, privacy_settings)

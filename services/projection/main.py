@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 
 from services.privacy.api import create_privacy_router
 from services.privacy.requests import Privacy
@@ -97,7 +96,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
     if api:
         require_production_secrets("projection API", settings.dev_tokens_in_use() + privacy.dev_secrets_in_use())
     engine = db.create_engine(database_url, settings.db_schema)
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     vault = vault_for(redis, privacy)
     await db.migrate(engine, settings.db_schema)
     health = Health() if consume else None
@@ -191,7 +190,7 @@ async def rebuild_command(settings: ProjectionSettings, database_url: str, kafka
         sink = DeadLetters(kafka) if publish_dead_letters else LoggedDeadLetters()
         if isinstance(sink, DeadLetters):
             await sink.start()
-        redis = Redis.from_url(RedisSettings().redis_url)
+        redis = RedisSettings().client()
         try:
             # The moves the rules made live are on the topic: replayed, not made again.
             uow = UnitOfWork(engine, Qualifier(configured(), publish=None))

@@ -19,7 +19,7 @@ from shared.settings import RedisSettings
 
 @cache
 def _redis() -> Redis:
-    return Redis.from_url(RedisSettings().redis_url)
+    return RedisSettings().client()
 
 
 def revealed(raw: bytes):

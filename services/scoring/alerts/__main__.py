@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -87,7 +86,7 @@ async def run(stop: asyncio.Event) -> None:
     )
     team_consumer.subscribe([topics.QUALIFICATION.name])
     producer = AIOKafkaProducer(**settings.aiokafka_kwargs(), acks="all", enable_idempotence=True)
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     await producer.start()
     await consumer.start()
     await team_consumer.start()

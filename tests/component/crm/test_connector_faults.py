@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from services.crm.adapters.bitrix24 import Bitrix24
 from services.crm.domain.inbound import load_stage_map
@@ -74,7 +73,7 @@ class ReadApi:
 async def rig(servers):
     state = CrmLoopback(hang_seconds=1.0)
     state.b24_bucket = Bucket(size=1000, per_second=1000.0)
-    redis = Redis.from_url(RedisSettings().redis_url)
+    redis = RedisSettings().client()
     with Served(create_app(state)) as url:
         client = Bitrix24(Bitrix24Settings(webhook_url=SecretStr(f"{url}/rest/1/{state.b24_code}/"),
                                            bucket_size=1000, requests_per_second=1000.0),

@@ -11,6 +11,8 @@ what ends up on the topic: never a 202 without the write, never an event lost or
   retry, the first is written, the retry is a duplicate.
 - Redis lost between the claim and its confirmation (the write held, Redis cut through a proxy,
   the write let go): 202, since the events were written; the claims end with their TTL.
+- Redis's connections dropped and Redis back at once: the next requests are served (the client
+  reconnects and retries), not 503.
 - A broker restart under load: ingest takes events again afterwards, none lost or doubled.
   Before the fix, batches that expired while the restarting broker led no partition had burnt
   their sequence numbers, and the idempotent producer's every later write was refused with
@@ -202,6 +204,25 @@ async def test_redis_lost_after_the_claim_the_written_events_are_still_202_and_o
     assert r.status_code == 202 and r.json()["accepted"] == BATCH, r.text
     assert await ready.claims(body) == [PENDING] * BATCH
     assert await ready.on_topic(tag) == Counter({e["event_id"]: 1 for e in body})
+
+
+async def test_redis_connections_dropped_and_back_the_next_requests_are_served(ready: Ready):
+    """Redis restarted (or a proxy between dropped every connection): each pooled connection is
+    dead, and the first command on it fails. The client reconnects and retries
+    (RedisSettings.client); before, the next requests were 503 "Connection closed by server"
+    although Redis was back (a CI failure, the test after the Redis-lost one)."""
+    tag = f"dropped-{uuid.uuid4().hex[:8]}"
+    bodies = [batch(f"{tag}-{i}") for i in range(4)]
+    async with httpx.AsyncClient() as client:
+        # Concurrent requests: several connections in ingest's pool, all of which the cut kills.
+        warm = await asyncio.gather(*(post(client, ready.url, batch(f"{tag}-warm{i}")) for i in range(4)))
+        assert [r.status_code for r in warm] == [202] * 4
+        ready.proxy.cut()
+        ready.proxy.restore()
+        served = await asyncio.gather(*(post(client, ready.url, body) for body in bodies))
+    assert [(r.status_code, r.json().get("accepted")) for r in served] == [(202, BATCH)] * 4, [r.text for r in served]
+    on_topic = await ready.on_topic(tag)
+    assert {i: n for i, n in on_topic.items() if "warm" not in i} == {e["event_id"]: 1 for b in bodies for e in b}
 
 
 def is_claimed(ready: Ready, body: list[dict]):
