@@ -40,9 +40,6 @@ from shared.schemas.correction import (
 from shared.schemas.opportunity import opportunity_id as opportunity_id_of
 from shared.schemas.roles import BuyingRole, Department
 
-CorrectionMessage = (OpportunityOpened | MemberLinked | MemberUnlinked | MemberRoleSet | MemberStanceSet
-                     | MemberNoteSet | AccountsMerged | CorrectionUndone)
-
 # A client's own id makes a retry idempotent: the same id twice is one correction.
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,100}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,50}$")]

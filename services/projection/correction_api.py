@@ -48,11 +48,12 @@ from services.projection.repository import Reader
 from services.projection.settings import ProjectionSettings
 from shared import topics
 from shared.codec import encode
+from shared.schemas.correction import CorrectionMessage
 from shared.settings import KafkaSettings
 
 log = logging.getLogger("projection.corrections")
 
-Publish = Callable[[cr.CorrectionMessage], Awaitable[None]]
+Publish = Callable[[CorrectionMessage], Awaitable[None]]
 Id = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_CONTROL)]
 ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422, 503)}
 bearer = HTTPBearer(auto_error=False, description="a correction token (BG_API_CORRECTION_TOKENS)")
@@ -100,7 +101,7 @@ class CorrectionPublisher:
                 self._producer = producer
             return self._producer
 
-    async def publish(self, message: cr.CorrectionMessage) -> None:
+    async def publish(self, message: CorrectionMessage) -> None:
         """Returns once Kafka acknowledged the message; raises KafkaError, OSError or TimeoutError.
         A failed write retires the producer: an idempotent producer whose numbered batch failed
         refuses every later one of that partition (docs/exactly-once.md, "A broker restart"), so
@@ -182,7 +183,7 @@ def create_correction_router(settings: ProjectionSettings, reader: Reader, publi
             raise ApiError(404, "not_found", f"{person_id!r} не в группе / is not a member of {opportunity_id!r}",
                            field="path.person_id")
 
-    async def submit(message: cr.CorrectionMessage) -> cr.CorrectionAccepted:
+    async def submit(message: CorrectionMessage) -> cr.CorrectionAccepted:
         """Publish (after the ack only: 202), then wait a moment for the history to show it."""
         def answer(result: str, text: str) -> cr.CorrectionAccepted:
             return cr.CorrectionAccepted(correction_id=message.correction_id, type=message.type,

@@ -17,16 +17,7 @@ from typing import Any, Literal
 from services.projection.funnel import Funnel, configured
 from shared.privacy.person import open_member_names
 from shared.privacy.seal import is_sealed
-from shared.schemas.correction import (
-    AccountsMerged,
-    CorrectionUndone,
-    MemberLinked,
-    MemberNoteSet,
-    MemberRoleSet,
-    MemberStanceSet,
-    MemberUnlinked,
-    OpportunityOpened,
-)
+from shared.schemas.correction import CorrectionMessage, CorrectionUndone
 from shared.schemas.crm import (
     CriterionMarked,
     DealTermsSet,
@@ -339,8 +330,6 @@ def map_qualification(message: QualificationEvent) -> list[Row]:
                   message.expected_close_on)]
 
 
-CorrectionMessage = (OpportunityOpened | MemberLinked | MemberUnlinked | MemberRoleSet | MemberStanceSet
-                     | MemberNoteSet | AccountsMerged | CorrectionUndone)
 # The fields every correction has; the rest is what the correction says (its `detail`).
 _CORRECTION_COMMON = frozenset({"schema_version", "correction_id", "author", "made_at", "reason", "type"})
 

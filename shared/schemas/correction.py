@@ -137,8 +137,8 @@ class CorrectionUndone(_Correction):
         return self.subject
 
 
-Correction = Annotated[
-    OpportunityOpened | MemberLinked | MemberUnlinked | MemberRoleSet | MemberStanceSet
-    | MemberNoteSet | AccountsMerged | CorrectionUndone,
-    Field(discriminator="type"),
-]
+# Every message of bg.correction.v1: the plain union for isinstance and type hints, and the same
+# union discriminated by `type` for decoding.
+CorrectionMessage = (OpportunityOpened | MemberLinked | MemberUnlinked | MemberRoleSet | MemberStanceSet
+                     | MemberNoteSet | AccountsMerged | CorrectionUndone)
+Correction = Annotated[CorrectionMessage, Field(discriminator="type")]
