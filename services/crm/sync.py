@@ -199,11 +199,12 @@ class Connector:
             await self.dead_letter("invalid_contact", str(exc), f"{deal.crm}:deal:{deal.deal_id}", repr(contacts))
             return
         for link in links:
-            await self._publish(f"link:{deal.deal_id}:{link.contact_id}", link)
+            await self._publish(f"link:{deal.deal_id}:{link.contact_id}", link, link.event_id)
             # Grouping knows people by the pseudonym of their address, never the address itself.
             person = await pseudonymous_email(self.vault, link.email, person_id) if link.email else None
             if (correction := member_link(link, person)) is not None:
-                await self._publish(f"member:{deal.deal_id}:{link.contact_id}", correction, topics.CORRECTIONS)
+                await self._publish(f"member:{deal.deal_id}:{link.contact_id}", correction, correction.correction_id,
+                                    topics.CORRECTIONS)
 
     async def on_company(self, company_id: str) -> str | None:
         """Publish the company when it changed; -> its valid INN (None when none)."""
@@ -215,17 +216,16 @@ class Connector:
         except ValidationError as exc:
             await self.dead_letter("invalid_company", str(exc), f"{self.crm.name}:company:{company_id}", repr(company))
             return None
-        await self._publish(f"company:{company_id}", message)
+        await self._publish(f"company:{company_id}", message, message.event_id)
         return message.inn
 
-    async def _publish(self, key: str, message, topic: topics.Topic = topics.CRM_LINKS) -> None:
-        """Write `message` unless the same content was written under `key` before (its event or
-        correction id, a digest of the content)."""
-        event_id = message.correction_id if topic is topics.CORRECTIONS else message.event_id
-        if await self.state.published(key) == event_id:
+    async def _publish(self, key: str, message, message_id: str, topic: topics.Topic = topics.CRM_LINKS) -> None:
+        """Write `message` to `topic` unless the same content was written under `key` before:
+        `message_id` is its event or correction id, a digest of the content."""
+        if await self.state.published(key) == message_id:
             return
         await self.producer.send_and_wait(topic.name, key=message.key().encode(), value=encode(message))
-        await self.state.set_published(key, event_id)
+        await self.state.set_published(key, message_id)
 
     # ---------------------------------------------------------------- us -> CRM
     async def follow_feed(self) -> int:
