@@ -6,22 +6,17 @@ the same messages to bg.correction.v1)."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from shared import topics
-from shared.codec import encode
 from shared.schemas.correction import AccountsMerged, CorrectionUndone
 from shared.schemas.touch import Content, Person, TouchEvent
-from shared.topics import ensure_topics
-from tests.component.scoring.test_live_timers import copy_log
-from tests.e2e.conftest import TOKEN, Pipeline
+from tests.e2e.conftest import Pipeline
+from tests.e2e.replay import correct, rebuilt, send
 from tests.e2e.test_pipeline import opportunity, wait_until
-from tests.support.kafka import namespace, new_namespace, produce
-from tests.support.processes import ServiceProcess, free_port
 
 HR = "https://vendor.example/solutions/hr/leave-automation"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -32,14 +27,6 @@ def touch(event_id: str, minute: int, email: str, *, job_title: str | None = Non
     return TouchEvent(event_id=event_id, occurred_at=START + timedelta(minutes=minute), source="web",
                       kind="page_view", person=Person(email=email, job_title=job_title, company=company),
                       content=Content(url=url))
-
-
-async def send(namespace: str, *events: TouchEvent) -> None:
-    await produce(namespace + topics.PERSON_EVENTS.base_name, [(e.key(), encode(e)) for e in events])
-
-
-async def correct(namespace: str, correction: AccountsMerged | CorrectionUndone) -> None:
-    await produce(namespace + topics.CORRECTIONS.base_name, [(correction.key(), encode(correction))])
 
 
 def members(api: httpx.Client, opportunity_id: str) -> set[str]:
@@ -181,25 +168,6 @@ async def test_a_rebuild_from_the_log_gives_the_same_merges_and_undos(pipeline: 
         }
         wait_until(lambda: view(api, *ids) == expected)
 
-    rebuilt_ns = new_namespace("r")
-    with namespace(rebuilt_ns):
-        await ensure_topics(wait_seconds=30)
     # Corrections first: the harder interleaving (every merge read before the touches it moves).
-    for topic in (topics.CORRECTIONS, topics.PERSON_EVENTS):
-        await copy_log(topic_namespace + topic.base_name, rebuilt_ns + topic.base_name)
-    port = free_port()
-    env = {"BG_TOPIC_NAMESPACE": rebuilt_ns, "PROJECTION_DB_SCHEMA": f"{pipeline.db_schema}_mrb",
-           "BG_API_PORT": str(port), "BG_STATE_DIR": tempfile.mkdtemp(prefix="merge-rebuild-"),
-           "BG_CLOCK_IDLE_SECONDS": "3600", "LOG_LEVEL": "info"}
-    services = [ServiceProcess("e2e-merge-grouping", ["-m", "services.grouping"], env),
-                ServiceProcess("e2e-merge-scoring", ["-m", "services.scoring"], env),
-                ServiceProcess("e2e-merge-projection", ["-m", "services.projection"], env,
-                               health_url=f"http://127.0.0.1:{port}/readyz")]
-    try:
-        for service in services:
-            service.start(timeout=90)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=TOKEN, timeout=15) as api:
-            wait_until(lambda: view(api, *ids) == expected, timeout=180)
-    finally:
-        for service in services:
-            service.stop()
+    async with rebuilt(pipeline, topic_namespace, (topics.CORRECTIONS, topics.PERSON_EVENTS), "mrb") as api:
+        wait_until(lambda: view(api, *ids) == expected, timeout=180)

@@ -8,14 +8,13 @@ the same messages to bg.correction.v1)."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from shared import topics
-from shared.codec import dead_letters, encode
+from shared.codec import dead_letters
 from shared.schemas.correction import (
     CorrectionUndone,
     MemberLinked,
@@ -24,12 +23,10 @@ from shared.schemas.correction import (
     MemberUnlinked,
 )
 from shared.schemas.touch import Content, Person, TouchEvent
-from shared.topics import ensure_topics
-from tests.component.scoring.test_live_timers import copy_log
-from tests.e2e.conftest import TOKEN, Pipeline
+from tests.e2e.conftest import Pipeline
+from tests.e2e.replay import correct, rebuilt, send
 from tests.e2e.test_pipeline import opportunity, wait_until
-from tests.support.kafka import collect, namespace, new_namespace, produce
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.kafka import collect
 
 HR = "https://vendor.example/solutions/hr/leave-automation"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -38,14 +35,6 @@ START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 def touch(event_id: str, minute: int, email: str, job_title: str) -> TouchEvent:
     return TouchEvent(event_id=event_id, occurred_at=START + timedelta(minutes=minute), source="web",
                       kind="download", person=Person(email=email, job_title=job_title), content=Content(url=HR))
-
-
-async def send(ns: str, *events: TouchEvent) -> None:
-    await produce(ns + topics.PERSON_EVENTS.base_name, [(e.key(), encode(e)) for e in events])
-
-
-async def correct(ns: str, *corrections) -> None:
-    await produce(ns + topics.CORRECTIONS.base_name, [(c.key(), encode(c)) for c in corrections])
 
 
 def group(api: httpx.Client, opportunity_id: str) -> dict[str, tuple[str, str]]:
@@ -113,27 +102,8 @@ async def test_corrections_hold_over_later_touches_undo_restores_and_a_rebuild_k
     assert [d.reason for d in refused] == ["unknown_opportunity"]
 
     # A rebuild from the log: a fresh grouping reads copies of both input topics from the start.
-    rebuilt_ns = new_namespace("r")
-    with namespace(rebuilt_ns):
-        await ensure_topics(wait_seconds=30)
-    for topic in (topics.PERSON_EVENTS, topics.CORRECTIONS):
-        await copy_log(topic_namespace + topic.base_name, rebuilt_ns + topic.base_name)
-    port = free_port()
-    env = {"BG_TOPIC_NAMESPACE": rebuilt_ns, "PROJECTION_DB_SCHEMA": f"{pipeline.db_schema}_rb",
-           "BG_API_PORT": str(port), "BG_STATE_DIR": tempfile.mkdtemp(prefix="corrgroup-rebuild-"),
-           "BG_CLOCK_IDLE_SECONDS": "3600", "LOG_LEVEL": "info"}
-    services = [ServiceProcess("e2e-corr-grouping", ["-m", "services.grouping"], env),
-                ServiceProcess("e2e-corr-scoring", ["-m", "services.scoring"], env),
-                ServiceProcess("e2e-corr-projection", ["-m", "services.projection"], env,
-                               health_url=f"http://127.0.0.1:{port}/readyz")]
-    try:
-        for service in services:
-            service.start(timeout=90)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=TOKEN, timeout=15) as api:
-            wait_until(lambda: group(api, opp) == final, timeout=180)
-            rebuilt = opportunity(api, opp)
-            assert {m["person_id"]: m["why"]["role"]["rule"] for m in rebuilt["members"]} == live_roles
-            wait_until(lambda: (b := opportunity(api, opp)["score_breakdown"]) and b["stance"] == 8)
-    finally:
-        for service in services:
-            service.stop()
+    async with rebuilt(pipeline, topic_namespace, (topics.PERSON_EVENTS, topics.CORRECTIONS), "rb") as api:
+        wait_until(lambda: group(api, opp) == final, timeout=180)
+        again = opportunity(api, opp)
+        assert {m["person_id"]: m["why"]["role"]["rule"] for m in again["members"]} == live_roles
+        wait_until(lambda: (b := opportunity(api, opp)["score_breakdown"]) and b["stance"] == 8)
