@@ -41,6 +41,7 @@ from pydantic import BaseModel
 from shared.codec import Codec, encode
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings, kafka_settings
+from shared.table_store import table_store
 from shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def make_app(service: str, **overrides) -> faust.App:
     options = dict(
         broker=brokers,
         broker_credentials=broker_credentials(settings),
-        store=os.environ.get("BG_TABLE_STORE", "memory://"),
+        store=table_store(),
         datadir=str(state_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,

@@ -62,6 +62,7 @@ from shared.codec import Codec, DecodeError, encode, person_log
 from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
 from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, current_event, make_app, raw_topic
+from shared.table_store import table_options
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
@@ -121,7 +122,7 @@ class Grouping:
         def table(name: str) -> TableT:
             # bytes types make faust use the raw codec; a `schema=` argument would be
             # overridden with json serializers, and the changelog would not decode on recovery.
-            return self.app.Table(name, key_type=bytes, value_type=bytes)
+            return self.app.Table(name, key_type=bytes, value_type=bytes, options=table_options())
 
         persons = internal("persons")
         self.topics: dict[str, TopicT] = {

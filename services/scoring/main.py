@@ -21,6 +21,7 @@ from shared import topics
 from shared.codec import DecodeError, encode, opportunity_log
 from shared.schemas.scoring import Signal
 from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, make_app, raw_topic
+from shared.table_store import table_options
 
 SERVICE = "scoring"
 log = logging.getLogger("services.scoring")
@@ -41,7 +42,7 @@ dead_letters = DeadLetterSink(app, SERVICE, topics.SCORING_DLQ)
 # each entry with the partition it belongs to; one table, so that a crash keeps a prefix of
 # a message's writes. bytes types, not only a raw schema: faust picks the changelog's
 # serializers from the types, and JSON could not restore the raw entries after a restart.
-state = app.Table("scoring-state", key_type=bytes, value_type=bytes)
+state = app.Table("scoring-state", key_type=bytes, value_type=bytes, options=table_options())
 processor = Processor(config, state)
 
 

@@ -1,0 +1,43 @@
+"""Where faust tables keep their state, and RocksDB's memory bound when they are on disk.
+
+`BG_TABLE_STORE` (default `memory://`) picks faust's store for every table of grouping and
+scoring. With `memory://` a table is a dict: resident memory grows with every person and
+account the service has seen. With `rocksdb://` (the `rocksdict` driver) each table partition
+is a RocksDB database under `BG_STATE_DIR`, rebuilt from its changelog after a restart on
+another machine, and resident memory is what RocksDB caches plus the services' own bounded
+decoded-state caches (issue 12: state of 1M persons and 100k accounts under 1 GiB per service).
+
+faust's RocksDB defaults are sized for one large table on a dedicated machine: a 2 GiB block
+cache, a 500 MiB compressed cache and three 64 MiB write buffers *per database*
+(faust/stores/rocksdb.py, DEFAULT_*). A grouping worker opens one database per table and
+partition (5 tables x 4 partitions here), so those defaults bound nothing. `table_options`
+gives each database a small share instead; RocksDB reads the rest from the OS page cache.
+(faust's rocksdict path has no compressed block cache, so that default costs nothing there.)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+MIB = 1024 * 1024
+
+# Per table partition. 20 databases x (8 MiB cache + 2 x 4 MiB write buffers) = 320 MiB at
+# most, reached only once every partition is hot; most of a market's keys are cold.
+BLOCK_CACHE_BYTES = 8 * MIB
+WRITE_BUFFER_BYTES = 4 * MIB
+WRITE_BUFFERS = 2
+
+
+def table_store() -> str:
+    """The faust store URL from `BG_TABLE_STORE`: `memory://` (default) or `rocksdb://`."""
+    return os.environ.get("BG_TABLE_STORE", "memory://")
+
+
+def table_options(store: str | None = None) -> dict[str, Any] | None:
+    """faust `Table(options=...)` for the store: RocksDB's per-database memory bound (bytes)
+    with the rocksdict driver, or None for `memory://` (which takes no options)."""
+    if not (store or table_store()).startswith("rocksdb"):
+        return None
+    return {"driver": "rocksdict", "block_cache_size": BLOCK_CACHE_BYTES, "write_buffer_size": WRITE_BUFFER_BYTES,
+            "max_write_buffer_number": WRITE_BUFFERS}
