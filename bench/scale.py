@@ -1,6 +1,7 @@
 """How grouping's cost grows with the market: the same load shape at 100, 1,000 and 10,000 companies.
 
     .venv/bin/python -m bench.scale [--companies 100 1000 10000] [--workers 1] [--samples bench-results/scale.csv]
+                                    [--stores memory:// rocksdb://]
 
 Grouping is the stage whose work depends on the market: its tables hold every person, every
 account and every company name, and a free-mail person's name is matched against the names
@@ -16,7 +17,8 @@ committed everything it read on every stage (input and internal topics). It repo
   size extrapolated to 1M persons and 100k accounts;
 - the ceiling: a bare aiokafka produce+consume pass of as many messages, in the same run.
 A sample of RSS and progress every 0.25 s goes to --samples (CSV); `--png FILE` plots the
-largest market's samples (RSS and events/s over time).
+largest market's samples (RSS and events/s over time). `--stores` runs every market once per
+faust table store (BG_TABLE_STORE, shared/table_store.py), the first being the baseline.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Result:
     companies: int
     events: int
     workers: int
+    store: str = "memory://"
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     peak_rss_mib: float = 0.0
@@ -155,10 +158,11 @@ def state_sizes(events: list[dict]) -> dict[str, float]:
             "gib_at_100k_accounts": round(per_account * 1e5 / 2**30, 3)}
 
 
-async def one_run(companies: int, workers: int) -> Result:
+async def one_run(companies: int, workers: int, store: str = "memory://") -> Result:
     namespace = await fresh_namespace(f"bench-scale-{companies}-")
     events = market(companies)
-    result = Result(companies, len(events), workers)
+    result = Result(companies, len(events), workers, store)
+    os.environ["BG_TABLE_STORE"] = store  # the workers' environment is taken from this one
     procs = []
     for w in range(workers):
         os.environ["BG_STATE_DIR"] = f".stack/state/bench-scale-{uuid.uuid4().hex[:6]}"  # one per worker
@@ -194,27 +198,30 @@ async def one_run(companies: int, workers: int) -> Result:
 
 
 def plot(samples: Path, png: Path) -> None:
-    """RSS and input events/s over time of the largest market in a samples CSV."""
+    """RSS and input events/s over time of the largest market in a samples CSV, one line per store."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with samples.open() as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: v if k == "store" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     biggest = max(r["companies"] for r in rows)
     rows = [r for r in rows if r["companies"] == biggest]
-    seconds = [r["seconds"] for r in rows]
     window = 20  # samples of 0.25 s: a 5 s moving rate
-    rates = [(rows[i]["events_done"] - rows[max(0, i - window)]["events_done"])
-             / max(rows[i]["seconds"] - rows[max(0, i - window)]["seconds"], 1e-9) if i else 0.0
-             for i in range(len(rows))]
     fig, (rss, rate) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
-    rss.plot(seconds, [r["rss_mib"] for r in rows], color="tab:blue")
+    for store in dict.fromkeys(r.get("store", "memory://") for r in rows):
+        mine = [r for r in rows if r.get("store", "memory://") == store]
+        seconds = [r["seconds"] for r in mine]
+        rates = [(mine[i]["events_done"] - mine[max(0, i - window)]["events_done"])
+                 / max(mine[i]["seconds"] - mine[max(0, i - window)]["seconds"], 1e-9) if i else 0.0
+                 for i in range(len(mine))]
+        rss.plot(seconds, [r["rss_mib"] for r in mine], label=store)
+        rate.plot(seconds, rates, label=store)
     rss.set_ylabel("grouping RSS, MiB")
     rss.set_ylim(bottom=0)
+    rss.legend(title="BG_TABLE_STORE")
     rss.set_title(f"grouping alone, {int(biggest):,} companies, {int(rows[-1]['events_done']):,} input events")
-    rate.plot(seconds, rates, color="black")
     rate.set_ylabel("input events committed/s (5 s window)")
     rate.set_xlabel("seconds since the input started")
     fig.tight_layout()
@@ -226,50 +233,58 @@ def write_samples(path: Path, results: list[Result]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["companies", "seconds", "events_done", "rss_mib"])
+        out.writerow(["companies", "store", "seconds", "events_done", "rss_mib"])
         for r in results:
             for t, done, rss in r.samples:
-                out.writerow([r.companies, round(t, 2), done, round(rss, 1)])
+                out.writerow([r.companies, r.store, round(t, 2), done, round(rss, 1)])
 
 
-async def main(companies: list[int], workers: int, samples: Path) -> None:
+async def main(companies: list[int], workers: int, samples: Path, stores: list[str]) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     biggest = len(market(max(companies)))
     ceiling = await passthrough(min(biggest, 50_000))
     console.print(f"ceiling: bare aiokafka produce+consume: {ceiling:,.0f} msg/s")
     results = []
     for n in companies:
-        r = await one_run(n, workers)
-        console.print(f"{n} companies: {r.events} events in {r.seconds:.1f}s = {r.rate:,.0f} events/s, "
-                      f"CPU {1000 * r.cpu_seconds / r.events:.2f} ms/event, peak RSS {r.peak_rss_mib:.0f} MiB")
-        results.append(r)
+        for store in stores:
+            r = await one_run(n, workers, store)
+            console.print(f"{n} companies, {store}: {r.events} events in {r.seconds:.1f}s = {r.rate:,.0f} events/s, "
+                          f"CPU {1000 * r.cpu_seconds / r.events:.2f} ms/event, peak RSS {r.peak_rss_mib:.0f} MiB")
+            results.append(r)
     # State per key does not depend on the market's size (each company has the same shape), so it
     # is measured on the smaller markets, where the in-memory replay is quick.
     state = next((r.state for r in reversed(results) if r.state), {})
+    smallest = {store: next(r for r in results if r.store == store) for store in stores}
     table = Table(title=f"grouping alone, {workers} worker(s); ceiling {ceiling:,.0f} msg/s")
-    for col in ("companies", "events", "events/s", "vs smallest", "vs ceiling", "CPU ms/event", "peak RSS MiB"):
+    for col in ("companies", "store", "events", "events/s", "vs smallest", "vs ceiling", "CPU ms/event",
+                "peak RSS MiB"):
         table.add_column(col)
     for r in results:
-        table.add_row(str(r.companies), f"{r.events:,}", f"{r.rate:,.0f}", f"{r.rate / results[0].rate:.0%}",
-                      f"{r.rate / ceiling:.1%}", f"{1000 * r.cpu_seconds / r.events:.2f}", f"{r.peak_rss_mib:.0f}")
+        table.add_row(str(r.companies), r.store, f"{r.events:,}", f"{r.rate:,.0f}",
+                      f"{r.rate / smallest[r.store].rate:.0%}", f"{r.rate / ceiling:.1%}",
+                      f"{1000 * r.cpu_seconds / r.events:.2f}", f"{r.peak_rss_mib:.0f}")
     console.print(table)
     console.print(f"state: {state}")
     write_samples(samples, results)
     path = save("scale", {
         "workers": workers, "ceiling_msgs_per_s": round(ceiling), "state": state,
-        "runs": [{"companies": r.companies, "events": r.events, "events_per_s": round(r.rate),
-                  "vs_smallest": round(r.rate / results[0].rate, 3), "vs_ceiling": round(r.rate / ceiling, 4),
+        "runs": [{"companies": r.companies, "store": r.store, "events": r.events, "events_per_s": round(r.rate),
+                  "vs_smallest": round(r.rate / smallest[r.store].rate, 3), "vs_ceiling": round(r.rate / ceiling, 4),
                   "cpu_ms_per_event": round(1000 * r.cpu_seconds / r.events, 3),
                   "peak_rss_mib": round(r.peak_rss_mib)} for r in results],
     })
     console.print(f"saved {path} and {samples}")
-    command = f"python -m bench.scale --companies {' '.join(map(str, companies))} --workers {workers}"
+    command = (f"python -m bench.scale --companies {' '.join(map(str, companies))} --workers {workers} "
+               f"--stores {' '.join(stores)}")
     for r in results:
-        # Against the smallest market: the ratio is how much of its rate is left at this size.
-        record(f"scale.grouping.events_per_s.{r.companies}_companies.{workers}_worker", r.rate, "events/s",
-               results[0].rate, command)
-        record(f"scale.grouping.peak_rss_mib.{r.companies}_companies.{workers}_worker", r.peak_rss_mib, "MiB",
-               None, command)
+        store = "" if r.store.startswith("memory") else ".rocksdb"  # memory:// keeps the earlier names
+        # Against the smallest market on the same store: how much of its rate is left at this size.
+        record(f"scale.grouping.events_per_s.{r.companies}_companies.{workers}_worker{store}", r.rate, "events/s",
+               smallest[r.store].rate, command)
+        # RSS against the first store's at the same size (the baseline, memory:// by default).
+        baseline = next(b for b in results if b.companies == r.companies and b.store == stores[0])
+        record(f"scale.grouping.peak_rss_mib.{r.companies}_companies.{workers}_worker{store}", r.peak_rss_mib, "MiB",
+               None if baseline is r else baseline.peak_rss_mib, command)
     if state:
         record("scale.grouping.state_bytes_per_person", state["bytes_per_person"], "bytes", None, command)
         record("scale.grouping.state_bytes_per_account", state["bytes_per_account"], "bytes", None, command)
@@ -280,9 +295,11 @@ if __name__ == "__main__":
     parser.add_argument("--companies", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=Path, default=Path("bench-results/scale.csv"))
+    parser.add_argument("--stores", nargs="+", default=["memory://"],
+                        help="faust table stores to run each market on, the first the baseline (memory:// rocksdb://)")
     parser.add_argument("--png", type=Path, help="only plot the largest market of --samples into this PNG")
     args = parser.parse_args()
     if args.png:
         plot(args.samples, args.png)
     else:
-        asyncio.run(main(args.companies, args.workers, args.samples))
+        asyncio.run(main(args.companies, args.workers, args.samples, args.stores))
