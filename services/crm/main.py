@@ -124,7 +124,7 @@ async def run(name: str) -> None:
     api = ReadApi(settings.read_api_url, settings.read_api_token.get_secret_value())
     await producer.start()
     await consumer.start()
-    vault = vault_for(redis)
+    vault = vault_for()
     connector = Connector(client, api, state, producer, settings, load_stage_map(name, settings.stage_map), vault)
     wake = asyncio.Event()
     server = http.server(create_app(client, connector.receive, wake.set), settings.host, settings.port)
@@ -147,6 +147,7 @@ async def run(name: str) -> None:
         await api.close()
         await client.close()
         await redis.aclose()
+        await vault.aclose()
 
 
 async def _idle(step) -> bool:

@@ -152,6 +152,7 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
         finally:
             await publisher.stop()
             await redis.aclose()
+            await guard.vault.aclose()
 
     app = FastAPI(
         title="Buying-group engine: ingest",
@@ -349,7 +350,9 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
     async def readyz() -> JSONResponse:
         checks = {"kafka": await publisher.ready()}
         try:
-            checks["redis"] = bool(await asyncio.wait_for(redis.ping(), timeout=2))
+            # The vault may be a Redis of its own (BG_VAULT_REDIS_URL): ingest needs both.
+            checks["redis"] = all([await asyncio.wait_for(client.ping(), timeout=2)
+                                   for client in (redis, guard.vault.redis)])
         except (TimeoutError, RedisError, OSError):
             checks["redis"] = False
         return JSONResponse({"status": "ready" if all(checks.values()) else "not_ready", "checks": checks},

@@ -27,7 +27,7 @@ def build_app():
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     deduper = Deduper(redis, settings.dedupe_ttl_seconds, prefix=f"bg:ingest:seen:{namespace}")
     memory = Memory(redis, settings.memory_ttl_seconds, prefix=f"bg:ingest:mem:{namespace}")
-    guard = Guard(vault_for(redis, privacy), privacy)
+    guard = Guard(vault_for(privacy), privacy)
     return settings, create_app(settings, Publisher(kafka_settings()), deduper, redis, memory, guard)
 
 

@@ -268,7 +268,8 @@ async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, in
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     redis = RedisSettings().client()
     uploader = Uploader(settings)
-    worker = Worker(settings, Store(redis, namespace), uploader, producer, vault_for(redis))
+    vault = vault_for()
+    worker = Worker(settings, Store(redis, namespace), uploader, producer, vault)
     await producer.start()
     await consumer.start()
     stop = stop or asyncio.Event()
@@ -284,6 +285,7 @@ async def run(settings: WritebackSettings, stop: asyncio.Event | None = None, in
         await producer.stop()
         await uploader.close()
         await redis.aclose()
+        await vault.aclose()
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ async def _run(args: argparse.Namespace) -> int:
     redis = RedisSettings().client()
     kafka = kafka_settings()
     producer = AIOKafkaProducer(**kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True)
-    vault = vault_for(redis, privacy_settings)
+    vault = vault_for(privacy_settings)
     try:
         now = datetime.now(UTC)
         if args.command == "retention":
@@ -91,6 +91,7 @@ async def _run(args: argparse.Namespace) -> int:
     finally:
         await producer.stop()
         await redis.aclose()
+        await vault.aclose()
         await engine.dispose()
 
 

@@ -97,7 +97,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
         require_production_secrets("projection API", settings.dev_tokens_in_use() + privacy.dev_secrets_in_use())
     engine = db.create_engine(database_url, settings.db_schema)
     redis = RedisSettings().client()
-    vault = vault_for(redis, privacy)
+    vault = vault_for(privacy)
     await db.migrate(engine, settings.db_schema)
     health = Health() if consume else None
     stop = asyncio.Event()
@@ -150,6 +150,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
         await publisher.stop()
         await person_log.stop()
         await redis.aclose()
+        await vault.aclose()
         await engine.dispose()
 
 
@@ -190,16 +191,16 @@ async def rebuild_command(settings: ProjectionSettings, database_url: str, kafka
         sink = DeadLetters(kafka) if publish_dead_letters else LoggedDeadLetters()
         if isinstance(sink, DeadLetters):
             await sink.start()
-        redis = RedisSettings().client()
+        vault = vault_for()
         try:
             # The moves the rules made live are on the topic: replayed, not made again.
             uow = UnitOfWork(engine, Qualifier(configured(), publish=None))
-            projector = Projector(uow, sink, settings.group_id, opener=Opener(vault_for(redis)))
+            projector = Projector(uow, sink, settings.group_id, opener=Opener(vault))
             count = await rebuild(kafka, projector, settings.batch_max_records, progress)
         finally:
             if isinstance(sink, DeadLetters):
                 await sink.stop()
-            await redis.aclose()
+            await vault.aclose()
         print(f"rebuilt schema {settings.db_schema!r} from {count} messages "
               f"({projector.health.dead_lettered} not applicable)")
         return 0

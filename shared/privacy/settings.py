@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 
 from shared.privacy.vault import Vault
+from shared.settings import RedisSettings
 
 # Known to everyone who read this repository: accepted only with BG_ENV=development.
 DEV_PEPPER = "dev-privacy-pepper"
@@ -32,6 +33,13 @@ class PrivacySettings(BaseSettings):
     # Days without a touch after which a person's keys are destroyed (their raw values on the log
     # become unreadable) and the projection folds their touches into anonymous daily counts.
     retention_days: int = Field(730, ge=1, le=36500)
+    # The vault is the only copy of everyone's keys: losing it erases everybody in effect. Its own
+    # setting lets production keep it in a persistent Redis (AOF, backups) apart from the Redis of
+    # ingest's dedupe claims and the other caches, which an operator may flush.
+    vault_redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("BG_VAULT_REDIS_URL"),
+        description="Redis of the privacy vault (keys, pseudonyms, suppressions); unset: REDIS_URL. "
+                    "Production: a persistent Redis (AOF, backups) that nobody flushes")
 
     def dev_secrets_in_use(self) -> list[str]:
         return ["BG_PRIVACY_PEPPER"] if self.pepper == DEV_PEPPER else []
@@ -41,8 +49,17 @@ class PrivacySettings(BaseSettings):
         return "*" in self.suppress_sources or source in self.suppress_sources
 
 
-def vault_for(redis: Redis, settings: PrivacySettings | None = None) -> Vault:
-    """The vault in `redis`, under the topic namespace's own prefix (as ingest's other keys)."""
+def vault_for(settings: PrivacySettings | None = None) -> Vault:
+    """The vault of this deployment: its own client of BG_VAULT_REDIS_URL (REDIS_URL when unset),
+    under the topic namespace's prefix. The caller closes it (Vault.aclose) with its other clients."""
+    settings = settings or PrivacySettings()
+    url = settings.vault_redis_url or RedisSettings().redis_url
+    return vault_in(RedisSettings(redis_url=url).client(), settings)
+
+
+def vault_in(redis: Redis, settings: PrivacySettings | None = None) -> Vault:
+    """The vault in this client, under the topic namespace's own prefix (as ingest's other keys):
+    for a test reading what a service wrote through a client of its own."""
     settings = settings or PrivacySettings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     return Vault(redis, settings.pepper.encode(), prefix=f"bg:privacy:{namespace}")

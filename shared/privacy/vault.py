@@ -87,6 +87,10 @@ class Vault:
     def digest(self, identifier: Identifier) -> str:
         return digest(self.pepper, identifier)
 
+    async def aclose(self) -> None:
+        """Close the vault's Redis client (its own: shared.privacy.settings.vault_for)."""
+        await self.redis.aclose()
+
     async def ensure(self, identifiers: list[tuple[Identifier, str]], links: Iterable[tuple[int, int]] = (),
                      today: str | None = None) -> list[Entry]:
         """The entry of each (identifier, pseudonym-to-be) pair, created when new, in one round trip.

@@ -14,12 +14,14 @@ from redis import Redis
 from shared.codec import person_events
 from shared.privacy.person import reveal
 from shared.privacy.seal import SealError, is_sealed, open_sealed, token_of
+from shared.privacy.settings import PrivacySettings
 from shared.settings import RedisSettings
 
 
 @cache
 def _redis() -> Redis:
-    return RedisSettings().client()
+    # Synchronous (the helpers are called from decoders); the vault's Redis, as vault_for finds it.
+    return Redis.from_url(PrivacySettings().vault_redis_url or RedisSettings().redis_url)
 
 
 def revealed(raw: bytes):

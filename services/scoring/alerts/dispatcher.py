@@ -95,7 +95,7 @@ class Dispatcher:
         self.dead_letter = dead_letter
         self.prefix = f"{config.redis_prefix}{namespace}"
         self.teams = TeamBook(redis, self.prefix)
-        self.vault = vault_for(redis)
+        self.vault = vault_for()
         self.claim_ms = int((config.delivery.worst_case_seconds() + 30) * 1000)
 
     async def dispatch(self, signal: Signal, source: Source = Source()) -> dict[str, Outcome]:

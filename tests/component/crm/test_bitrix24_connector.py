@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from shared import topics
 from shared.codec import corrections, crm_links, dead_letters
 from shared.privacy.seal import Identifier
-from shared.privacy.settings import vault_for
+from shared.privacy.settings import vault_in
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
 from tests.component.crm.conftest import Crm, connector, projected
 from tests.component.projection.conftest import READ, Env
@@ -128,7 +128,7 @@ async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, pr
     fixes = await collect(env.topic(topics.CORRECTIONS), decode=corrections.decode, until=lambda kept: kept)
     redis = Redis.from_url(servers.redis_url)
     with namespace(env.namespace):  # the connector's vault: the namespace's own prefix
-        vault = vault_for(redis)
+        vault = vault_in(redis)
     [known] = await vault.person(Identifier("email", "a.smirnova@romashka-b24.ru"))
     await redis.aclose()
     assert [(f.type, f.opportunity_id, f.person_id, f.author, f.correction_id) for f in fixes] == [

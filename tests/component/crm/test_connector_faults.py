@@ -19,7 +19,7 @@ from services.crm.state import State
 from services.crm.sync import RETRYABLE, Connector
 from services.importers.loopback import Served
 from shared.codec import dead_letters
-from shared.privacy.settings import vault_for
+from shared.privacy.settings import vault_in
 from shared.schemas.scoring import Signal
 from shared.settings import RedisSettings
 
@@ -82,7 +82,7 @@ async def rig(servers):
 
         def make(**settings: Any) -> Connector:
             return Connector(client, api, State(redis, f"f{uuid.uuid4().hex[:6]}.", "bitrix24"), producer,
-                             ConnectorSettings(**settings), load_stage_map("bitrix24"), vault_for(redis))
+                             ConnectorSettings(**settings), load_stage_map("bitrix24"), vault_in(redis))
         yield state, api, producer, make
         await client.close()
     await redis.aclose()

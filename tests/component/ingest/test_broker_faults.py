@@ -40,7 +40,7 @@ from services.ingest.dedupe import PENDING
 from shared import topics
 from shared.codec import person_events
 from shared.privacy.seal import Identifier
-from shared.privacy.settings import vault_for
+from shared.privacy.settings import vault_in
 from tests.support.kafka import namespace, read_to_end, wait_for
 from tests.support.ownbroker import OwnBroker
 from tests.support.platform import (
@@ -235,7 +235,7 @@ def is_pseudonymised(ready: Ready, body: list[dict]):
     """Ingest has its people's pseudonyms from the vault: the last Redis call before the write
     (docs/privacy.md), so a Redis cut after this finds the write under way."""
     with namespace(ready.namespace):
-        vault = vault_for(ready.redis)
+        vault = vault_in(ready.redis)
 
     async def known() -> bool:
         found = [await vault.person(Identifier("email", person_id(e["person"]["email"]))) for e in body]
