@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -56,12 +56,13 @@ from services.grouping.domain.messages import (
     names_inputs,
     persons_inputs,
 )
+from services.grouping.name_directory import NameDirectory
 from services.grouping.stages import KeyedStage, stamp_headers
 from shared import topics
-from shared.codec import Codec, DecodeError, encode, person_log
+from shared.codec import DecodeError, encode, person_log
 from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
-from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, current_event, make_app, raw_topic
+from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, make_app, raw_topic
 from shared.table_store import table_options
 
 SERVICE = "grouping"
@@ -145,7 +146,7 @@ class Grouping:
         self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=50_000)
         self.profiles = KeyedStage(table("people"), people.Profile, max_entries=50_000)
         self.account_states = KeyedStage(table("accounts"), opportunities.AccountState, max_entries=20_000)
-        self.names = _Directory(self.directory, Codec(directory.DirectoryEntry))
+        self.names = NameDirectory(self.directory)
 
         agent = self.app.agent
         agent(self.person_events, name="route", concurrency=1)(self._route)
@@ -178,16 +179,16 @@ class Grouping:
         return letters
 
     async def _batches(self, stream: StreamT, stage: str, handle: Callable[[EventT], list[Outbound]],
-                       keyed: tuple[KeyedStage, ...] = (), dlq: DeadLetterSink | None = None) -> None:
+                       keyed: tuple[KeyedStage | NameDirectory, ...] = (), dlq: DeadLetterSink | None = None) -> None:
         """Run `handle` per event of each batch and send its outputs, stamped with their origin
         (stages.py), in one producer batch per partition; a failure dead-letters that event (to
         `dlq`, by default grouping's) and the stream goes on. The batch's outputs are
         acknowledged by Kafka before its states are written, and both before its offsets are
         released (InOrderBatches), while the next batch is processed."""
         dlq = dlq or self.dlq
-        batches = InOrderBatches(f"grouping.{stage}")
-        async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-            batches.hold(events)  # a batch a stop interrupts is read again
+        batches = InOrderBatches(f"grouping.{stage}", self.app)
+        async for taken in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
+            events = await batches.hold(taken)  # a batch a stop interrupts is read again
             outbox = Outbox(self.app.producer._ensure_producer())
             letters = []
             for event in events:
@@ -257,19 +258,22 @@ class Grouping:
         names = self.config.people.accounts.names
 
         def handle(event: EventT) -> list[Outbound]:
-            # Lookups and registrations are idempotent (answers are sticky): no stamp check needed.
+            # Lookups and registrations give the same answers when read again from the same
+            # directory (answers are sticky): no stamp check needed. The directory's changes
+            # are written after the batch's outputs are acknowledged, as every stage's states:
+            # a registration written first and read again after a crash took over its names
+            # already and emitted no merge (issue 19).
             message = names_inputs.decode(event.value)
             entries = self.names.block(message.name)
             if isinstance(message, directory.NameLookup):
                 updates, outputs = directory.lookup(entries, message, names)
             else:  # a name account the registration takes over is merged into the domain's (issue 15)
                 updates, outputs = directory.register(entries, message, names)
-            with current_event(event):  # a table write goes to the partition of the current event
-                for name, entry in updates.items():
-                    self.names.put(name, entry)
+            for name, entry in updates.items():
+                self.names.put(name, entry, event)
             return outputs
 
-        await self._batches(stream, "names", handle)
+        await self._batches(stream, "names", handle, (self.names,))
 
     async def _reduce(self, stream: StreamT) -> None:
         rules = self.config.opportunities
@@ -315,61 +319,6 @@ class Grouping:
         self.watermarks.assigned(self._input_partitions(assigned), clock.wall_clock())
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
-
-
-class _Directory:
-    """The directory table as the names stage reads it: by block, decoded entries.
-
-    Which names each block holds is indexed in memory from the table's keys on first use after
-    an assignment; names of other blocks never count, so the answer does not depend on which
-    other partitions (or standby copies) this worker happens to hold.
-    """
-
-    def __init__(self, table: TableT, codec: Codec[directory.DirectoryEntry]) -> None:
-        self._table = table
-        self._codec = codec
-        self._blocks: dict[str, set[str]] | None = None
-
-    def block(self, name: str) -> Mapping[str, directory.DirectoryEntry]:
-        if self._blocks is None:
-            self._blocks = {}
-            for key in self._table:
-                self._index(key.decode())
-        return _Block(self, self._blocks.get(directory.shard_key(name), set()))
-
-    def get(self, name: str) -> directory.DirectoryEntry | None:
-        raw = self._table.get(name.encode())
-        return None if raw is None else self._codec.decode(raw)
-
-    def put(self, name: str, entry: directory.DirectoryEntry) -> None:
-        self._table[name.encode()] = encode(entry)
-        if self._blocks is not None:
-            self._index(name)
-
-    def drop(self) -> None:
-        self._blocks = None
-
-    def _index(self, name: str) -> None:
-        assert self._blocks is not None
-        self._blocks.setdefault(directory.shard_key(name), set()).add(name)
-
-
-class _Block(Mapping[str, directory.DirectoryEntry]):
-    def __init__(self, directory_: _Directory, names: set[str]) -> None:
-        self._directory = directory_
-        self._names = names
-
-    def __getitem__(self, name: str) -> directory.DirectoryEntry:
-        entry = self._directory.get(name) if name in self._names else None
-        if entry is None:
-            raise KeyError(name)
-        return entry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._names))
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 config = load()

@@ -57,16 +57,15 @@ def writing_as(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
-batches = InOrderBatches("scoring")
+batches = InOrderBatches("scoring", app)
 
 
 @app.agent(source, concurrency=1)
 async def score_opportunities(stream):
     # The commit policy (docs/exactly-once.md): outputs acknowledged by Kafka, then the states
     # written, then the offsets committed; a batch interrupted by a stop is never acknowledged.
-    async for events in stream.take_events(BATCH, WITHIN):
-        batches.hold(events)
-        await score_batch(events)
+    async for taken in stream.take_events(BATCH, WITHIN):
+        await score_batch(await batches.hold(taken))
 
 
 async def score_batch(events: list[EventT]) -> None:

@@ -18,10 +18,21 @@ class Counter(Message):
     n: int
 
 
+class Consumer:
+    """What InOrderBatches uses of faust's consumer when no partition has a hole."""
+
+    _unacked_messages: set = set()
+
+
+class App:
+    consumer = Consumer()
+
+
 class FakeMessage:
-    def __init__(self) -> None:
+    def __init__(self, offset: int) -> None:
         self.refcount = 1  # faust's own reference, dropped by its acknowledgement
         self.acked = False
+        self.tp, self.offset, self.generation_id = ("t", 0), offset, 1
 
     def incref(self) -> None:
         self.refcount += 1
@@ -34,8 +45,10 @@ class FakeMessage:
 class FakeEvent:
     """What InOrderBatches uses of a faust event: message.incref() and ack()."""
 
+    offsets = iter(range(1_000_000))
+
     def __init__(self) -> None:
-        self.message = FakeMessage()
+        self.message = FakeMessage(next(self.offsets))
 
     def ack(self) -> None:
         self.message.release()
@@ -58,15 +71,15 @@ def test_a_snapshot_is_read_before_the_table_until_written() -> None:
 
 
 async def test_batches_complete_in_order_after_their_acks_and_only_then_release_their_events() -> None:
-    batches = InOrderBatches("test")
+    batches = InOrderBatches("test", App())
     done: list[str] = []
     first_ack, second_ack = asyncio.get_running_loop().create_future(), asyncio.get_running_loop().create_future()
     first, second = [FakeEvent()], [FakeEvent()]
-    batches.hold(first)
+    assert await batches.hold(first) == first
     await batches.complete(first, [first_ack], [lambda: done.append("first")])
     for event in first:
         event.ack()  # faust's acknowledgement after the body: not the last reference
-    batches.hold(second)
+    assert await batches.hold(second) == second
     second_ack.set_result(None)  # the second batch's outputs are acknowledged first
     await asyncio.sleep(0)
     assert done == [] and not first[0].message.acked
@@ -78,11 +91,11 @@ async def test_batches_complete_in_order_after_their_acks_and_only_then_release_
 
 
 async def test_a_batch_whose_outputs_failed_stays_unacknowledged_and_the_stage_fails() -> None:
-    batches = InOrderBatches("test")
+    batches = InOrderBatches("test", App())
     failed = asyncio.get_running_loop().create_future()
     failed.set_exception(RuntimeError("broker refused"))
     events, written = [FakeEvent()], []
-    batches.hold(events)
+    assert await batches.hold(events) == events
     await batches.complete(events, [failed], [lambda: written.append(True)])
     with pytest.raises(RuntimeError, match="broker refused"):
         await batches.complete([], [], [])

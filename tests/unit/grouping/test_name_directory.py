@@ -1,0 +1,58 @@
+"""The names stage's table: changes reach it only when the batch's outputs were acknowledged."""
+
+from __future__ import annotations
+
+from services.grouping.domain.directory import DirectoryEntry, lookup, register
+from services.grouping.domain.messages import AccountMerge, NameLookup, NameRegistration
+from services.grouping.name_directory import NameDirectory
+from shared.codec import Codec
+from shared.schemas.opportunity import AccountRef
+from tests.unit.grouping.harness import at
+
+ROMASHKA = AccountRef(account_id="romashka.ru", name="Красная ромашка", domains=("romashka.ru",))
+NAME = "красная ромашка"
+REGISTRATION = NameRegistration(occurred_at=at(1), name=NAME, account=ROMASHKA)
+
+
+def looked_up(table: dict[bytes, bytes], names) -> None:
+    """A free-mail person's lookup made the name an account of its own, written."""
+    directory = NameDirectory(table)
+    ask = NameLookup(lookup_id="p|x", occurred_at=at(0), person_id="p@gmail.com", name=NAME, display_name="Х")
+    updates, _ = lookup(directory.block(NAME), ask, names)
+    for name, entry in updates.items():
+        directory.put(name, entry, None)
+    directory.snapshot()()
+
+
+def registered(directory: NameDirectory, names) -> list:
+    updates, outputs = register(directory.block(NAME), REGISTRATION, names)
+    for name, entry in updates.items():
+        directory.put(name, entry, None)
+    return outputs
+
+
+def test_a_registration_whose_merge_was_not_acknowledged_merges_again_when_read_again(config) -> None:
+    names = config.people.accounts.names
+    table: dict[bytes, bytes] = {}
+    looked_up(table, names)
+    directory = NameDirectory(table)
+    [merge] = registered(directory, names)
+    assert isinstance(merge.message, AccountMerge) and merge.key == f"name:{NAME}"
+    assert directory.get(NAME).origin == "domain"  # the batch goes on with its own change
+    directory.snapshot()  # the batch ended; its outputs were never acknowledged (a crash)
+    assert Codec(DirectoryEntry).decode(table[NAME.encode()]).origin == "name"
+    # The worker restarts and reads the registration again: the same merge, not nothing.
+    assert registered(NameDirectory(table), names) == [merge]
+
+
+def test_a_batch_s_changes_reach_the_table_at_its_write(config) -> None:
+    names = config.people.accounts.names
+    table: dict[bytes, bytes] = {}
+    looked_up(table, names)
+    directory = NameDirectory(table)
+    registered(directory, names)
+    write = directory.snapshot()
+    assert directory.get(NAME).origin == "domain" and len(directory.block(NAME)) == 1
+    write()
+    assert Codec(DirectoryEntry).decode(table[NAME.encode()]).origin == "domain"
+    assert registered(NameDirectory(table), names) == []  # taken over once
