@@ -9,7 +9,8 @@ only input, so the replay announces what the run's scoring announced), and for e
 announced (role_gap, stalled, reactivated) looks for an event of the same opportunity with an
 event time before the fact's time that sits later in the partition: the fact was judged before
 data that decides it had arrived. It names what moved the partition's clock past the fact:
-an event of another opportunity (its event time) or a clock tick (grouping's watermarks).
+a clock tick (grouping's watermarks), the opportunity's own event, or, in a log written before
+grouping's account stage forwarded its watermarks, an event of another opportunity.
 bench/chaos.py calls `judge` for every run it makes.
 """
 
@@ -85,13 +86,15 @@ def judge(partitions: dict[int, list[Record]], config: ScoringConfig) -> list[Fi
         readings: list[datetime | None] = []  # the clock after each decoded record
         for position, (record, message) in enumerate(decoded):
             wall = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
-            clock = (clock.observe_tick(message.watermarks, message.wall) if isinstance(message, ClockTick)
+            clock = (clock.observe_tick(message) if isinstance(message, ClockTick)
                      else clock.observe_event(message.occurred_at, wall))
             readings.append(clock.now())
             for out in processor.process(partition, message, wall):
                 if not isinstance(out, Signal) or out.signal not in TIMER_FACTS:
                     continue
-                passed = next(i for i, now in enumerate(readings) if now is not None and now >= out.occurred_at)
+                # None passed it: the opportunity's own event did (its own time moves its own timers).
+                passed = next((i for i, now in enumerate(readings) if now is not None and now >= out.occurred_at),
+                              position)
                 mover = decoded[passed][1]
                 if isinstance(mover, ClockTick):
                     moved_by = f"a clock tick at offset {decoded[passed][0].offset}"

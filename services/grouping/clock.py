@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from services.grouping.domain.messages import Outbound
 from shared.schemas.opportunity import ClockTick
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,59 @@ class InputWatermarks:
         return out
 
 
+@dataclass
+class StageWatermarks:
+    """The watermarks a downstream stage (persons, accounts) forwards: per partition of its
+    input, the latest watermark each upstream partition sent on it, and their minimum once
+    every upstream partition has been heard from (Flink's operators take the minimum over their
+    input channels the same way). In memory: a worker that (re)starts hears every upstream
+    partition again within a tick interval, and downstream keeps the maximum per partition, so
+    nothing goes back. No I/O."""
+
+    _heard: dict[int, dict[int, datetime]] = field(default_factory=dict)
+    _sent: dict[int, datetime] = field(default_factory=dict)
+
+    def observe(self, partition: int, tick: ClockTick) -> datetime | None:
+        """A tick of the upstream stage read on this stage's input `partition`.
+
+        Returns the partition's new watermark (UTC) when it advanced: the minimum over the
+        upstream stage's `tick.of` partitions, each at the latest watermark it sent here. None
+        while one of them has not been heard from (it holds the others back, as a source that
+        is behind holds a Flink watermark), when it did not advance, or for a tick that does not
+        say how many partitions its stage has (written before ticks were forwarded)."""
+        heard = self._heard.setdefault(partition, {})
+        for upstream, at in tick.watermarks.items():
+            heard[upstream] = max(at, heard.get(upstream, at))
+        if tick.of is None or any(upstream not in heard for upstream in range(tick.of)):
+            return None
+        mark = min(heard[upstream] for upstream in range(tick.of))
+        if partition in self._sent and mark <= self._sent[partition]:
+            return None
+        self._sent[partition] = mark
+        return mark
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked or (re)assigned: what was heard on them is heard again."""
+        for partition in partitions:
+            self._heard.pop(partition, None)
+            self._sent.pop(partition, None)
+
+
+def forward(stage: str, partition: int, mark: datetime, stage_partitions: int, wall: datetime,
+            outputs: Iterable[int], to: str) -> list[Outbound]:
+    """The ticks `stage` sends when its input `partition` reached watermark `mark`: one to each
+    of the downstream topic's `outputs` partitions (destination `to`), queued after the outputs
+    of every record read before the tick, so they stay behind the data. `stage_partitions`: how
+    many input partitions `stage` has; `wall`: the wall clock the route tick started with."""
+    tick = ClockTick(stage=stage, watermarks={partition: mark}, wall=wall, of=stage_partitions)
+    return [Outbound(to=to, key=tick.key(), message=tick, partition=out) for out in outputs]
+
+
 async def tick_forever(watermarks: InputWatermarks, caught_up: Callable[[int], Awaitable[bool]],
-                       partitions: Callable[[], Awaitable[list[int]]],
+                       partitions: Callable[[], Awaitable[tuple[int, list[int]]]],
                        send: Callable[[int, ClockTick], Awaitable[None]],
                        interval: float, clock: Clock = wall_clock) -> None:
-    """Every `interval` seconds, send one ClockTick to every output partition."""
+    """Every `interval` seconds, send one route ClockTick to every partition of the persons topic."""
     while True:
         await asyncio.sleep(interval)
         try:
@@ -126,14 +175,17 @@ async def tick_forever(watermarks: InputWatermarks, caught_up: Callable[[int], A
 
 
 async def tick_once(watermarks: InputWatermarks, caught_up: Callable[[int], Awaitable[bool]],
-                    partitions: Callable[[], Awaitable[list[int]]],
+                    partitions: Callable[[], Awaitable[tuple[int, list[int]]]],
                     send: Callable[[int, ClockTick], Awaitable[None]], clock: Clock = wall_clock) -> ClockTick | None:
+    """Send the owned input partitions' watermarks to every output partition. `partitions()`:
+    (how many partitions the input topic has, the output topic's partitions)."""
     now = clock()
     ready = {p: await caught_up(p) for p in watermarks.owned()}
     marks = watermarks.watermarks(now, ready.__getitem__)
     if not marks:
         return None
-    tick = ClockTick(watermarks=marks, wall=now)
-    for partition in await partitions():
+    inputs, outputs = await partitions()
+    tick = ClockTick(watermarks=marks, wall=now, of=inputs)
+    for partition in outputs:
         await send(partition, tick)
     return tick

@@ -29,7 +29,10 @@ apply goes to bg.correction.dlq.v1 with the reason.
 A corporate person's touch crosses route, persons and accounts: the account stage needs its
 own key, the person stage needs the person's (the input is keyed by cookie or raw email), and
 route is where the input is read: it keeps the input partitions' watermarks (`watermarks`),
-which `_tick` sends as ClockTick messages to every partition of bg.opportunity.v1 (clock.py).
+which `_tick` sends as ClockTick messages to every partition of the persons topic. The persons
+and accounts stages forward them in band, each to every partition of the next topic, once the
+minimum over the previous stage's partitions advances (`stage_marks`, clock.py): the accounts
+stage's ticks on bg.opportunity.v1 are scoring's clock (docs/time.md).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -127,6 +130,7 @@ class Grouping:
 
         persons = internal("persons")
         self.topics: dict[str, TopicT] = {
+            "persons": persons,
             "identity": persons,
             "people": persons,
             "names": internal("names"),
@@ -141,6 +145,10 @@ class Grouping:
         # Watermarks of bg.person-events.v1's partitions, kept by route, sent as clock ticks.
         self.tick_interval, idle_after, history_idle_after = _clock_options()
         self.watermarks = clock.InputWatermarks(idle_after=idle_after, history_idle_after=history_idle_after)
+        # Route reads whose outputs are not in the producer yet: a tick must not overtake them.
+        self._unsent_reads: list[tuple[int, int, datetime | None]] = []
+        # The watermarks the persons and accounts stages heard on their input partitions.
+        self.stage_marks = {"persons": clock.StageWatermarks(), "accounts": clock.StageWatermarks()}
         # Decoded states take a few times their JSON (an account a few KB to tens of KB, a
         # profile or an identity node a few KB); a key evicted is decoded again on next use.
         self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=50_000)
@@ -175,16 +183,19 @@ class Grouping:
                 continue
             if event is not None:
                 headers = stamp_headers(origin, event.message.offset, index)
-            await outbox.add(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message), headers)
+            await outbox.add(self.topics[out.to].get_topic_name(), out.key.encode(), encode(out.message), headers,
+                             out.partition)
         return letters
 
     async def _batches(self, stream: StreamT, stage: str, handle: Callable[[EventT], list[Outbound]],
-                       keyed: tuple[KeyedStage | NameDirectory, ...] = (), dlq: DeadLetterSink | None = None) -> None:
+                       keyed: tuple[KeyedStage | NameDirectory, ...] = (), dlq: DeadLetterSink | None = None,
+                       sent: Callable[[], None] | None = None) -> None:
         """Run `handle` per event of each batch and send its outputs, stamped with their origin
         (stages.py), in one producer batch per partition; a failure dead-letters that event (to
-        `dlq`, by default grouping's) and the stream goes on. The batch's outputs are
-        acknowledged by Kafka before its states are written, and both before its offsets are
-        released (InOrderBatches), while the next batch is processed."""
+        `dlq`, by default grouping's) and the stream goes on. `sent` runs once the batch's
+        outputs are in the producer, ahead of anything sent later to the same partitions. The
+        batch's outputs are acknowledged by Kafka before its states are written, and both
+        before its offsets are released (InOrderBatches), while the next batch is processed."""
         dlq = dlq or self.dlq
         batches = InOrderBatches(f"grouping.{stage}", self.app)
         async for taken in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
@@ -199,6 +210,8 @@ class Grouping:
                 except Exception as exc:
                     letters.append(await dlq.crashed(event, exc))
             acks = [*await outbox.send(), *letters]
+            if sent is not None:
+                sent()
             await batches.complete(events, acks, [states.snapshot() for states in keyed])
 
     async def _route(self, stream: StreamT) -> None:
@@ -213,15 +226,22 @@ class Grouping:
                 raise
             finally:
                 # The route stage reads the input: it keeps the input's watermarks for the clock
-                # ticks (a dead-lettered record was read too).
-                self.watermarks.read(event.message.partition, event.message.offset, occurred_at,
-                                     clock.wall_clock())
+                # ticks (a dead-lettered record was read too), once the outputs are sent.
+                self._unsent_reads.append((event.message.partition, event.message.offset, occurred_at))
             return identity.route(message)
 
-        await self._batches(stream, "route", handle)
+        def sent() -> None:
+            # The batch's outputs are in the producer: a tick sent from now on goes behind them
+            # on every persons partition (a producer keeps its order within a partition).
+            now = clock.wall_clock()
+            for partition, offset, occurred_at in self._unsent_reads:
+                self.watermarks.read(partition, offset, occurred_at, now)
+            self._unsent_reads.clear()
+
+        await self._batches(stream, "route", handle, sent=sent)
 
     async def _tick(self) -> None:
-        await clock.tick_forever(self.watermarks, self._caught_up, self._output_partitions,
+        await clock.tick_forever(self.watermarks, self._caught_up, self._tick_partitions,
                                  self._send_tick, self.tick_interval)
 
     async def _caught_up(self, partition: int) -> bool:
@@ -236,18 +256,44 @@ class Grouping:
             return False
         return highwater is not None and position is not None and position >= highwater
 
-    async def _output_partitions(self) -> list[int]:
+    async def _partitions_of(self, topic: TopicT) -> list[int]:
         producer = self.app.producer._ensure_producer()
-        return sorted(await producer.partitions_for(self.topics["opportunities"].get_topic_name()))
+        return sorted(await producer.partitions_for(topic.get_topic_name()))
+
+    async def _tick_partitions(self) -> tuple[int, list[int]]:
+        """(how many partitions grouping's input has, the persons topic's partitions)."""
+        return len(await self._partitions_of(self.person_events)), await self._partitions_of(self.topics["persons"])
 
     async def _send_tick(self, partition: int, tick: ClockTick) -> None:
-        await self.topics["opportunities"].send(key=tick.key().encode(), value=encode(tick), partition=partition)
+        # Through the same aiokafka producer as route's outputs, so it goes behind those already
+        # in it (faust's topic.send may hold a record back until the current event is acked).
+        outbox = Outbox(self.app.producer._ensure_producer())
+        await outbox.add(self.topics["persons"].get_topic_name(), tick.key().encode(), encode(tick),
+                         partition=partition)
+        await asyncio.gather(*await outbox.send())
+
+    async def _forwarding(self, stage: str, to: str) -> Callable[[EventT, ClockTick], list[Outbound]]:
+        """How `stage` forwards the ticks it reads: to every partition of the topic `to`, with
+        how many input partitions `stage` has (clock.StageWatermarks, clock.forward)."""
+        own = len(await self._partitions_of(self.topics[stage]))
+        outputs = await self._partitions_of(self.topics[to])
+        marks = self.stage_marks[stage]
+
+        def on_tick(event: EventT, tick: ClockTick) -> list[Outbound]:
+            partition = event.message.partition
+            mark = marks.observe(partition, tick)
+            return [] if mark is None else clock.forward(stage, partition, mark, own, tick.wall, outputs, to)
+
+        return on_tick
 
     async def _persons(self, stream: StreamT) -> None:
         limits, rules = self.config.identity, self.config.people
+        on_tick = await self._forwarding("persons", "accounts")
 
         def handle(event: EventT) -> list[Outbound]:
             message = persons_inputs.decode(event.value)
+            if isinstance(message, ClockTick):
+                return on_tick(event, message)
             if event.key.startswith((b"anon:", b"user:")):
                 return self.nodes.apply(event, lambda node, key: identity.step(node, key, message, limits))
             return self.profiles.apply(event, lambda profile, key: people.step(profile, key, message, rules))
@@ -277,9 +323,12 @@ class Grouping:
 
     async def _reduce(self, stream: StreamT) -> None:
         rules = self.config.opportunities
+        on_tick = await self._forwarding("accounts", "opportunities")
 
         def handle(event: EventT) -> list[Outbound]:
             message = account_inputs.decode(event.value)
+            if isinstance(message, ClockTick):
+                return on_tick(event, message)
             return self.account_states.apply(event, lambda state, key: merge.step(state, key, message, rules))
 
         await self._batches(stream, "accounts", handle, (self.account_states,))
@@ -307,16 +356,26 @@ class Grouping:
             keyed.drop()
         self.names.drop()
 
-    def _input_partitions(self, tps: set) -> list[int]:
-        return [tp.partition for tp in tps if tp.topic == self.person_events.get_topic_name()]
+    def _input_partitions(self, tps: set, topic: TopicT | None = None) -> list[int]:
+        """Partitions of `topic` (default: grouping's input) among `tps`."""
+        name = (topic or self.person_events).get_topic_name()
+        return [tp.partition for tp in tps if tp.topic == name]
+
+    def _forget_stage_marks(self, tps: set) -> None:
+        # Ticks before the committed offset are not read again: a partition that moves starts
+        # over and hears every upstream partition within a tick interval.
+        for stage, marks in self.stage_marks.items():
+            marks.forget(self._input_partitions(tps, self.topics[stage]))
 
     async def _on_revoked(self, app: faust.App, revoked: set, **_: Any) -> None:
         self._drop_states()
         self.watermarks.revoked(self._input_partitions(revoked))
+        self._forget_stage_marks(revoked)
 
     async def _on_assigned(self, app: faust.App, assigned: set, **_: Any) -> None:
         self._drop_states()
         self.watermarks.assigned(self._input_partitions(assigned), clock.wall_clock())
+        self._forget_stage_marks(assigned)
         mine = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned if not tp.topic.endswith("-changelog"))
         log.info("partitions assigned", extra={"partitions": mine})
 

@@ -49,18 +49,20 @@ class Processor:
         self._index(partition)
         clock = self._clock(partition)
         if isinstance(message, ClockTick):
-            clock = clock.observe_tick(message.watermarks, message.wall)
+            clock = clock.observe_tick(message)
         else:
             clock = clock.observe_event(message.occurred_at, wall)
         now = clock.now()
         outputs: list[OpportunityScore | Signal] = []
         if not isinstance(message, AccountTouch | ClockTick) and message.opportunity_id is not None:
-            result = step(self._load(partition, message.opportunity_id), message, now, clock.wall,
-                          partition, self.config)
+            # The opportunity's own event moves its own time, never the other opportunities'.
+            result = step(self._load(partition, message.opportunity_id), message,
+                          clock.at_event(message.occurred_at, wall), clock.wall, partition, self.config)
             if result.changed:
                 self._save(partition, result)
                 outputs += result.outputs
-        # Any message moves the partition's clock, and with it the other opportunities' timers.
+        # A tick (or, in a log written before the account stage forwarded them, any message)
+        # moves the partition's clock, and with it the other opportunities' timers.
         for key in self.timers.pop_due(partition, now) if now is not None else ():
             state = self._load(partition, key)
             if state is not None:

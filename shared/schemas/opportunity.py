@@ -187,20 +187,38 @@ OpportunityEvent = Annotated[
 
 
 class ClockTick(Message):
-    """The writer's clock, written into the log so that time moves on a quiet partition.
+    """A watermark written into the log, in band with the data, so that time moves on a quiet
+    partition and never runs ahead of data still inside grouping (docs/time.md).
 
-    Grouping sends one to every partition of bg.opportunity.v1 every few seconds
-    (services/grouping/clock.py). `watermarks` maps each input partition of
-    bg.person-events.v1 the sending worker owns to its watermark: the latest event time read
-    from it, or the wall clock once it has been idle and caught up (Flink's idleness, Kafka
-    Streams' wall-clock punctuation). `wall` is the sender's wall clock. Consumers never read
-    a wall clock of their own to decide: replaying the log replays the ticks (docs/time.md).
+    Grouping's stages forward them as Flink's operators forward watermarks
+    (services/grouping/clock.py): `stage` names the stage whose input partitions the keys of
+    `watermarks` are, and each value is that partition's watermark (UTC). A watermark promises
+    that the sender has written every output of that input partition's records up to it before
+    this tick (within one partition of the topic the tick is on).
+
+    - "route": keys are partitions of bg.person-events.v1; route's watermark per input partition
+      is the latest event time read, or the wall clock once idle and caught up (Flink's
+      idleness). Sent to every partition of grouping's persons topic; before the watermarks
+      were carried through the stages, grouping sent these to bg.opportunity.v1 (schema 1
+      without `stage`, which decodes as "route").
+    - "persons": keys are partitions of the persons topic; the minimum over every route
+      partition heard on it. Sent to every partition of the accounts topic.
+    - "accounts": keys are partitions of the accounts topic; the minimum over every persons
+      partition heard on it. Sent to every partition of bg.opportunity.v1: scoring's clock.
+
+    `of`: how many partitions the stage has (None in ticks written before it existed), so a
+    receiver knows it has heard from all of them before it takes their minimum. `wall`: the
+    wall clock of the route worker that started the tick. Consumers never read a wall clock of
+    their own to decide: replaying the log replays the ticks.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["clock_tick"] = "clock_tick"
     watermarks: dict[int, UtcDatetime]
     wall: UtcDatetime
+    # Left out while at their defaults, so a route tick encodes as schema 1 did before them.
+    stage: Literal["route", "persons", "accounts"] = Field("route", exclude_if=lambda stage: stage == "route")
+    of: int | None = Field(None, ge=1, exclude_if=lambda of: of is None)
 
     def key(self) -> str:
         return "#clock"

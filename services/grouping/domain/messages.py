@@ -24,6 +24,7 @@ from shared.schemas.correction import AccountsMerged, Correction
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
+    ClockTick,
     MemberAdded,
     MemberRef,
     MemberRemoved,
@@ -201,7 +202,9 @@ class AccountRestored(Message):
 
 IdentityInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | PersonErased, Field(discriminator="type")]
 PeopleInput = Annotated[TouchEvent | IdentityEvent | AccountAssigned | PersonErased, Field(discriminator="type")]
-PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned | PersonErased,
+# The persons and accounts stages also read the watermarks of the stage before them, in band
+# (services/grouping/clock.py); the reducers never see them.
+PersonsInput = Annotated[TouchEvent | IdentityEvent | IdentityLink | AccountAssigned | PersonErased | ClockTick,
                          Field(discriminator="type")]
 NamesInput = Annotated[NameLookup | NameRegistration, Field(discriminator="type")]
 AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | MemberErased,
@@ -209,14 +212,14 @@ AccountInput = Annotated[AccountActivity | MemberUpdate | Precreate | Correction
 MergeInput = AccountMerge | AccountMoved | AccountRestored
 # Everything the accounts stage reads (domain/merge.py's step takes the merge messages first).
 AccountStageInput = Annotated[AccountActivity | MemberUpdate | Precreate | CorrectionInput | MemberErased
-                              | AccountMerge | AccountMoved | AccountRestored, Field(discriminator="type")]
+                              | AccountMerge | AccountMoved | AccountRestored | ClockTick, Field(discriminator="type")]
 
 AnyMessage = Annotated[
     TouchEvent | IdentityEvent | IdentityLink | NameLookup | NameRegistration | AccountAssigned | PersonErased
     | AccountActivity | MemberUpdate | Precreate | MemberErased | CorrectionInput | CorrectionRefused
     | AccountMerge | AccountMoved | AccountRestored
     | OpportunityCreated | MemberAdded | MemberRoleChanged | MemberRemoved | MemberStanceChanged
-    | TouchAttributed | AccountTouch | OpportunityMerged,
+    | TouchAttributed | AccountTouch | OpportunityMerged | ClockTick,
     Field(discriminator="type"),
 ]
 
@@ -224,11 +227,13 @@ Destination = Literal["identity", "people", "names", "accounts", "opportunities"
 
 
 class Outbound(Message):
-    """One message a reducer asks its agent to send: destination topic, key and value."""
+    """One message a reducer asks its agent to send: destination topic, key and value, and the
+    partition when it is not the key's (a clock tick goes to every partition)."""
 
     to: Destination
     key: str
     message: AnyMessage
+    partition: int | None = None
 
 
 persons_inputs: Codec[PersonsInput] = Codec(PersonsInput)

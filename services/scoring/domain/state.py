@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.correction import Influence, Stance
+from shared.schemas.opportunity import ClockTick
 from shared.schemas.roles import BuyingRole, Department
 from shared.schemas.scoring import Tier
 from shared.schemas.touch import TouchKind
@@ -91,39 +92,69 @@ FUTURE_SKEW = timedelta(minutes=5)
 
 
 class PartitionClock(_State):
-    """The log's clock of one input partition of bg.opportunity.v1.
+    """The log's clock of one input partition of bg.opportunity.v1 (docs/time.md).
 
-    `max_event_time`: the latest event time read from the partition. `watermarks`: the latest
-    clock tick's watermark per partition of grouping's input (a tick may come from any worker;
-    each input partition has one owner at a time). `wall`: the latest writer wall clock read
+    `stage`: the latest watermark per partition of grouping's account stage, from the ticks it
+    forwards in band (ClockTick stage "accounts"), and `stage_of`, how many partitions that
+    stage has. The clock is their minimum once every one has been heard from: each promises
+    that its partition wrote everything up to it before the tick, so a timer judged on it has
+    every event of its opportunity that grouping's input had read by then.
+
+    A log written before grouping forwarded its watermarks (ticks without a stage: route's
+    watermarks per partition of bg.person-events.v1, `watermarks`) keeps its own rule, until the
+    first account stage tick: the latest event time read (`max_event_time`), or the slowest
+    input partition's watermark when ahead of it. `wall`: the latest writer wall clock read
     (record timestamps and ticks). All of it comes from the log, so a replay rebuilds it.
     """
 
     max_event_time: datetime | None = None
     watermarks: dict[int, datetime] = Field(default_factory=dict)
     wall: datetime | None = None
+    stage: dict[int, datetime] = Field(default_factory=dict)
+    stage_of: int | None = None
 
     def now(self) -> datetime | None:
-        """The partition's clock: the latest event time, or the slowest input partition's
-        watermark when the ticks are ahead of it (a quiet partition)."""
-        ticked = min(self.watermarks.values()) if self.watermarks else None
-        known = [t for t in (self.max_event_time, ticked) if t is not None]
-        return max(known) if known else None
+        """The partition's clock (UTC), or None while it has none: no timer fires then."""
+        if self.stage_of is not None:
+            if any(partition not in self.stage for partition in range(self.stage_of)):
+                return None  # an account stage partition not heard from holds the clock back
+            return min(self.stage[partition] for partition in range(self.stage_of))
+        if not self.watermarks:
+            return None
+        return max(filter(None, (self.max_event_time, min(self.watermarks.values()))))
+
+    def at_event(self, occurred_at: datetime, wall: datetime | None) -> datetime:
+        """The clock as an event of an opportunity sees it for that opportunity: the partition's
+        clock, or the event's own time when later (its own data; capped as in observe_event)."""
+        own = _capped(occurred_at, wall)
+        now = self.now()
+        return own if now is None else max(now, own)
 
     def observe_event(self, occurred_at: datetime, wall: datetime | None) -> PartitionClock:
         """The clock after an event. An event time further ahead of its record's timestamp than
-        FUTURE_SKEW moves the clock only that far: ingest corrects client clocks, and this
-        keeps a clock that slipped through from firing every timer of the partition."""
-        if wall is not None:
-            occurred_at = min(occurred_at, wall + FUTURE_SKEW)
+        FUTURE_SKEW counts only that far: ingest corrects client clocks, and this keeps a clock
+        that slipped through from firing every timer of the partition."""
+        occurred_at = _capped(occurred_at, wall)
         latest = occurred_at if self.max_event_time is None else max(self.max_event_time, occurred_at)
         return self.model_copy(update={"max_event_time": latest, "wall": _later(self.wall, wall)})
 
-    def observe_tick(self, watermarks: dict[int, datetime], wall: datetime) -> PartitionClock:
-        merged = dict(self.watermarks)
-        for partition, at in watermarks.items():
+    def observe_tick(self, tick: ClockTick) -> PartitionClock:
+        """The clock after a tick; each partition's watermark only moves forward (a tick forwarded
+        again after a restart may carry an older one)."""
+        stage = tick.stage == "accounts"
+        merged = dict(self.stage if stage else self.watermarks)
+        for partition, at in tick.watermarks.items():
             merged[partition] = at if partition not in merged else max(merged[partition], at)
-        return self.model_copy(update={"watermarks": merged, "wall": _later(self.wall, wall)})
+        update: dict[str, object] = {"wall": _later(self.wall, tick.wall)}
+        if stage:
+            update |= {"stage": merged, "stage_of": tick.of}
+        else:
+            update["watermarks"] = merged
+        return self.model_copy(update=update)
+
+
+def _capped(occurred_at: datetime, wall: datetime | None) -> datetime:
+    return occurred_at if wall is None else min(occurred_at, wall + FUTURE_SKEW)
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from pydantic import Field
 
 from services.scoring.config import load_config
 from shared import topics
 from shared.codec import encode, scoring_messages
+from shared.schemas.opportunity import ClockTick
 from shared.settings import kafka_settings
 from shared.topics import ensure_topics
 from tests.support.kafka import collect, namespace, new_namespace, produce
@@ -67,16 +69,30 @@ def build_story(token: str) -> tuple[Story, dict[str, str]]:
         "romashka": krasnaya_romashka(story),
         "veter": severny_veter(story, start=1),
     }
-    # The log ends two months in, on every partition, so that every due timer fires.
-    partitions = set(range(kafka_settings().topic_partitions))
+    # The log ends two months in, on every partition, so that every due timer fires: an account
+    # touch, then the account stage's ticks at day 60 (its every partition's watermark), which
+    # move the clock (another account's touch does not).
+    count = kafka_settings().topic_partitions
+    partitions = set(range(count))
     n = 0
     while partitions:
         account = f"tick{n}{token}.example"
         if (p := partition_of(account)) in partitions:
             partitions.discard(p)
             story.account_touch(account, day(60))
+            story.events.append(RoutedTick(routing_key=account, stage="accounts", watermarks=dict.fromkeys(
+                range(count), day(60, 1)), wall=day(60, 1), of=count))
         n += 1
     return story, opportunities
+
+
+class RoutedTick(ClockTick):
+    """A tick written under a key of the partition it is for (grouping names the partition)."""
+
+    routing_key: str = Field(exclude=True)
+
+    def key(self) -> str:
+        return self.routing_key
 
 
 def topic_in(name: str, topic: topics.Topic) -> str:

@@ -15,7 +15,7 @@ from services.scoring.config import load_config
 from services.scoring.processor import Processor
 from shared import topics
 from shared.codec import scoring_messages
-from shared.schemas.opportunity import AccountTouch
+from shared.schemas.opportunity import ClockTick
 from shared.settings import kafka_settings
 from tests.component.scoring.conftest import (
     WALL,
@@ -86,7 +86,7 @@ def crash_points(replayed: Replayed) -> tuple[str, str, int]:
                for n, (partition, _, event) in enumerate(positions(replayed.events, partition_of))]
     own = next((n, o.signal_id) for n, event, outputs in emitted for o in outputs
                if o.type == "signal" and o.signal == "group_formed" and o.opportunity_id == event.opportunity_id)
-    fired = next(o.signal_id for n, event, outputs in emitted if isinstance(event, AccountTouch)
+    fired = next(o.signal_id for n, event, outputs in emitted if isinstance(event, ClockTick)
                  for o in outputs if o.type == "signal")
     return own[1], fired, own[0] + 1
 

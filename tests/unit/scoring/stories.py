@@ -124,8 +124,10 @@ class Story:
                            kind=TouchKind.page_view, person_id=f"visitor@{account_id}")))
 
     def tick(self, at: datetime, wall: datetime | None = None, partitions: int = 4) -> None:
-        """A clock tick as grouping writes it: every input partition's watermark at `at`."""
-        self.events.append(ClockTick(watermarks={p: at for p in range(partitions)}, wall=wall or at))
+        """Clock ticks as grouping's account stage writes them: every one of its partitions'
+        watermarks at `at` (one tick per partition, as each forwards its own)."""
+        self.events += [ClockTick(stage="accounts", watermarks={p: at}, wall=wall or at, of=partitions)
+                        for p in range(partitions)]
 
     def in_time_order(self) -> list:
         """The log as a replay reads it: by event time (stable, so one opportunity keeps its order)."""

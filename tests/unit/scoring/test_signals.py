@@ -156,9 +156,25 @@ def test_role_gap_fires_on_a_quiet_partition_when_a_clock_tick_passes_the_delay(
     assert set(gap.missing_roles) == {BuyingRole.budget_holder, BuyingRole.decision_maker}
 
 
-def test_a_tick_from_one_input_partition_does_not_move_the_clock_past_a_slower_one() -> None:
-    """The clock is the slowest input partition's watermark: a backfill on one partition of
-    grouping's input holds time back for all (Flink's idleness rule)."""
+def test_a_tick_from_one_account_stage_partition_does_not_move_the_clock_past_a_slower_one() -> None:
+    """The clock is the slowest account stage partition's watermark: one still writing an
+    opportunity's earlier events holds time back for all (Flink's minimum over input channels)."""
+    story = Story()
+    opp = severny_veter(story)
+    events = [e for e in story.in_time_order() if e.occurred_at <= day(4, 1)]
+    due = day(2, 1) + TIMERS.role_gap_after
+    from shared.schemas.opportunity import ClockTick
+
+    ahead = [ClockTick(stage="accounts", watermarks={p: due}, wall=due, of=4) for p in (0, 1, 2)]
+    behind = ClockTick(stage="accounts", watermarks={3: day(4, 1)}, wall=due, of=4)
+    assert not signals_of(replay([*events, *ahead, behind], CONFIG), opp, "role_gap")
+    caught_up = ClockTick(stage="accounts", watermarks={3: due}, wall=due, of=4)
+    assert signals_of(replay([*events, *ahead, behind, caught_up], CONFIG), opp, "role_gap")
+
+
+def test_a_log_of_route_ticks_keeps_its_clock_rule() -> None:
+    """A log written before the account stage forwarded watermarks (route's ticks, no stage):
+    its clock is the latest event time, or the slowest input partition's watermark."""
     story = Story()
     opp = severny_veter(story)
     events = [e for e in story.in_time_order() if e.occurred_at <= day(4, 1)]
@@ -332,18 +348,26 @@ def test_final_records_do_not_depend_on_the_interleaving() -> None:
 def test_an_event_time_far_ahead_of_its_record_moves_no_clock_past_the_present() -> None:
     """Issue 11: one Segment call from a client a year ahead gave every other opportunity of
     its partition role_gap and stalled at once. Ingest corrects it; should one slip through,
-    the partition clock still moves no further than the record's own timestamp allows."""
+    another opportunity's event never moves the partition's clock (only the account stage's
+    ticks do), and in a log written before those ticks the record's own timestamp bounds it."""
     story = Story()
     veter = severny_veter(story)
     events = [e for e in story.in_time_order() if e.occurred_at <= day(4, 1)]
     other = story.opportunity("future.ru", "Будущее", at=day(4, 2))
     story.touch(other, "x", "download", day(400), department=Department.hr, role=BuyingRole.initiator)
     future = [e for e in story.events if getattr(e, "opportunity_id", None) == other]
-    outputs = replay([*events, *future], CONFIG, wall=day(4, 3))
-    assert signals_of(outputs, veter, "group_formed")
+    for wall in (day(4, 3), None):
+        outputs = replay([*events, *future], CONFIG, wall=wall)
+        assert signals_of(outputs, veter, "group_formed")
+        assert not signals_of(outputs, veter, "role_gap") and not signals_of(outputs, veter, "stalled")
+    # A log of the earlier clock model (route's ticks, no stage): the latest event time moved it.
+    from shared.schemas.opportunity import ClockTick
+
+    legacy = [ClockTick(watermarks={0: day(0)}, wall=day(0)), *events, *future]
+    outputs = replay(legacy, CONFIG, wall=day(4, 3))
     assert not signals_of(outputs, veter, "role_gap") and not signals_of(outputs, veter, "stalled")
     # Without the record's timestamp to bound it, the year-ahead time would have fired both.
-    fired = replay([*events, *future], CONFIG)
+    fired = replay(legacy, CONFIG)
     assert signals_of(fired, veter, "role_gap") and signals_of(fired, veter, "stalled")
 
 
