@@ -1,10 +1,15 @@
-"""The clock grouping writes into the log: watermarks of its input, sent as ClockTick messages.
+"""The clock grouping writes into the log: watermarks, carried through its stages as ClockTick
+messages in band with the data (docs/time.md).
 
 Scoring's timers (role_gap, stalled, the decay of priority) follow the clock of each
-partition of bg.opportunity.v1. Event times move it while touches flow; on a quiet partition,
-or a quiet system, only these ticks do (docs/time.md). They are the one place where a wall
-clock enters the pipeline's decisions, and they enter it through the log: a replay reads
-the same ticks and decides the same.
+partition of bg.opportunity.v1: the minimum over the account stage's partitions of the
+watermarks they forward. Route sends its input watermarks to every partition of the persons
+topic (`tick_once`); the persons and the accounts stage each forward the minimum over the
+previous stage's partitions heard on one of their input partitions to every partition of the
+next topic (`StageWatermarks`, `forward`), behind the outputs of what they read before it, so
+no tick overtakes data still inside grouping. The ticks are the one place where a wall clock
+enters the pipeline's decisions, and they enter it through the log: a replay reads the same
+ticks and decides the same.
 
 A watermark per input partition of bg.person-events.v1, as Flink's sources keep them: the
 latest event time read from it; once the partition has been idle for `idle_after` seconds
