@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from tests.component.grouping.conftest import OutputReader, Worker, fresh_namespace, send
 from tests.unit.grouping.harness import Pipeline, fold, identify, roles_of, touch
 
@@ -66,13 +64,6 @@ def settled(expected: dict, tag: str):
     return check
 
 
-# Open fault (issue 19), kept visible rather than deleted: about one run in five, an input message
-# is never handed to the stage while later ones on its partition are (a persons-topic offset
-# missing from every run's changelog; faust's Stream._c_aiter skips and acks a message that
-# arrives while flow control is off, suspected, not proven), and the stamp dedupe then makes the
-# gap permanent. Diagnosis in docs/exactly-once.md ("Known gap"). Not strict: a passing run
-# still checks the whole kill -9 path.
-@pytest.mark.xfail(strict=False, reason="issue 19: a message faust never delivers after kill -9 (docs/exactly-once.md)")
 async def test_a_worker_killed_mid_stream_resumes_with_the_same_result(grouping_config) -> None:
     tag = uuid.uuid4().hex[:8]
     events = scenario(tag, companies=10, people=6, touches=5)
