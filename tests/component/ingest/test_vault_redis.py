@@ -69,7 +69,6 @@ async def test_the_vault_is_kept_in_its_own_redis_and_a_flush_of_ingests_leaves_
         [known] = await in_own.person(elena)
         assert known.kind == "email" and known.pseudonym.endswith(f"@romashka{tag}.ru")
         assert await in_dedupe.person(elena) == []
-        assert not [k async for k in dedupe.scan_iter(match=f"{in_dedupe.prefix}*", count=1000)]
         # The claims are in REDIS_URL; deleting all of ingest's keys (what a dedupe flush does)
         # leaves her key: the same event again (no claim stops it now) is the same person.
         claims = [k async for k in dedupe.scan_iter(match=f"bg:ingest:*{topic_namespace}*", count=1000)]
