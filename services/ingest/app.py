@@ -209,12 +209,16 @@ def create_app(settings: IngestSettings, publisher: Publisher, deduper: Deduper,
             # Pseudonyms and sealed values before anything is written (docs/privacy.md); the
             # touches of a suppressed person end here, their claims confirmed as handled.
             fresh, suppressed = await guard.protect(source, fresh)
+            # A dead letter quotes the item: its people's values sealed, so an erase reaches them
+            # (pruned first: sealing walks the item, which may be nested up to orjson's limit).
+            lettered = [u for u in failed if _dead_key(u) is None or _dead_key(u) in new]
+            sealed = await guard.seal_dead_letters([(u.reason, u.detail, limits.pruned(u.item), u.dedupe_id)
+                                                    for u in lettered])
         except RedisError as exc:
             await settle_claims(deduper.release, claims.new)
             raise ApiError(503, "unavailable", f"Redis is unavailable: {exc}", headers={"Retry-After": "5"}) from None
         ignored += ["suppressed: the person opted out / человек отказался от отслеживания"] * len(suppressed)
-        lettered = [u for u in failed if _dead_key(u) is None or _dead_key(u) in new]
-        dead = [(u.reason, u.detail, limits.quoted(u.item), u.dedupe_id) for u in lettered]
+        dead = [(reason, detail, limits.quoted(item), key) for reason, detail, item, key in sealed]
         outcomes = await publisher.publish(fresh, dead)
         ids = [e.event_id for e in fresh] + [_dead_key(u) for u in lettered]
         unwritten = {i for i, o in zip(ids, outcomes, strict=True) if o is not None}

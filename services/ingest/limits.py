@@ -40,7 +40,7 @@ def too_large(event: TouchEvent | IdentityEvent) -> str | None:
             "(make properties smaller)")
 
 
-def _pruned(value: Any, depth: int) -> Any:
+def pruned(value: Any, depth: int = MAX_JSON_DEPTH) -> Any:
     """A copy of JSON `value` with whatever lies deeper than `depth` levels replaced by a note.
     Iterative: a refused item may be nested up to orjson's 1,024 levels."""
     if not isinstance(value, dict | list):
@@ -69,11 +69,11 @@ def _pruned(value: Any, depth: int) -> Any:
 def quoted(item: Any) -> str:
     """The item as JSON text for a dead letter's payload: at most MAX_JSON_DEPTH levels and
     MAX_QUOTE_CHARS characters, so that quoting a refused item never fails nor overflows Kafka."""
-    pruned = _pruned(item, MAX_JSON_DEPTH)
+    shallow = pruned(item)
     try:
-        text = orjson.dumps(pruned, default=str).decode()
+        text = orjson.dumps(shallow, default=str).decode()
     except TypeError:  # orjson.JSONEncodeError: integers beyond 64 bits, lone surrogates
-        text = json.dumps(pruned, default=str)
+        text = json.dumps(shallow, default=str)
     if len(text) > MAX_QUOTE_CHARS:
         text = text[:MAX_QUOTE_CHARS] + f"... ({len(text):,} characters, cut)"
     return text

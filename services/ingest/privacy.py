@@ -6,6 +6,7 @@ One vault round trip per request (shared/privacy/vault.py), whatever the number 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +15,9 @@ from pydantic import ValidationError
 
 from services.grouping.domain.accounts import person_id
 from services.ingest.adapters.unisender import EmailStatus
+from shared.privacy import dead_letters
 from shared.privacy.person import identifiers, protect
-from shared.privacy.seal import Identifier, normalise
+from shared.privacy.seal import Identifier, normalise, pseudonym
 from shared.privacy.settings import PrivacySettings
 from shared.privacy.vault import Vault
 from shared.schemas.touch import IdentityEvent, TouchEvent
@@ -52,6 +54,31 @@ class Guard:
             else:
                 kept.append(protect(event, mine))
         return kept, dropped
+
+    async def seal_dead_letters(self, letters: Sequence[tuple[str, str, Any, str | None]]
+                                ) -> list[tuple[str, str, Any, str | None]]:
+        """Each (reason, detail, item, key) of a dead letter with the personal values of its item,
+        detail and key sealed (shared/privacy/dead_letters.py), in one vault round trip: under
+        each email's own key and the item's person's, or, when the item names nobody the vault
+        can know, a key of the letter's own (kept as an anonymous identifier that nothing else
+        names, so retention destroys it with the idle ones). Raises redis.exceptions.RedisError
+        when the vault is unavailable (the caller answers 503)."""
+        wanted, spans = [], []
+        for _, _, item, _ in letters:
+            found = dead_letters.identifiers(item, person_id)
+            if not found:
+                own = f"dlq:{uuid.uuid4().hex}"
+                found = [(Identifier("anon", own), pseudonym("anon", own, "{token}"))]
+            spans.append((len(wanted), found))
+            wanted += found
+        entries = await self.vault.ensure(wanted)
+        sealed = []
+        for (reason, detail, item, key), (start, found) in zip(letters, spans, strict=True):
+            mine = entries[start:start + len(found)]
+            emails = {i.value: e for (i, _), e in zip(found, mine, strict=True) if i.kind == "email"}
+            item, detail, key = dead_letters.seal_dead_letter(item, detail, key, emails, mine[0], person_id)
+            sealed.append((reason, detail, item, key))
+        return sealed
 
     async def opt_outs(self, source: str, optouts: Sequence[tuple[str, str, datetime | None]]) -> int:
         """Put each (email, reason, when) on the suppression list; the number newly suppressed."""

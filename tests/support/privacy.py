@@ -6,15 +6,18 @@ values the platform sent, so it opens them with the vault the ingest process und
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import cache
 
 from redis import Redis
 
-from shared.codec import person_events
+from shared.codec import dead_letters, person_events
 from shared.privacy.person import reveal
 from shared.privacy.seal import SealError, is_sealed, open_sealed, token_of
 from shared.privacy.settings import PrivacySettings
+from shared.schemas.deadletter import DeadLetter
 from shared.settings import RedisSettings
 
 
@@ -48,3 +51,22 @@ def opened(sealed: str | None) -> dict[str, str] | None:
     """The raw values a sealed string holds (a member card's `sealed`: email and name), with the
     vault of the ingest process under test; None when it cannot be opened."""
     return _open(sealed)
+
+
+_SEALED_TEXT = re.compile(r"v1\.p[0-9a-f]{20}\.[A-Za-z0-9_-]+")
+
+
+def unsealed(payload: str) -> str:
+    """A dead letter's payload (JSON text) with every sealed value in it opened, as an operator
+    reads it through the vault (shared/privacy/dead_letters.py); one that no longer opens stays."""
+    def opened_text(match: re.Match) -> str:
+        values = _open(match.group(0))
+        return json.dumps(values["v"], ensure_ascii=False)[1:-1] if values else match.group(0)
+    return _SEALED_TEXT.sub(opened_text, payload)
+
+
+def unsealed_letter(raw: bytes) -> DeadLetter:
+    """The dead letter of `raw` with its payload, detail and key unsealed (as `revealed` for events)."""
+    letter = dead_letters.decode(raw)
+    return letter.model_copy(update={"payload": unsealed(letter.payload), "detail": unsealed(letter.detail),
+                                     "key": None if letter.key is None else unsealed(letter.key)})

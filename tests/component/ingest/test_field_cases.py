@@ -7,11 +7,10 @@ import httpx
 import orjson
 
 from shared import topics
-from shared.codec import dead_letters
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from tests.support.kafka import written
 from tests.support.payloads import load
-from tests.support.privacy import revealed
+from tests.support.privacy import revealed, unsealed_letter
 
 SEGMENT = {"X-API-Key": "dev-segment-key", "content-type": "application/json"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key", "content-type": "application/json"}
@@ -23,7 +22,7 @@ async def events_where(predicate, count: int) -> list:
 
 
 async def letters_where(predicate, count: int) -> list:
-    return await written(topics.INGEST_DLQ.name, count, dead_letters.decode, predicate)
+    return await written(topics.INGEST_DLQ.name, count, unsealed_letter, predicate)
 
 
 def post(url: str, body, headers: dict) -> httpx.Response:

@@ -12,12 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.ingest.adapters import zoom
 from services.ingest.settings import DEV_ZOOM_SECRET
 from shared import topics
-from shared.codec import dead_letters
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from tests.support.docs import assert_docs_self_hosted
 from tests.support.kafka import written
 from tests.support.payloads import load
-from tests.support.privacy import revealed
+from tests.support.privacy import revealed, unsealed_letter
 
 API = {"X-API-Key": "dev-api-key"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key"}
@@ -68,7 +67,7 @@ async def test_sendgrid_events_touches_ignored_and_dead_lettered(ingest_url):
     assert (result["accepted"], result["dead_lettered"], len(result["ignored"])) == (2, 1, 1)
     got = await person_events_for(lambda e: tag in e.event_id, 2)
     assert {e.kind for e in got} == {"email_open", "email_click"}
-    [letter] = await written(topics.INGEST_DLQ.name, 1, dead_letters.decode, lambda d: tag in d.payload)
+    [letter] = await written(topics.INGEST_DLQ.name, 1, unsealed_letter, lambda d: tag in d.payload)
     assert letter.reason == "invalid_email" and "not-an-address" in letter.detail
 
 

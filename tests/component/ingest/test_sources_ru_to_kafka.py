@@ -13,10 +13,9 @@ import pytest
 
 from services.ingest.adapters import mtslink
 from shared import topics
-from shared.codec import dead_letters
 from tests.support.kafka import written
 from tests.support.payloads import load
-from tests.support.privacy import revealed
+from tests.support.privacy import revealed, unsealed_letter
 from tests.support.processes import ServiceProcess, free_port
 
 MTSLINK_SECRET = "mtslink-test-secret"
@@ -28,7 +27,7 @@ async def person_events_for(predicate, count: int) -> list:
 
 
 async def dead_letters_for(tag: str, count: int) -> list:
-    return await written(topics.INGEST_DLQ.name, count, dead_letters.decode, lambda d: tag in d.payload)
+    return await written(topics.INGEST_DLQ.name, count, unsealed_letter, lambda d: tag in d.payload)
 
 
 def unisender_body(body: dict, api_key: str = "dev-unisender-api-key") -> bytes:
