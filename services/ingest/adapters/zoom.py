@@ -151,18 +151,28 @@ def _attendee(obj: WebinarObject, known: Known) -> tuple[str | None, dict[str, A
     return (str(key) if key else None), person
 
 
+def _mapped_attendee(obj: WebinarObject, raw: dict, known: Known) -> tuple[str, dict[str, Any]] | Unmapped:
+    """_attendee of a join or a leave to map; Unmapped (no_identifier) when the participant is
+    missing or has no email, even through its registrant (the key is then never None)."""
+    p = obj.participant
+    if p is None:
+        return Unmapped("no_identifier", "payload.object.participant: missing", raw)
+    key, person = _attendee(obj, known)
+    if key is None or not person.get("email"):
+        return Unmapped("no_identifier", "payload.object.participant.email: empty, and no known registrant "
+                        f"for registrant_id {p.registrant_id!r}", raw)
+    return key, person
+
+
 def session_key(obj: WebinarObject, person_key: str) -> str:
     return f"{_occurrence(obj)}:{person_key}"
 
 
 def _map_join(hook: ZoomWebhook, obj: WebinarObject, raw: dict, known: Known) -> MapResult:
+    if isinstance(found := _mapped_attendee(obj, raw, known), Unmapped):
+        return found
+    key, person = found
     p = obj.participant
-    if p is None:
-        return Unmapped("no_identifier", "payload.object.participant: missing", raw)
-    key, person = _attendee(obj, known)
-    if not person.get("email"):
-        return Unmapped("no_identifier", "payload.object.participant.email: empty, and no known registrant "
-                        f"for registrant_id {p.registrant_id!r}", raw)
     joined = p.join_time or from_unix(hook.event_ts / 1000)
     # One attendance per person per occurrence: a reconnect has the same id, so it is a duplicate.
     event_id = f"zoom:attended:{session_key(obj, key)}"
@@ -175,13 +185,10 @@ def _map_join(hook: ZoomWebhook, obj: WebinarObject, raw: dict, known: Known) ->
 
 
 def _map_leave(hook: ZoomWebhook, obj: WebinarObject, raw: dict, known: Known) -> MapResult:
+    if isinstance(found := _mapped_attendee(obj, raw, known), Unmapped):
+        return found
+    key, person = found
     p = obj.participant
-    if p is None:
-        return Unmapped("no_identifier", "payload.object.participant: missing", raw)
-    key, person = _attendee(obj, known)
-    if not person.get("email"):
-        return Unmapped("no_identifier", "payload.object.participant.email: empty, and no known registrant "
-                        f"for registrant_id {p.registrant_id!r}", raw)
     left = p.leave_time or from_unix(hook.event_ts / 1000)
     joined = known.joined_at.get(session_key(obj, key))
     if joined is None:
