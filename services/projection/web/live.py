@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -34,28 +36,36 @@ log = logging.getLogger("projection.web.live")
 # Opens the sealed member names of a signal (docs/privacy.md).
 NameOpener = Callable[[Signal], Awaitable[Signal]]
 
+T = TypeVar("T")
 QUEUE_SIZE = 100  # a page that stops reading loses its oldest signals, never the hub's memory
 
 
-class SignalHub:
-    """`open_names`: a signal with its members' sealed names opened (docs/privacy.md:
-    shared.privacy.person.named_members with the vault); None shows them as the log has them."""
+class _Hub(ABC, Generic[T]):
+    """One background task per process (`_run`, set `ready` once it follows from now on) fanning
+    out what it finds to every subscribed page's queue."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, retry_seconds: float = 2.0,
-                 open_names: NameOpener | None = None) -> None:
-        self.kafka = kafka
-        self.topic = topic
-        self.open_names = open_names
-        self.retry_seconds = retry_seconds
+    name = "web-hub"
+
+    def __init__(self) -> None:
         self.ready = asyncio.Event()
-        self._subscribers: set[asyncio.Queue[Signal]] = set()
+        self._subscribers: set[asyncio.Queue[T]] = set()
         self._task: asyncio.Task | None = None
 
-    def _ensure_running(self) -> None:
+    @contextlib.asynccontextmanager
+    async def subscribe(self, ready_timeout: float = 15.0) -> AsyncIterator[asyncio.Queue[T]]:
+        """A queue of what is found from now on. Entered only once the task is `ready`, so that
+        nothing found after that is missed; TimeoutError when it is not within `ready_timeout` s."""
         # Started by the first page rather than with the app: an API that only CRMs call never
-        # opens this connection.
+        # opens the connection.
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="web-signal-hub")
+            self._task = asyncio.create_task(self._run(), name=self.name)
+        await asyncio.wait_for(self.ready.wait(), ready_timeout)
+        queue: asyncio.Queue[T] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -64,24 +74,32 @@ class SignalHub:
                 await self._task
             self._task = None
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, ready_timeout: float = 15.0) -> AsyncIterator[asyncio.Queue[Signal]]:
-        """A queue of the signals written from now on. Entered only once the consumer holds its
-        position at the end of every partition, so a signal produced after that is never missed."""
-        self._ensure_running()
-        await asyncio.wait_for(self.ready.wait(), ready_timeout)
-        queue: asyncio.Queue[Signal] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
-        try:
-            yield queue
-        finally:
-            self._subscribers.discard(queue)
-
-    def _publish(self, signal: Signal) -> None:
+    def _publish(self, item: T) -> None:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(signal)
+            queue.put_nowait(item)
+
+    @abstractmethod
+    async def _run(self) -> None:
+        """Follow the source for good, retrying after an outage; `ready` while it follows."""
+
+
+class SignalHub(_Hub[Signal]):
+    """Signals written from now on: subscribed once the consumer holds its position at the end of
+    every partition. `open_names`: a signal with its members' sealed names opened
+    (docs/privacy.md: shared.privacy.person.named_members with the vault); None shows them as
+    the log has them."""
+
+    name = "web-signal-hub"
+
+    def __init__(self, kafka: KafkaSettings, topic: str, retry_seconds: float = 2.0,
+                 open_names: NameOpener | None = None) -> None:
+        super().__init__()
+        self.kafka = kafka
+        self.topic = topic
+        self.open_names = open_names
+        self.retry_seconds = retry_seconds
 
     async def _run(self) -> None:
         while True:
@@ -140,7 +158,7 @@ class SignalHub:
         self._publish(message)
 
 
-class ChangeHub:
+class ChangeHub(_Hub[dict]):
     """Changed opportunities for the pages, from the projection's own change feed (the
     opportunities' change_seq, as GET /v1/changes reads it): ONE poller per process, fanning
     out to every open page. A page told that an opportunity changed fetches its HTML again, so
@@ -149,33 +167,13 @@ class ChangeHub:
     heard of a change from Kafka before the projection applied it would fetch the old state.
     """
 
+    name = "web-change-hub"
+
     def __init__(self, reader: Reader, interval: float = 1.0, batch: int = 500) -> None:
+        super().__init__()
         self.reader = reader
         self.interval = interval
         self.batch = batch
-        self.ready = asyncio.Event()
-        self._subscribers: set[asyncio.Queue[dict]] = set()
-        self._task: asyncio.Task | None = None
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self, ready_timeout: float = 15.0) -> AsyncIterator[asyncio.Queue[dict]]:
-        """A queue of {"opportunity_id", "change_seq"} for every change committed from now on."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="web-change-hub")
-        await asyncio.wait_for(self.ready.wait(), ready_timeout)
-        queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
-        try:
-            yield queue
-        finally:
-            self._subscribers.discard(queue)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         cursor: int | None = None
@@ -186,11 +184,8 @@ class ChangeHub:
                     self.ready.set()
                 rows = await self.reader.changes(cursor, self.batch)
                 for row in rows:
-                    change = {"opportunity_id": row["opportunity_id"], "change_seq": row["change_seq"]}
-                    for queue in self._subscribers:
-                        if queue.full():
-                            queue.get_nowait()
-                        queue.put_nowait(change)
+                    # Items of the queue: {"opportunity_id", "change_seq"}.
+                    self._publish({"opportunity_id": row["opportunity_id"], "change_seq": row["change_seq"]})
                 if rows:
                     cursor = rows[-1]["change_seq"]
                 if len(rows) < self.batch:
