@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import RedisError
 
 from services.grouping import config as grouping_config
 from services.projection import correcting as cr
@@ -48,7 +49,9 @@ from services.projection.repository import Reader
 from services.projection.settings import ProjectionSettings
 from shared import topics
 from shared.codec import encode
-from shared.schemas.correction import CorrectionMessage
+from shared.privacy.seal import is_token, seal
+from shared.privacy.vault import Vault
+from shared.schemas.correction import CorrectionMessage, MemberNoteSet
 from shared.settings import KafkaSettings
 
 log = logging.getLogger("projection.corrections")
@@ -76,6 +79,29 @@ def catalog_solutions() -> frozenset[str] | None:
     except (OSError, httpx.HTTPError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         log.warning("grouping's catalog not readable: solutions are not checked", extra={"error": repr(exc)})
         return None
+
+
+def sealing_notes(vault: Vault, publish: Publish) -> Publish:
+    """`publish` with a note's text sealed under the member's own key first (docs/privacy.md):
+    the log carries `sealed_note`, never the text. ApiError 409 naming path.person_id when the
+    member's key is gone (erased, or idle past retention: a note about nobody); 503 when the
+    vault's Redis is away. A person id that is no pseudonym (written before ingest made them)
+    has no key to seal under: its note goes as it is."""
+    async def sealed(message: CorrectionMessage) -> None:
+        token = message.person_id.partition("@")[0] if isinstance(message, MemberNoteSet) else ""
+        if isinstance(message, MemberNoteSet) and message.note is not None and is_token(token):
+            try:
+                key = (await vault.keys([token])).get(token)
+            except RedisError as exc:
+                raise ApiError(503, "unavailable", f"the vault is unavailable: {exc}",
+                               headers={"Retry-After": "5"}) from None
+            if key is None:
+                raise ApiError(409, "conflict", "данные человека удалены, заметку не к кому привязать / the "
+                               "member's personal data was erased or expired: a note cannot be kept",
+                               field="path.person_id")
+            message = message.model_copy(update={"note": None, "sealed_note": seal(token, key, {"note": message.note})})
+        await publish(message)
+    return sealed
 
 
 class CorrectionPublisher:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from services.projection.funnel import Funnel, configured
 from shared.privacy.person import open_member_names
 from shared.privacy.seal import is_sealed
-from shared.schemas.correction import CorrectionMessage, CorrectionUndone
+from shared.schemas.correction import CorrectionMessage, CorrectionUndone, MemberNoteSet
 from shared.schemas.crm import (
     CriterionMarked,
     DealTermsSet,
@@ -148,9 +148,13 @@ def unseal(message: Any, opened: Mapping[str, Mapping[str, str]]) -> Any:
     """A member event with the member's raw email and name from their sealed values (`opened`:
     Vault.open's answer; `member.sealed` holds the email, a sealed `member.name` the name); what
     cannot be opened (erased, expired) is no email and no name, never the pseudonym or the
-    ciphertext in their place (docs/privacy.md). Other messages are returned as they are."""
+    ciphertext in their place (docs/privacy.md). A member_note_set's sealed note is opened into
+    `note` the same way (none when it cannot be). Other messages are returned as they are."""
     if isinstance(message, OpportunityScore | Signal):
         return open_member_names(message, opened)
+    if isinstance(message, MemberNoteSet) and message.sealed_note is not None:
+        return message.model_copy(update={"note": (opened.get(message.sealed_note) or {}).get("note"),
+                                          "sealed_note": None})
     member = getattr(message, "member", None)
     if not isinstance(member, MemberRef):
         return message
@@ -340,7 +344,7 @@ def map_correction(message: CorrectionMessage) -> list[Row]:
     arrives here as their events; notes and stances are derived from the history
     (repository.REFRESH_ANNOTATIONS), so that an undo restores the one before."""
     detail = {k: v for k, v in message.model_dump(mode="json").items()
-              if k not in _CORRECTION_COMMON and k not in ("opportunity_id", "person_id")}
+              if k not in _CORRECTION_COMMON and k not in ("opportunity_id", "person_id", "sealed_note")}
     rows = [Row("correction", {
         "correction_id": message.correction_id, "type": message.type, "subject": message.key(),
         "opportunity_id": getattr(message, "opportunity_id", None), "person_id": getattr(message, "person_id", None),

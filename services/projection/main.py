@@ -31,7 +31,7 @@ from services.privacy.requests import Privacy
 from services.projection import db
 from services.projection.api import create_app
 from services.projection.consumer import DeadLetters, Health, Opener, Projector, rebuild, run_consumer
-from services.projection.correction_api import CorrectionPublisher
+from services.projection.correction_api import CorrectionPublisher, sealing_notes
 from services.projection.funnel import configured
 from services.projection.qualifying import Qualifier
 from services.projection.repository import Reader, UnitOfWork
@@ -120,7 +120,7 @@ async def serve(settings: ProjectionSettings, database_url: str, kafka: KafkaSet
                 kafka, projector, settings.group_id, stop, settings.batch_max_records, settings.poll_timeout_ms))
         if api:
             app = create_app(settings, Reader(engine), publisher.publish, health, funnel=funnel,
-                             publish_correction=corrections.publish,
+                             publish_correction=sealing_notes(vault, corrections.publish),
                              open_names=lambda signal: named_members(vault, signal))
             app.include_router(create_privacy_router(Privacy(vault, engine, redis, person_log), settings))
             # Header and body deadlines, connection limit: shared/http.py.

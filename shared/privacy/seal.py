@@ -97,6 +97,11 @@ def seal(token: str, key: bytes, values: dict[str, str]) -> str:
     return f"{SEAL_VERSION}.{token}.{base64.urlsafe_b64encode(nonce + ciphertext).rstrip(b'=').decode()}"
 
 
+def is_token(value: str) -> bool:
+    """True when `value` is a pseudonym token (``p`` and 20 hex digits), as new_token makes them."""
+    return bool(_TOKEN.match(value))
+
+
 def is_sealed(value: str) -> bool:
     """True when `value` is a sealed value (``v1.<token>.<base64url>``), not a person's own text."""
     return bool(_SEALED.match(value))

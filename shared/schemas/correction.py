@@ -106,6 +106,10 @@ class MemberNoteSet(_OpportunityCorrection):
     person_id: ShortStr
     note: Reason | None = None
     concerns: tuple[Concern, ...] = ()
+    # The note sealed under the member's own key (shared/privacy/seal.py, {"note": text}): the
+    # corrections API writes it in place of `note`, so that erasing the member leaves nothing of
+    # it readable on the log (docs/privacy.md); readers open it with the vault.
+    sealed_note: Annotated[str, StringConstraints(min_length=1, max_length=20000)] | None = None
 
 
 class AccountsMerged(_Correction):

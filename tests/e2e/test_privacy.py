@@ -33,6 +33,7 @@ from tests.support.privacy import opened
 API_KEY = {"X-API-Key": "dev-api-key"}
 WRITE = {"Authorization": "Bearer dev-crm-token"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key"}
+CORRECT = {"Authorization": "Bearer dev-correction-token"}
 HR = "https://vendor.example/solutions/hr"
 
 
@@ -58,6 +59,7 @@ class Company:
         self.start = datetime.now(UTC) - timedelta(days=3)
         self.olga = {"email": f"Olga.Petrova{self.tag}@{self.domain}", "name": f"Ольга Петрова-{self.tag}",
                      "anonymous_id": f"ym:17000{self.tag}", "user_id": f"crm-olga-{self.tag}"}
+        self.note = f"Ольга в декрете до марта, звонить на личный {self.tag}"  # what a colleague wrote of her
 
     def at(self, hours: float) -> str:
         return (self.start + timedelta(hours=hours)).isoformat()
@@ -191,6 +193,14 @@ def test_export_then_erase_leaves_nothing_and_the_group_counts_them_no_more(pipe
         assert member["email"] == olga["email"].lower() and member["touches_count"] == 2
         pseudonymous_id = member["person_id"]
         assert olga["email"].lower() not in pseudonymous_id and pseudonymous_id.endswith(f"@{company.domain}")
+        # A note about her (free text that may say anything of her) goes on bg.correction.v1
+        # sealed under her key; the page shows it as written.
+        noted = httpx.put(f"{pipeline.api_url}/v1/opportunities/{company.opportunity_id}/members/"
+                          f"{pseudonymous_id}/note", headers=CORRECT, timeout=30,
+                          json={"note": company.note, "concerns": ["tco_roi"]})
+        assert noted.status_code == 202, noted.text
+        wait_until(lambda: next(m for m in opportunity(api, company.opportunity_id)["members"]
+                                if m["person_id"] == pseudonymous_id)["note"] == company.note)
 
         # Export, with a read token: refused; with a write token: everything kept about her.
         assert httpx.post(f"{pipeline.api_url}/v1/privacy/export", json={"email": olga["email"]},
@@ -236,14 +246,14 @@ def test_export_then_erase_leaves_nothing_and_the_group_counts_them_no_more(pipe
                    api.get(f"/v1/accounts/{company.domain}").text,
                    api.get("/v1/opportunities", params={"account": company.domain}).text,
                    api.get("/v1/changes", params={"cursor": 0, "limit": 1000}).text]
-        wanted = set().union(*(forms(v) for v in olga.values())) | {pseudonymous_id}
+        wanted = set().union(*(forms(v) for v in olga.values())) | forms(company.note) | {pseudonymous_id}
         for answer in answers:
             assert not [w for w in wanted if w in answer]
 
     # Her dead letter: the sealed values no longer open (her keys are gone).
     [letter] = ingest_dead_letters(company.tag)
     assert opened(json.loads(letter.payload)["person"]["email"]) is None
-    raw = set().union(*(forms(v) for v in olga.values()))
+    raw = set().union(*(forms(v) for v in olga.values())) | forms(company.note)
     # Every topic of the namespace, the dead letters' included: her raw email, name and ids were
     # never written.
     records = asyncio.run(every_record_of_the_namespace(os.environ["BG_TOPIC_NAMESPACE"]))
