@@ -55,7 +55,7 @@ from services.crm.transport import CrmRefused, CrmUnavailable
 from services.grouping.domain.accounts import person_id
 from shared import topics
 from shared.codec import encode
-from shared.privacy.person import pseudonymous_email
+from shared.privacy.person import protected_contact
 from shared.privacy.vault import Vault
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.scoring import Signal
@@ -199,9 +199,13 @@ class Connector:
             await self.dead_letter("invalid_contact", str(exc), f"{deal.crm}:deal:{deal.deal_id}", repr(contacts))
             return
         for link in links:
-            await self._publish(f"link:{deal.deal_id}:{link.contact_id}", link, link.event_id)
-            # Grouping knows people by the pseudonym of their address, never the address itself.
-            person = await pseudonymous_email(self.vault, link.email, person_id) if link.email else None
+            # The log carries the contact's pseudonym (grouping knows people by it) and their
+            # address and name sealed under their key, never in clear; a contact without an
+            # address has no key to seal a name under, and nobody to link: the name stays off.
+            person, sealed = (await protected_contact(self.vault, link.email, link.name, person_id)
+                              if link.email else (None, None))
+            on_log = link.model_copy(update={"email": person, "name": None, "sealed": sealed})
+            await self._publish(f"link:{deal.deal_id}:{link.contact_id}", on_log, link.event_id)
             if (correction := member_link(link, person)) is not None:
                 await self._publish(f"member:{deal.deal_id}:{link.contact_id}", correction, correction.correction_id,
                                     topics.CORRECTIONS)

@@ -107,13 +107,16 @@ def open_member_names(message: M, opened: Mapping[str, Mapping[str, str]]) -> M:
     return message.model_copy(update=update)
 
 
-async def pseudonymous_email(vault: Vault, email: str, person_id: Callable[[str], str]) -> str:
-    """The address as the log carries it (``p<20 hex>@<domain>``, docs/privacy.md), for a service
-    that learns of a person outside ingest (a CRM contact linked by hand): the same pseudonym as
-    the person's touches carry, and a new vault entry when the address was never seen.
-    `person_id`: grouping's normalisation of an address (services/grouping/domain/accounts).
+async def protected_contact(vault: Vault, email: str, name: str | None,
+                            person_id: Callable[[str], str]) -> tuple[str, str]:
+    """(the address as the log carries it, ``p<20 hex>@<domain>``; the raw address and name sealed
+    under its key, {"email"[, "name"]}) for a service that learns of a person outside ingest (a
+    CRM contact linked by hand): the same pseudonym as the person's touches carry, and a new
+    vault entry when the address was never seen (docs/privacy.md). `person_id`: grouping's
+    normalisation of an address (services/grouping/domain/accounts).
     Raises redis.exceptions.RedisError when the vault is unavailable."""
     [entry] = await vault.ensure([(Identifier("email", normalise("email", email, person_id)),
                                    pseudonym("email", email, "{token}"))])
-    return person_id(pseudonym("email", email, entry.token))
+    values = {"email": email} | ({"name": name} if name else {})
+    return person_id(pseudonym("email", email, entry.token)), seal(entry.token, entry.key, values)
 

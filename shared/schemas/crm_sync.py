@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from shared.inn import inn as valid_inn
 from shared.schemas.base import Email, Message, NonEmptyStr, ShortStr, UtcDatetime
@@ -53,7 +53,11 @@ class CrmCompany(Message):
 
 class CrmContactLinked(Message):
     """A contact linked to a deal in the CRM. `opportunity_id` is ours when the deal carries it
-    (the deal was created by the connector), else None and only the CRM's deal id is known."""
+    (the deal was created by the connector), else None and only the CRM's deal id is known.
+
+    On the log (docs/privacy.md) `email` is the contact's pseudonym (``p<20 hex>@<domain>``, the
+    one their touches carry), `name` is None, and `sealed` holds the raw {"email", "name"} under
+    the contact's vault key, which an erase destroys."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     type: Literal["crm_contact_linked"] = "crm_contact_linked"
@@ -68,6 +72,7 @@ class CrmContactLinked(Message):
     company_id: ShortStr | None = None
     company_inn: ShortStr | None = None
     linked_at: UtcDatetime  # the CRM's modification time of the deal when the link was seen
+    sealed: Annotated[str, StringConstraints(min_length=1, max_length=8000)] | None = None
 
     def key(self) -> str:
         return f"{self.crm}:deal:{self.deal_id}"

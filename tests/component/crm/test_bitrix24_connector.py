@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import topics
-from shared.codec import corrections, crm_links, dead_letters
+from shared.codec import corrections, crm_links, dead_letters, encode
 from shared.privacy.seal import Identifier
 from shared.privacy.settings import vault_in
 from shared.schemas.crm_sync import CrmCompany, CrmContactLinked
@@ -120,17 +120,21 @@ async def test_company_inn_and_a_contact_linked_by_hand_reach_kafka(env, crm, pr
     links = [m for m in seen if isinstance(m, CrmContactLinked)]
     assert {(c.company_id, c.inn, c.kpp, c.ogrn) for c in companies} == {
         (str(company), "7707083893", "773601001", "1027700132195")}
-    # Only the person's link: the four contacts the connector attached are not "manual".
-    assert [(x.contact_id, x.email, x.opportunity_id, x.company_inn) for x in links] == [
-        (str(manual), "a.smirnova@romashka-b24.ru", story, "7707083893")]
-    # The link is also a correction grouping applies: she joins the group by hand.
-    # Under the pseudonym her touches would carry (docs/privacy.md), never her address.
-    fixes = await collect(env.topic(topics.CORRECTIONS), decode=corrections.decode, until=lambda kept: kept)
     redis = Redis.from_url(servers.redis_url)
     with namespace(env.namespace):  # the connector's vault: the namespace's own prefix
         vault = vault_in(redis)
     [known] = await vault.person(Identifier("email", "a.smirnova@romashka-b24.ru"))
+    # Only the person's link: the four contacts the connector attached are not "manual". On the
+    # log under the pseudonym her touches would carry (docs/privacy.md), her address and name
+    # sealed under her key: they open with the vault, and nothing else of her is in clear.
+    assert [(x.contact_id, x.email, x.name, x.opportunity_id, x.company_inn) for x in links] == [
+        (str(manual), known.pseudonym, None, story, "7707083893")]
+    assert await vault.open([links[0].sealed]) == {
+        links[0].sealed: {"email": "a.smirnova@romashka-b24.ru", "name": "Анна Смирнова"}}
+    assert not [m for m in seen if b"smirnova" in encode(m).lower() or "Анна".encode() in encode(m)]
     await redis.aclose()
+    # The link is also a correction grouping applies: she joins the group by hand.
+    fixes = await collect(env.topic(topics.CORRECTIONS), decode=corrections.decode, until=lambda kept: kept)
     assert [(f.type, f.opportunity_id, f.person_id, f.author, f.correction_id) for f in fixes] == [
         ("member_linked", story, known.pseudonym, "bitrix24", links[0].event_id)]
     assert known.pseudonym.endswith("@romashka-b24.ru") and not known.pseudonym.startswith("a.smirnova")
