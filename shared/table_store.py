@@ -29,6 +29,20 @@ WRITE_BUFFER_BYTES = 4 * MIB
 WRITE_BUFFERS = 2
 
 
+# Decoded states kept in front of a table, per cache (grouping: identities, people, directory;
+# accounts get 2/5 of it; scoring: one per partition). Measured (docs/benchmarks.md, "How cost
+# grows with the market"): a decoded state costs grouping about 14 KiB of RSS, so 50,000 people
+# plus 20,000 accounts is about 1 GiB once every cache is full, whatever the store.
+DEFAULT_STATE_CACHE_ENTRIES = 50_000
+
+
+def state_cache_entries() -> int:
+    """`BG_STATE_CACHE_ENTRIES`: the most decoded states per cache (default 50,000; at least 1).
+    With `rocksdb://` this, not the market, bounds a worker's memory; a smaller cache decodes
+    evicted keys again (CPU) instead. Raises ValueError on a value that is not an integer."""
+    return max(1, int(os.environ.get("BG_STATE_CACHE_ENTRIES", DEFAULT_STATE_CACHE_ENTRIES)))
+
+
 def table_store() -> str:
     """The faust store URL from `BG_TABLE_STORE`: `memory://` (default) or `rocksdb://`."""
     return os.environ.get("BG_TABLE_STORE", "memory://")

@@ -66,7 +66,7 @@ from shared.codec import DecodeError, encode, person_log
 from shared.codec import corrections as correction_codec
 from shared.schemas.opportunity import ClockTick
 from shared.streaming import DeadLetterSink, InOrderBatches, Outbox, make_app, raw_topic
-from shared.table_store import table_options
+from shared.table_store import state_cache_entries, table_options
 
 SERVICE = "grouping"
 log = logging.getLogger("services.grouping")
@@ -151,10 +151,13 @@ class Grouping:
         self.stage_marks = {"persons": clock.StageWatermarks(), "accounts": clock.StageWatermarks()}
         # Decoded states take a few times their JSON (an account a few KB to tens of KB, a
         # profile or an identity node a few KB); a key evicted is decoded again on next use.
-        self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=50_000)
-        self.profiles = KeyedStage(table("people"), people.Profile, max_entries=50_000)
-        self.account_states = KeyedStage(table("accounts"), opportunities.AccountState, max_entries=20_000)
-        self.names = NameDirectory(self.directory)
+        # Accounts are fewer than people and larger: 2/5 of the entries.
+        entries = state_cache_entries()
+        self.nodes = KeyedStage(table("identities"), identity.IdentityNode, max_entries=entries)
+        self.profiles = KeyedStage(table("people"), people.Profile, max_entries=entries)
+        self.account_states = KeyedStage(table("accounts"), opportunities.AccountState,
+                                         max_entries=max(1, entries * 2 // 5))
+        self.names = NameDirectory(self.directory, max_entries=entries)
 
         agent = self.app.agent
         agent(self.person_events, name="route", concurrency=1)(self._route)

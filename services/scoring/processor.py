@@ -24,6 +24,7 @@ from shared.codec import Codec, encode
 from shared.schemas.opportunity import AccountTouch, ClockTick, OpportunityLogMessage
 from shared.schemas.scoring import OpportunityScore, Signal
 from shared.streaming import StateCache
+from shared.table_store import state_cache_entries
 
 # Partition clocks share the opportunities' table under keys no opportunity id takes (those
 # start with an account id: a domain, or "name:...").
@@ -124,7 +125,7 @@ class Processor:
     def _cache(self, partition: int) -> StateCache[OpportunityState]:
         cache = self._states.get(partition)
         if cache is None:
-            cache = self._states[partition] = StateCache(self.table, _STATE)
+            cache = self._states[partition] = StateCache(self.table, _STATE, state_cache_entries())
         return cache
 
     def _index(self, partition: int) -> None:
