@@ -147,7 +147,7 @@ _new_offset = Consumer._new_offset
 
 def _new_offset_after_the_head(self: Consumer, tp: TP) -> int | None:
     acked, committed = self._acked[tp], self._committed_offset[tp]
-    if acked and committed is not None and min(acked) > committed:
+    if acked and committed is not None and min(acked) > committed and not self._gap[tp].overlaps(committed):
         return None
     return _new_offset(self, tp)
 
@@ -156,11 +156,21 @@ def _new_offset_after_the_head(self: Consumer, tp: TP) -> int | None:
 # markers and marks the offsets in between committable though no stream saw them. Our stream
 # topics are neither compacted nor transactional: such a jump is a message lost between the
 # fetcher and the streams (seen when a seek back to the committed offsets ran while the fetch
-# loop was delivering, docs/exactly-once.md), so it is logged and never committed over;
-# InOrderBatches reads the missing offsets again.
-async def _no_gap_filling(self: Consumer, tp: TP, offset_from: int, offset_to: int) -> None:
-    log.warning("fetched offsets jump; the offsets between are not committed unprocessed",
-                extra={"topic": tp.topic, "partition": tp.partition, "from": offset_from, "to": offset_to})
+# loop was delivering, docs/exactly-once.md), so it is logged, and InOrderBatches reads the
+# missing offsets again. Only offsets retention deleted (below the partition's first offset, after
+# a group was stopped for longer than the retention) are committable unread, as faust meant.
+async def _fill_deleted_offsets_only(self: Consumer, tp: TP, offset_from: int, offset_to: int) -> None:
+    log.warning("fetched offsets jump", extra={"topic": tp.topic, "partition": tp.partition,
+                                               "from": offset_from, "to": offset_to})
+    try:
+        first = (await self.earliest_offsets(tp)).get(tp)
+    except (KafkaError, TimeoutError):
+        return  # nothing is committed over; a restart reads the partition again
+    committed = self._committed_offset[tp]
+    low = offset_from if committed is None else min(offset_from, committed)
+    if first is not None and first > low:
+        self._gap[tp].addi(low, min(offset_to, first - 1) + 1)  # intervals exclude their end
+        self._gap[tp].merge_overlaps()
 
 
 def make_app(service: str, **overrides) -> faust.App:
@@ -169,7 +179,7 @@ def make_app(service: str, **overrides) -> faust.App:
     AIOKafkaConsumerThread.verify_event_path = _verify_positioned_event_path
     Transport._create_topic = _create_topic_and_wait
     Consumer._new_offset = _new_offset_after_the_head
-    Consumer._add_gap = _no_gap_filling
+    Consumer._add_gap = _fill_deleted_offsets_only
     settings = kafka_settings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
     state_dir = Path(os.environ.get("BG_STATE_DIR", ".stack/state")) / f"{namespace}{service}"

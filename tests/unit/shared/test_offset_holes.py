@@ -27,6 +27,12 @@ def app(tmp_path, monkeypatch):
         app.seeks.append(dict(partitions))
 
     app.consumer.seek_wait = seek_wait
+    app.first_offset = 0
+
+    async def earliest_offsets(*partitions):
+        return {tp: app.first_offset for tp in partitions}
+
+    app.consumer.earliest_offsets = earliest_offsets
     return app
 
 
@@ -93,3 +99,13 @@ async def test_a_jump_in_fetched_offsets_is_not_committed_over(app) -> None:
     app.consumer._acked[tp] = [10, 20]
     app.consumer._acked_index[tp] = {10, 20}
     assert app.consumer._new_offset(tp) == 11
+
+
+async def test_offsets_retention_deleted_are_committed_over(app) -> None:
+    # The group was stopped longer than the retention: its committed offset is gone from the log.
+    app.first_offset = 150
+    app.consumer._committed_offset[tp] = 100
+    await app.consumer._add_gap(tp, 101, 150)  # faust's read offset was the committed one
+    app.consumer._acked[tp] = [150, 151]
+    app.consumer._acked_index[tp] = {150, 151}
+    assert app.consumer._new_offset(tp) == 152
