@@ -27,6 +27,7 @@ from shared.codec import dead_letters
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import kafka_settings
 from tests.e2e.conftest import TOKEN, Pipeline
+from tests.e2e.test_pipeline import opportunity, wait_until
 from tests.support.kafka import collect
 from tests.support.privacy import opened
 
@@ -35,17 +36,6 @@ WRITE = {"Authorization": "Bearer dev-crm-token"}
 SENDGRID = {"X-API-Key": "dev-sendgrid-key"}
 CORRECT = {"Authorization": "Bearer dev-correction-token"}
 HR = "https://vendor.example/solutions/hr"
-
-
-def wait_until(check, timeout: float = 120.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not reached within {timeout}s; last: {last!r}")
 
 
 class Company:
@@ -93,11 +83,6 @@ def post_events(pipeline: Pipeline, events: list[dict]) -> dict:
     r = httpx.post(f"{pipeline.ingest_url}/v1/events", json={"events": events}, headers=API_KEY, timeout=30)
     assert r.status_code == 202, r.text
     return r.json()
-
-
-def opportunity(api: httpx.Client, opportunity_id: str) -> dict | None:
-    r = api.get(f"/v1/opportunities/{opportunity_id}")
-    return r.json() if r.status_code == 200 else None
 
 
 async def every_record_of_the_namespace(namespace: str) -> list[bytes]:
