@@ -44,6 +44,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BG_FAUST_WEB_PORT": ("6066", "port of faust's web server"),
     "BG_WORKER_ID": ("unset", "static Kafka group membership id of a worker (restarts without a rebalance)"),
     "BG_GROUPING_SESSION_TIMEOUT": ("faust's", "grouping's consumer session timeout, seconds"),
+    "BG_STALL_SECONDS": ("60", "faust workers: a stream partition with records waiting, nothing in flight and its "
+                         "committed offset unmoved this long is read again from that offset (shared/liveness.py)"),
     "BG_CLOCK_TICK_SECONDS": ("5", "how often grouping writes a clock tick into the log when idle"),
     "BG_CLOCK_IDLE_SECONDS": ("30", "how long a partition must be idle before a tick moves its clock"),
     "BG_CLOCK_HISTORY_IDLE_SECONDS": ("300", "the same for a partition reading history (latest event time over an "

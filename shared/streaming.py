@@ -40,6 +40,7 @@ from faust.types import TP, EventT, TopicT
 from faust.types.tuples import ack_lock
 from pydantic import BaseModel
 
+from shared import liveness
 from shared.codec import Codec, encode
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import KafkaSettings, kafka_settings
@@ -217,7 +218,9 @@ def make_app(service: str, **overrides) -> faust.App:
         options["consumer_group_instance_id"] = f"{namespace}bg-{service}-{worker}"
     options.update(overrides)
     # The consumer group and the changelog topics follow the topic namespace.
-    return faust.App(f"{namespace}bg-{service}", **options)
+    app = faust.App(f"{namespace}bg-{service}", **options)
+    liveness.watch(app)  # a partition stalled after an assignment is read again (shared/liveness.py)
+    return app
 
 
 def raw_topic(app: faust.App, topic: Topic) -> TopicT:

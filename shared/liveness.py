@@ -1,0 +1,102 @@
+"""Liveness of a faust worker's stream partitions: one that stalls is read again.
+
+A stalled partition has records waiting (its committed offset below its high-water mark), none
+of its messages in flight in a stream, and a committed offset that has not moved for
+BG_STALL_SECONDS. The worker then seeks it back to its committed offset, so the message
+blocking the commit is fetched and handed to the streams again; what was processed after it
+comes again too (at-least-once; every sink is idempotent, docs/exactly-once.md).
+
+Why (issue 19, item 12, docs/exactly-once.md "A stalled partition"): right after an assignment
+faust can lose a partition's head message between its fetcher and its streams (it fetches
+while its recovery still pauses and seeks the partitions). The later messages are processed
+and acknowledged, but no commit may pass the missing one (shared.streaming's
+`_new_offset_after_the_head`), and nothing fetches it again: the worker looked idle with
+partitions assigned and lag for minutes, until it was restarted. Measured with
+`bench/failover.py`: 1 to 2 restarts in 16 when a static member (BG_WORKER_ID) rejoins
+within its session and gets its partitions back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+import faust
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+# Long enough that a busy stage's queue (faust buffers up to 4,096 messages per topic before
+# a stream takes them, untracked) drains first; a false alarm only reads messages again.
+STALL_SECONDS = 60.0
+
+
+def stall_seconds() -> float:
+    """BG_STALL_SECONDS (default 60): how long a partition with records waiting and nothing in
+    flight may keep its committed offset before it is read again from there."""
+    return float(os.environ.get("BG_STALL_SECONDS", STALL_SECONDS))
+
+
+class Stalls:
+    """Which partitions stalled: pure bookkeeping over what the consumer reports, in seconds."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self._since: dict[TP, tuple[int, float]] = {}  # committed offset, since when (monotonic s)
+
+    def observe(self, tp: TP, committed: int | None, highwater: int | None, in_flight: bool, now: float) -> bool:
+        """True when `tp` is due to be read again from `committed`: records waiting, nothing in
+        flight, and the same committed offset for `after` seconds. Once due, the next alarm for
+        the same offset comes `after` seconds later."""
+        if committed is None or highwater is None or committed >= highwater or in_flight:
+            self._since.pop(tp, None)
+            return False
+        seen = self._since.get(tp)
+        if seen is None or seen[0] != committed:
+            self._since[tp] = (committed, now)
+            return False
+        if now - seen[1] < self.after:
+            return False
+        self._since[tp] = (committed, now)
+        return True
+
+    def keep(self, tps: Iterable[TP]) -> None:
+        """Forget partitions no longer assigned."""
+        kept = set(tps)
+        for tp in [tp for tp in self._since if tp not in kept]:
+            del self._since[tp]
+
+
+def watch(app: faust.App, after: float | None = None) -> Stalls:
+    """Check the app's stream partitions every few seconds; seek a stalled one back to its
+    committed offset (on the consumer's thread, which resets faust's read offset too)."""
+    stalls = Stalls(stall_seconds() if after is None else after)
+
+    @app.timer(max(1.0, stalls.after / 6))
+    async def _liveness() -> None:
+        consumer = app.consumer
+        if app.rebalancing or not consumer.flow_active:
+            return  # a rebalance or a table recovery: partitions are paused and sought on purpose
+        changelogs = app.tables.changelog_topics
+        streamed = [tp for tp in consumer.assignment() if tp.topic not in changelogs]
+        stalls.keep(streamed)
+        in_flight = {message.tp for message in consumer.unacked}
+        now = time.monotonic()
+        due = {}
+        for tp in streamed:
+            committed = consumer._committed_offset.get(tp)
+            if stalls.observe(tp, committed, consumer.highwater(tp), tp in in_flight, now):
+                due[tp] = committed
+        if not due:
+            return
+        log.error("partitions stalled with records waiting and nothing in flight; reading them again",
+                  extra={"partitions": {f"{tp.topic}[{tp.partition}]": (offset, consumer.highwater(tp))
+                                        for tp, offset in due.items()}, "after_seconds": stalls.after})
+        try:
+            await consumer.seek_wait(due)
+        except Exception as exc:  # moved away or the broker is away: the next check sees it again
+            log.warning("seek back of stalled partitions not done", extra={"error": repr(exc)})
+
+    return stalls
