@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from services.ingest import limits
 from shared import topics
 from shared.codec import encode
+from shared.producers import close_retired
 from shared.schemas.deadletter import DeadLetter
 from shared.schemas.touch import IdentityEvent, TouchEvent
 from shared.settings import KafkaSettings
@@ -105,15 +106,8 @@ class Publisher:
         self._replacing = asyncio.create_task(self._replace())
 
     async def _close(self, failed: AIOKafkaProducer) -> None:
-        # stop() flushes first, which never ends while the broker is away: bounded, and then the
-        # sender and connections are closed without the flush (aiokafka has no public call for
-        # that), so that the retired producer sends nothing more. Writes it still held stay
-        # unanswered: their claims end with the claim's TTL (dedupe.py).
-        try:
-            await asyncio.wait_for(failed.stop(), timeout=self.send_timeout)
-        except (TimeoutError, KafkaError, OSError):
-            await failed._sender.close()
-            await failed.client.close()
+        # Writes it still held stay unanswered: their claims end with the claim's TTL (dedupe.py).
+        await close_retired(failed, self.send_timeout)
 
     async def _replace(self) -> None:
         while True:

@@ -51,6 +51,7 @@ from shared import topics
 from shared.codec import encode
 from shared.privacy.seal import is_token, seal
 from shared.privacy.vault import Vault
+from shared.producers import close_retired
 from shared.schemas.correction import CorrectionMessage, MemberNoteSet
 from shared.settings import KafkaSettings
 
@@ -144,14 +145,7 @@ class CorrectionPublisher:
         async with self._lock:
             if self._producer is failed:
                 self._producer = None
-        # stop() flushes first, which never ends while the broker is away: bounded, then the
-        # sender and the connections are closed without it (as services/ingest/publisher.py does),
-        # so that the retired producer sends nothing more.
-        try:
-            await asyncio.wait_for(failed.stop(), timeout=5)
-        except (TimeoutError, KafkaError, OSError):
-            await failed._sender.close()
-            await failed.client.close()
+        await close_retired(failed, timeout=5)
 
     async def stop(self) -> None:
         if self._producer is not None:
