@@ -49,6 +49,7 @@ from shared import topics
 from shared.codec import encode
 from shared.schemas.touch import TouchEvent
 from shared.settings import kafka_settings
+from shared.table_store import DEFAULT_STATE_CACHE_ENTRIES, state_cache_entries
 from tests.component.grouping.conftest import Worker
 
 console = Console(width=140)
@@ -276,8 +277,13 @@ async def main(companies: list[int], workers: int, samples: Path, stores: list[s
     console.print(f"saved {path} and {samples}")
     command = (f"python -m bench.scale --companies {' '.join(map(str, companies))} --workers {workers} "
                f"--stores {' '.join(stores)}")
+    cache = state_cache_entries()
+    if cache != DEFAULT_STATE_CACHE_ENTRIES:  # another bound on the decoded states: figures of their own
+        command = f"BG_STATE_CACHE_ENTRIES={cache} {command}"
     for r in results:
         store = "" if r.store.startswith("memory") else ".rocksdb"  # memory:// keeps the earlier names
+        if cache != DEFAULT_STATE_CACHE_ENTRIES:
+            store += f".cache{cache}"
         # Against the smallest market on the same store: how much of its rate is left at this size.
         record(f"scale.grouping.events_per_s.{r.companies}_companies.{workers}_worker{store}", r.rate, "events/s",
                smallest[r.store].rate, command)

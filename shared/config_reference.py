@@ -37,7 +37,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BG_TOPIC_NAMESPACE": ("empty", "prefix of every topic and consumer group (tests use it to stay apart)"),
     "BG_STATE_DIR": (".stack/state", "faust workers' local table state; the Metrica importer's state file"),
     "BG_STATE_CACHE_ENTRIES": ("50000", "decoded states kept per cache in grouping and scoring; with `rocksdb://` it "
-                               "bounds a worker's memory (about 14 KiB each in grouping, docs/benchmarks.md)"),
+                               "bounds a worker's memory (about 5 KiB each in grouping, docs/benchmarks.md)"),
     "BG_TABLE_STORE": ("memory://", "faust table store of grouping and scoring: `rocksdb://` keeps state on disk "
                        "under BG_STATE_DIR with a bounded cache (shared/table_store.py); set it for a large market"),
     "BG_FAUST_WEB": ("0", "`1` turns on faust's web server (metrics, tables)"),

@@ -30,9 +30,9 @@ WRITE_BUFFERS = 2
 
 
 # Decoded states kept in front of a table, per cache (grouping: identities, people, directory;
-# accounts get 2/5 of it; scoring: one per partition). Measured (docs/benchmarks.md, "How cost
-# grows with the market"): a decoded state costs grouping about 14 KiB of RSS, so 50,000 people
-# plus 20,000 accounts is about 1 GiB once every cache is full, whatever the store.
+# accounts get 2/5 of it; scoring: one per partition). Measured (docs/benchmarks.md, "State on
+# disk"): a decoded state costs grouping about 5 KiB of RSS, so with every cache full the
+# default is about 0.8 GiB of decoded states in grouping, whatever the store.
 DEFAULT_STATE_CACHE_ENTRIES = 50_000
 
 
