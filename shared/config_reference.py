@@ -43,7 +43,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BG_FAUST_WEB": ("0", "`1` turns on faust's web server (metrics, tables)"),
     "BG_FAUST_WEB_PORT": ("6066", "port of faust's web server"),
     "BG_WORKER_ID": ("unset", "static Kafka group membership id of a worker (restarts without a rebalance)"),
-    "BG_GROUPING_SESSION_TIMEOUT": ("faust's", "grouping's consumer session timeout, seconds"),
+    "BG_GROUPING_SESSION_TIMEOUT": ("15", "grouping's consumer session timeout, seconds (every faust worker has 15 s "
+                                    "unless faust's BROKER_SESSION_TIMEOUT says otherwise)"),
     "BG_STALL_SECONDS": ("60", "faust workers: a stream partition with records waiting, nothing in flight and its "
                          "committed offset unmoved this long is read again from that offset (shared/liveness.py)"),
     "BG_CLOCK_TICK_SECONDS": ("5", "how often grouping writes a clock tick into the log when idle"),

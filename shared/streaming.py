@@ -206,6 +206,13 @@ def make_app(service: str, **overrides) -> faust.App:
         # on what a crash re-reads, not a pace.
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
+        # A SIGKILLed worker keeps its partitions until its session ends: faust's default, 60 s,
+        # held a killed scoring worker's partitions for a minute (bench/failover.py). Heartbeats
+        # go from the consumer's own thread (AIOKafkaConsumerThread), so a busy stream does not
+        # miss them; 15 s leaves room for a loaded machine above the broker's 6 s minimum.
+        # faust's BROKER_SESSION_TIMEOUT / BROKER_HEARTBEAT_INTERVAL still override these.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         web_enabled=os.environ.get("BG_FAUST_WEB", "0") == "1",
         web_port=int(os.environ.get("BG_FAUST_WEB_PORT", "6066")),
         table_cleanup_interval=60.0,

@@ -91,7 +91,7 @@ def _no_identifier(raw: bytes) -> bool:
 def _failover_options() -> dict[str, float]:
     """BG_GROUPING_SESSION_TIMEOUT (seconds): how soon a crashed worker's partitions move.
 
-    faust waits 60 s by default; the broker accepts down to group.min.session.timeout.ms (6 s).
+    make_app gives every worker 15 s; the broker accepts down to group.min.session.timeout.ms (6 s).
     """
     timeout = os.environ.get("BG_GROUPING_SESSION_TIMEOUT")
     if not timeout:
