@@ -21,8 +21,11 @@ from shared.settings import kafka_settings
 from tests.support.kafka import new_namespace, produce
 from tests.support.processes import ServiceProcess
 
-# A killed worker keeps its partitions until its session times out; keep that short here.
-WORKER_ENV = {"BG_GROUPING_SESSION_TIMEOUT": "8"}
+# A killed worker keeps its partitions until its session times out; keep that short here. A
+# partition whose head message faust lost after an assignment is read again by the liveness
+# check (shared/liveness.py) after BG_STALL_SECONDS: 60 s by default, more than the tests'
+# 90 s waits leave after a rebalance (the two-worker test failed so in CI at 8ed2ee7).
+WORKER_ENV = {"BG_GROUPING_SESSION_TIMEOUT": "8", "BG_STALL_SECONDS": "10"}
 
 
 class Worker(ServiceProcess):
