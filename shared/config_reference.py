@@ -35,18 +35,8 @@ SETTINGS_MODULES = (
 # Read with os.environ.get (or a Mapping defaulting to os.environ), not through pydantic-settings.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BG_TOPIC_NAMESPACE": ("empty", "prefix of every topic and consumer group (tests use it to stay apart)"),
-    "BG_STATE_DIR": (".stack/state", "faust workers' local table state; the Metrica importer's state file"),
-    "BG_STATE_CACHE_ENTRIES": ("50000", "decoded states kept per cache in grouping and scoring; with `rocksdb://` it "
-                               "bounds a worker's memory (about 5 KiB each in grouping, docs/benchmarks.md)"),
-    "BG_TABLE_STORE": ("memory://", "faust table store of grouping and scoring: `rocksdb://` keeps state on disk "
-                       "under BG_STATE_DIR with a bounded cache (shared/table_store.py); set it for a large market"),
-    "BG_FAUST_WEB": ("0", "`1` turns on faust's web server (metrics, tables)"),
-    "BG_FAUST_WEB_PORT": ("6066", "port of faust's web server"),
-    "BG_WORKER_ID": ("unset", "static Kafka group membership id of a worker (restarts without a rebalance)"),
     "BG_GROUPING_SESSION_TIMEOUT": ("15", "grouping's consumer session timeout, seconds (every faust worker has 15 s "
                                     "unless faust's BROKER_SESSION_TIMEOUT says otherwise)"),
-    "BG_STALL_SECONDS": ("60", "faust workers: a stream partition with records waiting, nothing in flight and its "
-                         "committed offset unmoved this long is read again from that offset (shared/liveness.py)"),
     "BG_CLOCK_TICK_SECONDS": ("5", "how often grouping writes a clock tick into the log when idle"),
     "BG_CLOCK_IDLE_SECONDS": ("30", "how long a partition must be idle before a tick moves its clock"),
     "BG_CLOCK_HISTORY_IDLE_SECONDS": ("300", "the same for a partition reading history (latest event time over an "

@@ -19,24 +19,23 @@ within its session and gets its partitions back at once.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable
 
 import faust
 from faust.types import TP
 
-log = logging.getLogger(__name__)
+from shared.settings import WorkerSettings
 
-# Long enough that a busy stage's queue (faust buffers up to 4,096 messages per topic before
-# a stream takes them, untracked) drains first; a false alarm only reads messages again.
-STALL_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 def stall_seconds() -> float:
     """BG_STALL_SECONDS (default 60): how long a partition with records waiting and nothing in
-    flight may keep its committed offset before it is read again from there."""
-    return float(os.environ.get("BG_STALL_SECONDS", STALL_SECONDS))
+    flight may keep its committed offset before it is read again from there. The default is
+    long enough that a busy stage's queue (faust buffers up to 4,096 messages per topic before
+    a stream takes them, untracked) drains first; a false alarm only reads messages again."""
+    return WorkerSettings().stall_seconds
 
 
 class Stalls:

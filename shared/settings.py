@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -83,6 +84,32 @@ class RedisSettings(BaseSettings):
 @lru_cache
 def kafka_settings() -> KafkaSettings:
     return KafkaSettings()
+
+
+class WorkerSettings(BaseSettings):
+    """The faust workers' (grouping, scoring) own settings, `BG_` + the field name.
+
+    Read when a worker is wired (shared.streaming.make_app), so a wrong value stops it at the
+    start with pydantic's message naming the variable, not later inside a stream.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BG_", extra="ignore")
+
+    state_dir: Path = Field(Path(".stack/state"), description="faust workers' local table state (a directory per "
+                            "namespace and service); the Metrica importer keeps its state file there too")
+    table_store: Literal["memory://", "rocksdb://"] = Field(
+        "memory://", description="faust table store of grouping and scoring: `rocksdb://` keeps state on disk under "
+        "BG_STATE_DIR with a bounded cache (shared/table_store.py); set it for a large market")
+    state_cache_entries: int = Field(
+        50_000, ge=1, description="decoded states kept per cache in grouping and scoring; with `rocksdb://` it bounds "
+        "a worker's memory (about 5 KiB each in grouping, docs/benchmarks.md)")
+    stall_seconds: float = Field(
+        60.0, gt=0, description="a stream partition with records waiting, nothing in flight and its committed offset "
+        "unmoved this long is read again from that offset (shared/liveness.py)")
+    faust_web: bool = Field(False, description="`1` turns on faust's web server (metrics, tables)")
+    faust_web_port: int = Field(6066, ge=1, le=65535, description="port of faust's web server")
+    worker_id: str | None = Field(None, description="static Kafka group membership id of a worker (restarts without "
+                                  "a rebalance); each worker of a service needs its own")
 
 
 class Deployment(BaseSettings):

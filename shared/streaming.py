@@ -23,7 +23,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Generic, TypeVar
 
 import faust
@@ -43,8 +42,7 @@ from pydantic import BaseModel
 from shared import liveness
 from shared.codec import Codec, encode
 from shared.schemas.deadletter import DeadLetter
-from shared.settings import KafkaSettings, kafka_settings
-from shared.table_store import table_store
+from shared.settings import KafkaSettings, WorkerSettings, kafka_settings
 from shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -183,13 +181,14 @@ def make_app(service: str, **overrides) -> faust.App:
     Consumer._add_gap = _fill_deleted_offsets_only
     settings = kafka_settings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")
-    state_dir = Path(os.environ.get("BG_STATE_DIR", ".stack/state")) / f"{namespace}{service}"
+    worker = WorkerSettings()
+    state_dir = worker.state_dir / f"{namespace}{service}"
     state_dir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(","))
     options = dict(
         broker=brokers,
         broker_credentials=broker_credentials(settings),
-        store=table_store(),
+        store=worker.table_store,
         datadir=str(state_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
@@ -213,16 +212,16 @@ def make_app(service: str, **overrides) -> faust.App:
         # faust's BROKER_SESSION_TIMEOUT / BROKER_HEARTBEAT_INTERVAL still override these.
         broker_session_timeout=15.0,
         broker_heartbeat_interval=3.0,
-        web_enabled=os.environ.get("BG_FAUST_WEB", "0") == "1",
-        web_port=int(os.environ.get("BG_FAUST_WEB_PORT", "6066")),
+        web_enabled=worker.faust_web,
+        web_port=worker.faust_web_port,
         table_cleanup_interval=60.0,
         logging_config=None,
     )
-    if worker := os.environ.get("BG_WORKER_ID"):
+    if worker.worker_id:
         # Static membership (KIP-345): a worker restarted under the same id takes its
         # partitions back at once, without a rebalance and without waiting out the dead
         # member's session. Each worker of a service needs its own id.
-        options["consumer_group_instance_id"] = f"{namespace}bg-{service}-{worker}"
+        options["consumer_group_instance_id"] = f"{namespace}bg-{service}-{worker.worker_id}"
     options.update(overrides)
     # The consumer group and the changelog topics follow the topic namespace.
     app = faust.App(f"{namespace}bg-{service}", **options)

@@ -17,8 +17,9 @@ gives each database a small share instead; RocksDB reads the rest from the OS pa
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from shared.settings import WorkerSettings
 
 MIB = 1024 * 1024
 
@@ -33,19 +34,21 @@ WRITE_BUFFERS = 2
 # accounts get 2/5 of it; scoring: one per partition). Measured (docs/benchmarks.md, "State on
 # disk"): a decoded state costs grouping about 5 KiB of RSS, so with every cache full the
 # default is about 0.8 GiB of decoded states in grouping, whatever the store.
-DEFAULT_STATE_CACHE_ENTRIES = 50_000
+DEFAULT_STATE_CACHE_ENTRIES: int = WorkerSettings.model_fields["state_cache_entries"].default
 
 
 def state_cache_entries() -> int:
     """`BG_STATE_CACHE_ENTRIES`: the most decoded states per cache (default 50,000; at least 1).
     With `rocksdb://` this, not the market, bounds a worker's memory; a smaller cache decodes
-    evicted keys again (CPU) instead. Raises ValueError on a value that is not an integer."""
-    return max(1, int(os.environ.get("BG_STATE_CACHE_ENTRIES", DEFAULT_STATE_CACHE_ENTRIES)))
+    evicted keys again (CPU) instead. Raises pydantic's ValidationError, naming the variable,
+    on a value that is not an integer of at least 1."""
+    return WorkerSettings().state_cache_entries
 
 
 def table_store() -> str:
-    """The faust store URL from `BG_TABLE_STORE`: `memory://` (default) or `rocksdb://`."""
-    return os.environ.get("BG_TABLE_STORE", "memory://")
+    """The faust store URL from `BG_TABLE_STORE`: `memory://` (default) or `rocksdb://`.
+    Raises pydantic's ValidationError on any other value."""
+    return WorkerSettings().table_store
 
 
 def table_options(store: str | None = None) -> dict[str, Any] | None:

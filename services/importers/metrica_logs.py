@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from rich.progress import Progress
 from services.importers.ingest_client import IngestClient, Totals
 from services.ingest.adapters.ids import metrica_anonymous_id
 from shared.schemas.touch import Source, TouchEvent, TouchKind
+from shared.settings import WorkerSettings
 
 LogSource = Literal["visits", "hits"]
 FIELDS: dict[str, list[str]] = {
@@ -68,8 +68,7 @@ class MetricaSettings(BaseSettings):
     max_days: int = Field(31, ge=1, le=365)  # days per log request (the API allows up to a year)
     poll_seconds: float = Field(10.0, ge=0)
     poll_timeout_seconds: float = Field(3600.0, gt=0)
-    state_file: Path = Field(default_factory=lambda: Path(os.environ.get("BG_STATE_DIR", ".stack/state"))
-                             / "metrica-logs.json")
+    state_file: Path = Field(default_factory=lambda: WorkerSettings().state_dir / "metrica-logs.json")
     ingest_url: str = Field("http://127.0.0.1:8081", validation_alias="BG_INGEST_URL")
     ingest_api_key: str = "dev-api-key"
 

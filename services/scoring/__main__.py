@@ -4,6 +4,7 @@ import os
 import sys
 
 from shared.logs import configure_logging
+from shared.settings import WorkerSettings
 
 
 def main() -> None:
@@ -14,7 +15,7 @@ def main() -> None:
     level = {"warning": "warn", "critical": "crit"}.get(level, level)
     # faust's worker command turns its web server on unless told otherwise, whatever the
     # app's web_enabled says; two workers on one host would then fight over the port.
-    web = "--with-web" if os.environ.get("BG_FAUST_WEB", "0") == "1" else "--without-web"
+    web = "--with-web" if WorkerSettings().faust_web else "--without-web"
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, web]
     app.main()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from shared.table_store import DEFAULT_STATE_CACHE_ENTRIES, state_cache_entries, table_options
+from shared.table_store import DEFAULT_STATE_CACHE_ENTRIES, state_cache_entries, table_options, table_store
 
 
 def test_rocksdb_gets_a_small_cache_per_database_and_memory_takes_no_options() -> None:
@@ -21,8 +22,17 @@ def test_the_cache_bound_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert state_cache_entries() == DEFAULT_STATE_CACHE_ENTRIES == 50_000
     monkeypatch.setenv("BG_STATE_CACHE_ENTRIES", "5000")
     assert state_cache_entries() == 5000
-    monkeypatch.setenv("BG_STATE_CACHE_ENTRIES", "0")
-    assert state_cache_entries() == 1
-    monkeypatch.setenv("BG_STATE_CACHE_ENTRIES", "many")
-    with pytest.raises(ValueError):
-        state_cache_entries()
+    for wrong in ("0", "many"):
+        monkeypatch.setenv("BG_STATE_CACHE_ENTRIES", wrong)
+        with pytest.raises(ValidationError, match="state_cache_entries"):
+            state_cache_entries()
+
+
+def test_a_store_faust_would_take_but_the_project_does_not_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BG_TABLE_STORE", raising=False)
+    assert table_store() == "memory://"
+    monkeypatch.setenv("BG_TABLE_STORE", "rocksdb://")
+    assert table_store() == "rocksdb://"
+    monkeypatch.setenv("BG_TABLE_STORE", "aerospike://")  # faust has it; table_options would not bound it
+    with pytest.raises(ValidationError, match="table_store"):
+        table_store()
