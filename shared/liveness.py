@@ -14,16 +14,23 @@ and acknowledged, but no commit may pass the missing one (shared.streaming's
 partitions assigned and lag for minutes, until it was restarted. Measured with
 `bench/failover.py`: 1 to 2 restarts in 16 when a static member (BG_WORKER_ID) rejoins
 within its session and gets its partitions back at once.
+
+What counts as in flight is a message a stream has not acknowledged yet: faust's pending set
+(`Consumer.unacked`) also keeps, until they are garbage-collected, messages acknowledged a
+second time (faust's recovery seek delivers a partition's messages again) or below the committed
+offset, which faust's `ack` never removes from it. Counted as in flight, they hid every stall
+after such a re-delivery: the restart test's worker sat at its lost heads for 150 s with no
+alarm (docs/exactly-once.md, "A stalled partition after a restart").
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from shared.settings import WorkerSettings
 
@@ -68,9 +75,31 @@ class Stalls:
             del self._since[tp]
 
 
+def _highwater(consumer, tp: TP) -> int | None:
+    try:
+        return consumer.highwater(tp)
+    except AssertionError:  # revoked meanwhile on the consumer's thread (aiokafka asserts it is assigned)
+        return None
+
+
+def in_flight(pending: Iterable[Message]) -> set[TP]:
+    """The partitions of the messages in `pending` (faust's `Consumer.unacked`) that a stream
+    has not acknowledged yet; acknowledged ones faust kept in the set are not in flight."""
+    return {message.tp for message in pending if not message.acked}
+
+
+def unfetched(streamed: Iterable[TP], highwater: Mapping[TP, int | None], active: Collection[TP]) -> list[TP]:
+    """The partitions of `streamed` faust does not fetch (not in its `active` set) or has fetched
+    nothing of since their assignment (no `highwater` known): their high-water mark must be asked
+    of the broker, or a partition that never gets a fetch request would never look stalled
+    (faust-streaming issues 523 and 629)."""
+    return [tp for tp in streamed if tp not in active or highwater.get(tp) is None]
+
+
 def watch(app: faust.App, after: float | None = None) -> Stalls:
     """Check the app's stream partitions every few seconds; seek a stalled one back to its
-    committed offset (on the consumer's thread, which resets faust's read offset too)."""
+    committed offset (on the consumer's thread, which resets faust's read offset too), and let
+    faust fetch it again if it had stopped fetching it outside a recovery."""
     stalls = Stalls(stall_seconds() if after is None else after)
 
     @app.timer(max(1.0, stalls.after / 6))
@@ -81,21 +110,35 @@ def watch(app: faust.App, after: float | None = None) -> Stalls:
         changelogs = app.tables.changelog_topics
         streamed = [tp for tp in consumer.assignment() if tp.topic not in changelogs]
         stalls.keep(streamed)
-        in_flight = {message.tp for message in consumer.unacked}
+        active = consumer._get_active_partitions()
+        highwater = {tp: _highwater(consumer, tp) for tp in streamed}
+        if ask := unfetched(streamed, highwater, active):
+            try:
+                highwater.update(await consumer.highwaters(*ask))
+            except Exception as exc:  # the broker is away: the next check asks again
+                log.warning("high-water marks not known", extra={"error": repr(exc)})
+        busy = in_flight(consumer.unacked)
         now = time.monotonic()
         due = {}
         for tp in streamed:
             committed = consumer._committed_offset.get(tp)
-            if stalls.observe(tp, committed, consumer.highwater(tp), tp in in_flight, now):
+            if stalls.observe(tp, committed, highwater.get(tp), tp in busy, now):
                 due[tp] = committed
         if not due:
             return
+        idle = sorted(tp for tp in due if tp not in active)
         log.error("partitions stalled with records waiting and nothing in flight; reading them again",
-                  extra={"partitions": {f"{tp.topic}[{tp.partition}]": (offset, consumer.highwater(tp))
-                                        for tp, offset in due.items()}, "after_seconds": stalls.after})
+                  extra={"partitions": {f"{tp.topic}[{tp.partition}]": (offset, highwater.get(tp))
+                                        for tp, offset in due.items()},
+                         "not_fetched": [f"{tp.topic}[{tp.partition}]" for tp in idle],
+                         "after_seconds": stalls.after})
         try:
             await consumer.seek_wait(due)
         except Exception as exc:  # moved away or the broker is away: the next check sees it again
             log.warning("seek back of stalled partitions not done", extra={"error": repr(exc)})
+            return
+        if idle:
+            # Flow is on and no recovery runs, so nothing should keep them paused any more.
+            consumer.resume_partitions(idle)
 
     return stalls
