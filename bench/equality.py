@@ -1,0 +1,285 @@
+"""Identical final projection through the whole pipeline (issue 11): one market, four ways.
+
+    .venv/bin/python -m bench.equality [--accounts 24] [--variants clean replay kill two_workers]
+
+Needs the local stack (bash deploy/stack.sh up). One fixed market (`bench/load.py`'s
+`canonical_market`) goes through ingest -> grouping -> scoring -> projection (PostgreSQL), each
+variant in a topic namespace, a database schema and a state directory of its own:
+- clean: one worker per service, the market POSTed to ingest;
+- replay: the clean run's `bg.person-events.v1` copied (keys, partitions, timestamps) into a
+  new namespace and read by fresh grouping, scoring and projection (fresh consumer groups,
+  fresh state): the same log processed a second time;
+- kill: like clean, with grouping killed (SIGKILL) while it works through the first third and
+  restarted after the second third was sent, then scoring killed while it works and restarted;
+- two_workers: two grouping and two scoring workers (partitions split between them), started
+  and stable before the market is sent.
+
+Each variant's final projection (once every touch has a row, every opportunity's score is at
+its latest version and nothing changed for `--quiet` seconds) is compared with the clean run's,
+opportunity by opportunity and field by field: members (a person named by their first touch's
+id, as person ids are pseudonyms drawn per namespace) with department, role, role source and
+touch count; status, formed_at, score, tier and the score's own record (status, formed_at,
+stalled_since, as_of); member and touch counts, departments, covered and missing roles; and
+the ids of the signals it announced (one id per fact, docs/time.md).
+Differences are printed per opportunity and field; exit 1 when any variant differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from bench.common import fresh_namespace, record, save
+from bench.load import canonical_market
+from bench.pipeline import groups_stable, post_all, touches_in_db
+from services.projection import db
+from services.projection import schema as tables
+from shared import topics
+from shared.settings import DatabaseSettings
+from tests.component.scoring.test_live_timers import copy_log
+from tests.support.processes import ServiceProcess, free_port
+
+console = Console()
+VARIANTS = ("clean", "replay", "kill", "two_workers")
+# What is compared of an opportunity row (members apart).
+OPPORTUNITY_FIELDS = ("status", "formed_at", "score", "tier", "score_status", "score_formed_at",
+                      "score_stalled_since", "score_as_of", "members_count", "touches_count", "departments",
+                      "covered_roles", "missing_roles")
+Snapshot = dict[str, dict[str, object]]
+
+
+class Stack:
+    """The pipeline's services as processes in the current topic namespace: ingest (unless
+    `ingest=False`), `workers` grouping and scoring processes each, projection."""
+
+    def __init__(self, label: str, schema: str, workers: int = 1, ingest: bool = True) -> None:
+        self.ingest_port, self.api_port = free_port(), free_port()
+        state = tempfile.mkdtemp(prefix=f"equality-{label}-",
+                                 dir=os.environ.get("BG_STATE_DIR", tempfile.gettempdir()))
+        env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
+               "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "warn",
+               # As bench/pipeline.py: the clock reaches the present seconds after the load ends,
+               # so every run's records rest at the end of their rescore grid (docs/time.md).
+               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1",
+               # As the component tests: a head message faust lost after a rebalance is read
+               # again within 10 s, not 60 (shared/liveness.py, issue 19).
+               "BG_STALL_SECONDS": "10"}
+        self.procs: dict[str, ServiceProcess] = {}
+        if ingest:
+            self.procs["ingest"] = ServiceProcess(f"equality-{label}-ingest", ["-m", "services.ingest"], env,
+                                                  health_url=f"http://127.0.0.1:{self.ingest_port}/readyz")
+        for service in ("grouping", "scoring"):
+            for w in range(workers):
+                # Static membership as deploy/services.sh runs them: a restarted worker takes its
+                # partitions back without waiting for the dead one's session to end.
+                self.procs[f"{service}-{w}"] = ServiceProcess(
+                    f"equality-{label}-{service}-{w}", ["-m", f"services.{service}"],
+                    {**env, "BG_STATE_DIR": f"{state}/w{w}", "BG_WORKER_ID": str(w)})
+        self.procs["projection"] = ServiceProcess(f"equality-{label}-projection", ["-m", "services.projection"],
+                                                  env, health_url=f"http://127.0.0.1:{self.api_port}/readyz")
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    def __enter__(self) -> Stack:
+        for p in self.procs.values():
+            p.start(timeout=180)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs.values():
+            p.stop()
+
+
+async def snapshot(engine) -> Snapshot:
+    """The projection's opportunities: {opportunity id: {field: value, "members": [...]}}."""
+    async with engine.connect() as conn:
+        first_touch = dict((await conn.execute(select(
+            tables.touches.c.person_id, func.min(tables.touches.c.touch_id),
+        ).group_by(tables.touches.c.person_id))).all())
+        m = tables.opportunity_members.c
+        members = (await conn.execute(select(m.opportunity_id, m.person_id, m.department, m.role, m.role_source,
+                                             m.touches_count))).all()
+        o = tables.opportunities.c
+        rows = (await conn.execute(select(o.opportunity_id, *(o[f] for f in OPPORTUNITY_FIELDS)))).mappings().all()
+        s = tables.signals.c
+        signals = (await conn.execute(select(s.opportunity_id, s.signal_id))).all()
+    out: Snapshot = {r["opportunity_id"]: {f: r[f] for f in OPPORTUNITY_FIELDS} | {"members": [], "signals": []}
+                     for r in rows}
+    for opp, signal_id in signals:
+        out.setdefault(opp, {"members": [], "signals": []})["signals"].append(signal_id)
+    for opp, person, department, role, source, count in members:
+        out.setdefault(opp, {"members": [], "signals": []})["members"].append(
+            (first_touch.get(person, person), department, role, source, count))
+    for row in out.values():
+        row["members"], row["signals"] = sorted(row["members"]), sorted(row["signals"])
+    return out
+
+
+async def settled(engine, events: int, quiet: float, timeout: float = 900.0) -> Snapshot:
+    """The snapshot once every event has a touch row, every opportunity's score is at its latest
+    version, and two readings `quiet` seconds apart are the same."""
+    await touches_in_db(engine, events, timeout)
+    deadline = time.monotonic() + timeout
+    last: Snapshot | None = None
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            behind = await conn.scalar(select(func.count()).where(
+                tables.opportunities.c.version > func.coalesce(tables.opportunities.c.score_version, 0)))
+        now = await snapshot(engine) if behind == 0 else None
+        if now is not None and now == last:
+            return now
+        last = now
+        await asyncio.sleep(quiet)
+    raise AssertionError(f"the projection did not settle in {timeout}s")
+
+
+def differences(expected: Snapshot, got: Snapshot) -> list[tuple[str, str, object, object]]:
+    """(opportunity, field, expected, got) for every field that differs, members as one field
+    per person."""
+    out = []
+    for opp in sorted(expected.keys() | got.keys()):
+        a, b = expected.get(opp), got.get(opp)
+        if a is None or b is None:
+            out.append((opp, "(row)", "present" if a else "absent", "present" if b else "absent"))
+            continue
+        for f in OPPORTUNITY_FIELDS:
+            if a.get(f) != b.get(f):
+                out.append((opp, f, a.get(f), b.get(f)))
+        ma, mb = {x[0]: x[1:] for x in a["members"]}, {x[0]: x[1:] for x in b["members"]}
+        for person in sorted(ma.keys() | mb.keys()):
+            if ma.get(person) != mb.get(person):
+                out.append((opp, f"member {person} (department, role, source, touches)", ma.get(person),
+                            mb.get(person)))
+        if a["signals"] != b["signals"]:
+            out.append((opp, "signal ids (only clean | only this run)", sorted(set(a["signals"]) - set(b["signals"])),
+                        sorted(set(b["signals"]) - set(a["signals"]))))
+    return out
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+async def touch_rows(engine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.count(func.distinct(tables.touches.c.event_id))))
+
+
+async def score_rows(engine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.count()).where(tables.opportunities.c.score_version.is_not(None)))
+
+
+async def run(variant: str, events: list[dict], quiet: float, source_ns: str | None) -> tuple[Snapshot, str, dict]:
+    """One variant; returns its settled snapshot, its namespace and what happened (kills)."""
+    ns = await fresh_namespace(f"equality-{variant}-")
+    schema = f"equality_{variant}_{uuid.uuid4().hex[:6]}"
+    engine = db.create_engine(DatabaseSettings().database_url, schema)
+    notes: dict = {}
+    try:
+        if variant == "replay":
+            notes["copied"] = await copy_log(source_ns + topics.PERSON_EVENTS.base_name,
+                                             ns + topics.PERSON_EVENTS.base_name)
+            with Stack(variant, schema, ingest=False):
+                return await settled(engine, len(events), quiet), ns, notes
+        workers = 2 if variant == "two_workers" else 1
+        with Stack(variant, schema, workers) as stack:
+            if variant == "two_workers":
+                await groups_stable(("grouping", "scoring"), workers)
+            if variant != "kill":
+                await post_all(stack.ingest_url, events, 0, {}, lambda: None)
+                return await settled(engine, len(events), quiet), ns, notes
+            third = len(events) // 3
+            chunks = [events[:third], events[third:2 * third], events[2 * third:]]
+            grouping, scoring = stack.procs["grouping-0"], stack.procs["scoring-0"]
+            await post_all(stack.ingest_url, chunks[0], 0, {}, lambda: None)
+            # Killed while it works: some of the first third attributed, not all.
+            await until(lambda: _above(touch_rows, engine, third // 4), "grouping's first touch rows")
+            grouping.kill()
+            notes["grouping killed at touch rows"] = await touch_rows(engine)
+            await post_all(stack.ingest_url, chunks[1], 0, {}, lambda: None)
+            grouping.start(timeout=180)
+            await until(lambda: _above(touch_rows, engine, third + third // 2), "touch rows after the restart")
+            await until(lambda: _above(score_rows, engine, 1), "scores")
+            scoring.kill()
+            notes["scoring killed at scored opportunities"] = await score_rows(engine)
+            await post_all(stack.ingest_url, chunks[2], 0, {}, lambda: None)
+            scoring.start(timeout=180)
+            return await settled(engine, len(events), quiet), ns, notes
+    finally:
+        await engine.dispose()
+
+
+async def _above(count, engine, n: int) -> bool:
+    return await count(engine) >= n
+
+
+async def main(accounts: int, variants: list[str], quiet: float, save_figures: bool) -> bool:
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    events = canonical_market(accounts, tag="eq")
+    console.print(f"market: {len(events)} touch events of {accounts} companies")
+    results: dict[str, Snapshot] = {}
+    notes: dict[str, dict] = {}
+    clean_ns = None
+    for variant in ["clean", *(v for v in variants if v != "clean")]:
+        started = time.monotonic()
+        results[variant], ns, notes[variant] = await run(variant, events, quiet, clean_ns)
+        clean_ns = clean_ns or ns
+        console.print(f"{variant}: {len(results[variant])} opportunities, settled in "
+                      f"{time.monotonic() - started:.0f} s {notes[variant] or ''}")
+    base = results["clean"]
+    table = Table(title=f"Final projection against the clean run ({len(base)} opportunities)")
+    for col in ("variant", "opportunities differing", "fields differing"):
+        table.add_column(col)
+    summary = {}
+    for variant, snap in results.items():
+        if variant == "clean":
+            continue
+        diffs = differences(base, snap)
+        summary[variant] = {"opportunities_differing": len({d[0] for d in diffs}),
+                            "differences": [list(map(str, d)) for d in diffs], "notes": notes[variant]}
+        table.add_row(variant, str(summary[variant]["opportunities_differing"]), str(len(diffs)))
+        for opp, f, a, b in diffs:
+            console.print(f"  {variant}: {opp} {f}: clean {a!s} | {variant} {b!s}")
+    console.print(table)
+    same = all(s["opportunities_differing"] == 0 for s in summary.values())
+    formed = sum(1 for r in base.values() if r["formed_at"] is not None)
+    path = save("equality", {"events": len(events), "accounts": accounts, "opportunities": len(base),
+                             "formed": formed, "variants": summary})
+    console.print(f"identical in every variant: {same} ({formed} of {len(base)} opportunities formed); saved {path}")
+    if save_figures:
+        command = f".venv/bin/python -m bench.equality --accounts {accounts} --variants {' '.join(variants)}"
+        for variant, s in summary.items():
+            record(f"equality.opportunities_differing.{variant}", s["opportunities_differing"],
+                   "opportunities", len(base), command)
+    return same
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=24)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--quiet", type=float, default=10.0, help="seconds without change before reading")
+    parser.add_argument("--record", action="store_true", help="append the figures to docs/benchmarks.json")
+    args = parser.parse_args()
+    Path(os.environ.setdefault("BG_STATE_DIR", "/tmp/state-equality")).mkdir(parents=True, exist_ok=True)
+    if not asyncio.run(main(args.accounts, args.variants, args.quiet, args.record)):
+        console.print("[red]the final projections differ (see above)")
+        raise SystemExit(1)
