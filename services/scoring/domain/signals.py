@@ -293,10 +293,13 @@ def _timers(state: OpportunityState, config: ScoringConfig) -> list[tuple[dateti
 
 def _fire_timers(state: OpportunityState, now: datetime, config: ScoringConfig, out: _Out,
                  rescore: bool = True) -> None:
-    """Fire, in the order they fell due, the timers `now` has passed, then rescore once."""
+    """Fire, in the order they fell due, the timers `now` has passed, then rescore once (with a
+    score at each rescore moment passed on the way where the tier changed, _tier_changes)."""
     for due, kind in sorted(_timers(state, config)):
         if due > now:
             break
+        if rescore:
+            _tier_changes(state, due, config, out)
         if kind == "role_gap":
             state.role_gap_checked = True
             roles = {state.members[p].role for p in _engaged_people(state)}
@@ -312,7 +315,28 @@ def _fire_timers(state: OpportunityState, now: datetime, config: ScoringConfig, 
             _emit_score(state, due, config, out)
     at = _last_rescore(state, now, config) if rescore else None
     if at is not None:
+        _tier_changes(state, at, config, out)
         _emit_score(state, at, config, out)
+
+
+def _tier_changes(state: OpportunityState, until: datetime, config: ScoringConfig, out: _Out) -> None:
+    """A score at every rescore moment before `until` whose tier differs from the last one sent.
+
+    However far the clock jumped, an idle group's fall from A to B, then to C, is announced at
+    the rescore moments it happened (priority_changed:<as_of>:<tier>), not at the moment the
+    clock was first read past them: how the clock got there (a tick a day, one jump, grouping's
+    partitions interleaved another way) changes neither the ids nor the times. Cost: one score
+    per rescore moment passed, at most timers.rescore_for / timers.rescore_every (90) per jump."""
+    grid = _rescore_grid(state, config)
+    if grid is None or state.tier is None:
+        return
+    origin, limit = grid
+    every = config.timers.rescore_every
+    moment = origin + ((state.score_as_of - origin) // every + 1) * every
+    while moment < until and moment <= limit:
+        if score_opportunity(state, moment, config).tier != state.tier:
+            _emit_score(state, moment, config, out)
+        moment += every
 
 
 def _rescore_grid(state: OpportunityState, config: ScoringConfig) -> tuple[datetime, datetime] | None:

@@ -430,3 +430,26 @@ def test_a_step_leaves_the_state_it_was_given_as_it_was() -> None:
             assert state.model_dump_json() == before
         state = result.state
     assert state is not None and state.members["a@x.ru"].folded_touches > 0  # the fold ran
+
+
+def test_a_tier_the_clock_passes_is_announced_where_it_fell_however_the_clock_got_there() -> None:
+    """bench/equality.py (issue 11): the same market through the whole pipeline announced an
+    idle group's fall to C at the rescore moment the clock happened to reach first (2025-11-15
+    with one worker, 2025-11-17 with two, as grouping's partitions interleaved): one fact, two
+    ids. The fall is announced at the first rescore moment whose score has the new tier, whether
+    the clock moved a day at a time or jumped (here: A -> B -> C a day at a time, A -> C at the
+    end of the grid in one jump, before the fix)."""
+    daily, jump = Story(), Story()
+    opp = krasnaya_romashka(daily)
+    krasnaya_romashka(jump)
+    for d in range(13, 101):
+        daily.tick(day(d))
+    jump.tick(day(100))
+    runs = [replay(story.in_time_order(), CONFIG) for story in (daily, jump)]
+    after_last_touch = [[(s.signal_id, s.occurred_at, s.detail["to"]) for s in signals_of(run, opp, "priority_changed")
+                         if s.occurred_at > day(12, 1)] for run in runs]
+    assert after_last_touch[0]  # the idle group does fall
+    assert after_last_touch[1] == after_last_touch[0]
+    assert final_records(runs[1]) == final_records(runs[0])
+    # Each fall lands on the rescore grid (the last touch, day 12 01:00, + whole periods).
+    assert all((at - day(12, 1)) % TIMERS.rescore_every == timedelta(0) for _, at, _ in after_last_touch[0])
