@@ -47,7 +47,7 @@ from sqlalchemy import func, select
 
 from bench.common import fresh_namespace, record, save
 from bench.load import canonical_market
-from bench.pipeline import groups_stable, post_all, touches_in_db
+from bench.pipeline import groups_stable, post_all
 from services.projection import db
 from services.projection import schema as tables
 from shared import topics
@@ -108,22 +108,27 @@ class Stack:
             p.stop()
 
 
-async def snapshot(engine) -> Snapshot:
-    """The projection's opportunities: {opportunity id: {field: value, "members": [...]}}."""
+async def snapshot(engine, opportunities: str = "%") -> Snapshot:
+    """The projection's opportunities whose id is LIKE `opportunities`:
+    {opportunity id: {field: value, "members": [...], "signals": [signal id, ...]}}."""
+    o, m, s = tables.opportunities.c, tables.opportunity_members.c, tables.signals.c
     async with engine.connect() as conn:
         first_touch = dict((await conn.execute(select(
             tables.touches.c.person_id, func.min(tables.touches.c.touch_id),
         ).group_by(tables.touches.c.person_id))).all())
-        m = tables.opportunity_members.c
         members = (await conn.execute(select(m.opportunity_id, m.person_id, m.department, m.role, m.role_source,
-                                             m.touches_count))).all()
-        o = tables.opportunities.c
-        rows = (await conn.execute(select(o.opportunity_id, *(o[f] for f in OPPORTUNITY_FIELDS)))).mappings().all()
-        s = tables.signals.c
-        signals = (await conn.execute(select(s.opportunity_id, s.signal_id))).all()
+                                             m.touches_count).where(m.opportunity_id.like(opportunities)))).all()
+        rows = (await conn.execute(select(o.opportunity_id, *(o[f] for f in OPPORTUNITY_FIELDS))
+                                   .where(o.opportunity_id.like(opportunities)))).mappings().all()
+        signals = (await conn.execute(select(s.opportunity_id, s.signal_id, s.signal, s.detail)
+                                      .where(s.opportunity_id.like(opportunities)))).all()
     out: Snapshot = {r["opportunity_id"]: {f: r[f] for f in OPPORTUNITY_FIELDS} | {"members": [], "signals": []}
                      for r in rows}
-    for opp, signal_id in signals:
+    for opp, signal_id, kind, detail in signals:
+        if kind == "group_expanded":
+            # Its id digests person ids, pseudonyms drawn per namespace: named by what it adds.
+            people = sorted(first_touch.get(p, p) for p in detail.get("new_members", "").split(",") if p)
+            signal_id = f"{opp}:group_expanded:{'+'.join(people)}#{detail.get('new_roles', '')}"
         out.setdefault(opp, {"members": [], "signals": []})["signals"].append(signal_id)
     for opp, person, department, role, source, count in members:
         out.setdefault(opp, {"members": [], "signals": []})["members"].append(
@@ -133,22 +138,28 @@ async def snapshot(engine) -> Snapshot:
     return out
 
 
-async def settled(engine, events: int, quiet: float, timeout: float = 900.0) -> Snapshot:
-    """The snapshot once every event has a touch row, every opportunity's score is at its latest
-    version, and two readings `quiet` seconds apart are the same."""
-    await touches_in_db(engine, events, timeout)
+async def settled(engine, events: int, quiet: float, timeout: float = 900.0, opportunities: str = "%",
+                  event_ids: str = "%") -> Snapshot:
+    """The snapshot (of the opportunities LIKE `opportunities`) once `events` events LIKE
+    `event_ids` have a touch row, every such opportunity's score is at its latest version, and
+    two readings `quiet` seconds apart are the same. AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Snapshot | None = None
+    o = tables.opportunities.c
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
+            # A touch row's touch_id is the input event's id (its event_id the opportunity event's).
+            touched = await conn.scalar(select(func.count(func.distinct(tables.touches.c.touch_id)))
+                                        .where(tables.touches.c.touch_id.like(event_ids)))
             behind = await conn.scalar(select(func.count()).where(
-                tables.opportunities.c.version > func.coalesce(tables.opportunities.c.score_version, 0)))
-        now = await snapshot(engine) if behind == 0 else None
+                o.opportunity_id.like(opportunities), o.version > func.coalesce(o.score_version, 0)))
+        now = await snapshot(engine, opportunities) if touched >= events and behind == 0 else None
         if now is not None and now == last:
             return now
         last = now
         await asyncio.sleep(quiet)
-    raise AssertionError(f"the projection did not settle in {timeout}s")
+    raise AssertionError(f"the projection did not settle in {timeout}s ({touched} of {events} events have a "
+                         f"touch row, {behind} opportunities' scores behind)")
 
 
 def differences(expected: Snapshot, got: Snapshot) -> list[tuple[str, str, object, object]]:
@@ -196,7 +207,7 @@ async def until(check: Callable[[], object], what: str, timeout: float = 300.0) 
 
 async def touch_rows(engine) -> int:
     async with engine.connect() as conn:
-        return await conn.scalar(select(func.count(func.distinct(tables.touches.c.event_id))))
+        return await conn.scalar(select(func.count(func.distinct(tables.touches.c.touch_id))))
 
 
 async def score_rows(engine) -> int:
