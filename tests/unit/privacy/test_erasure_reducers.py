@@ -94,3 +94,30 @@ def test_scoring_scores_again_without_the_erased_member() -> None:
     # The group is still formed by the three left (HR, IT, the CEO), and no fact is announced again.
     assert after.status == "formed" and after.formed_at == day(10, 6)  # formed again, by Иван's touch
     assert len(signals_of(outputs, opp, "group_formed")) == 1
+
+
+@pytest.mark.parametrize("clock", [None, day(11), day(20), day(40)],
+                         ids=["no clock", "clock behind the erasure", "rescored past it", "stalled before it"])
+def test_an_erasure_is_scored_after_every_earlier_score_wherever_the_clock_is(clock) -> None:
+    """The re-score of an erasure supersedes every score sent before it, in the order the
+    projection keeps scores, (version, as_of): also when scoring's clock had already rescored
+    the group past the erasure's own time (a backlog, a replay), and whatever rescores follow."""
+    story = Story()
+    opp = krasnaya_romashka(story)
+    if clock is not None:
+        story.tick(clock)
+    events = story.in_time_order()
+    olga = "o.petrova@romashka.ru"
+    version = max(e.version for e in events if getattr(e, "opportunity_id", None) == opp) + 1
+    card = next(e.member for e in events if getattr(e, "member", None) and e.member.person_id == olga)
+    removal = MemberRemoved(event_id=f"{opp}@{version}", opportunity_id=opp, solution="hr", account=events[0].account,
+                            version=version, occurred_at=day(12, 2), member=card, correction_id="erase:1",
+                            author="privacy", erased=True)
+    before = [o for o in replay(events, CONFIG) if o.type == "score" and o.opportunity_id == opp]
+    outputs = replay(events + [removal], CONFIG)
+    after = [o for o in outputs if o.type == "score" and o.opportunity_id == opp][len(before):]
+    assert after, "the erasure is scored"
+    last = max(before, key=lambda s: (s.version, s.as_of))
+    assert (after[0].version, after[0].as_of) > (last.version, last.as_of)
+    assert after[0].as_of >= last.as_of and after[0].score < last.score
+    assert all(olga not in {m.person_id for m in s.breakdown.members} for s in after)
