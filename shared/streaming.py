@@ -141,14 +141,47 @@ async def _create_topic_and_wait(self: Transport, owner, client: AIOKafkaClient,
 # > 1`, faust-streaming issue 606, PR 707 open), so with the committed offset at 43 and 44.. acked
 # it commits past 43, processed or not. The committed offset is the next one to read: any acked
 # offset above it means a message in between is still unacknowledged.
+#
+# Without a committed offset faust's guard is off and it commits its first run of acknowledged
+# offsets, wherever that starts. That happened after a restart (issue 19, item 10): faust's
+# recovery resumes the stream partitions, its flow already on, and only then seeks them to their
+# committed offsets (Recovery.on_recovery_completed); messages fetched meanwhile were processed
+# and committed while the committed offsets were still unknown, past a head message lost in
+# between: the group's committed offsets reached the ends with four messages never processed. So the head is known
+# before anything is committed: the committed offset, or for a partition the group never committed
+# its first offset (`_heads`, set by each seek to the committed offsets); until the first such
+# seek of a worker nothing is committed.
 _new_offset = Consumer._new_offset
+_perform_seek = Consumer.perform_seek
+
+
+def _head(consumer: Consumer, tp: TP) -> int | None:
+    """The next offset `tp` must be read from: its committed offset, its first offset if the
+    group never committed it, None before the worker's first seek to the committed offsets."""
+    committed = consumer._committed_offset.get(tp)
+    return committed if committed is not None else getattr(consumer, "_heads", {}).get(tp)
 
 
 def _new_offset_after_the_head(self: Consumer, tp: TP) -> int | None:
-    acked, committed = self._acked[tp], self._committed_offset[tp]
-    if acked and committed is not None and min(acked) > committed and not self._gap[tp].overlaps(committed):
+    acked, head = self._acked[tp], _head(self, tp)
+    if acked and (head is None or min(acked) > head and not self._gap[tp].overlaps(head)):
         return None
     return _new_offset(self, tp)
+
+
+async def _perform_seek_knowing_heads(self: Consumer) -> None:
+    await _perform_seek(self)
+    # Offsets only grow: a head left from an earlier assignment is at most the true one, so it
+    # never lets a commit pass a message; the next seek replaces it.
+    never = [tp for tp in self.assignment()
+             if self.app.topics.acks_enabled_for(tp.topic) and self._committed_offset.get(tp) is None]
+    try:
+        heads = dict(await self.earliest_offsets(*never)) if never else {}
+    except (KafkaError, TimeoutError) as exc:
+        # Left unknown, these partitions are not committed until the next seek: read again, not lost.
+        log.warning("first offsets of partitions never committed not known", extra={"error": repr(exc)})
+        heads = {}
+    self._heads = {**getattr(self, "_heads", {}), **heads}
 
 
 # faust's fetch loop takes a jump in a partition's offsets for a compacted range or transaction
@@ -178,6 +211,7 @@ def make_app(service: str, **overrides) -> faust.App:
     AIOKafkaConsumerThread.verify_event_path = _verify_positioned_event_path
     Transport._create_topic = _create_topic_and_wait
     Consumer._new_offset = _new_offset_after_the_head
+    Consumer.perform_seek = _perform_seek_knowing_heads
     Consumer._add_gap = _fill_deleted_offsets_only
     settings = kafka_settings()
     namespace = os.environ.get("BG_TOPIC_NAMESPACE", "")

@@ -34,21 +34,7 @@ class LosingWorker(Worker):
         return self.log_path.read_text(errors="replace").count("losing_worker: lost")
 
 
-# After SIGTERM the check did not fire in 2 of 2 runs at 17:45-17:50 (CI and a rerun): the worker
-# logged no "partitions stalled" for 150 s with BG_STALL_SECONDS=10 while every partition sat at
-# its lost head message. Cause not found (issue 19, docs/exactly-once.md "A stalled partition").
-# Kept visible, not strict: a passing run still checks the SIGTERM path.
-TERM_OPEN = pytest.mark.xfail(strict=False, reason="issue 19: the liveness check did not fire after SIGTERM "
-                                                   "(docs/exactly-once.md, 'A stalled partition')")
-
-
-# The kill -9 case failed once too (CI-like run at e046b76, 18:27 UTC); passed in the two runs
-# before. Same open fault: not strict, so a passing run still checks the path.
-KILL_OPEN = pytest.mark.xfail(strict=False, reason="issue 19: the liveness check did not always fire after "
-                                                   "kill -9 either (docs/exactly-once.md, 'A stalled partition')")
-
-
-@pytest.mark.parametrize("fault", [pytest.param("kill", marks=KILL_OPEN), pytest.param("term", marks=TERM_OPEN)])
+@pytest.mark.parametrize("fault", ["kill", "term"])
 async def test_a_restarted_worker_processes_what_came_while_it_was_down(fault: str) -> None:
     tag = uuid.uuid4().hex[:8]
     before, during = scenario(f"{tag}a", companies=4, people=4, touches=3), scenario(f"{tag}b", 4, 4, 3)
