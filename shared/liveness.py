@@ -1,8 +1,9 @@
 """Liveness of a faust worker's stream partitions: one that stalls is read again.
 
-A stalled partition has records waiting (its committed offset below its high-water mark), none
-of its messages in flight in a stream, and a committed offset that has not moved for
-BG_STALL_SECONDS. The worker then seeks it back to its committed offset, so the message
+A stalled partition has records waiting (its head, `head`: the committed offset, or the first
+offset of a partition never committed, below its high-water mark), none of its messages in
+flight in a stream, and a head that has not moved for BG_STALL_SECONDS. The worker then seeks
+it back to its head, so the message
 blocking the commit is fetched and handed to the streams again; what was processed after it
 comes again too (at-least-once; every sink is idempotent, docs/exactly-once.md).
 
@@ -75,6 +76,14 @@ class Stalls:
             del self._since[tp]
 
 
+def head(consumer: faust.types.ConsumerT, tp: TP) -> int | None:
+    """The offset `tp` must be read from next: its committed offset; for a partition the group
+    never committed, its first offset (`_heads`, kept by shared.streaming at each seek to the
+    committed offsets); None before the worker's first such seek. Nothing past it is committed."""
+    committed = consumer._committed_offset.get(tp)
+    return committed if committed is not None else getattr(consumer, "_heads", {}).get(tp)
+
+
 def _highwater(consumer, tp: TP) -> int | None:
     try:
         return consumer.highwater(tp)
@@ -121,7 +130,7 @@ def watch(app: faust.App, after: float | None = None) -> Stalls:
         now = time.monotonic()
         due = {}
         for tp in streamed:
-            committed = consumer._committed_offset.get(tp)
+            committed = head(consumer, tp)
             if stalls.observe(tp, committed, highwater.get(tp), tp in busy, now):
                 due[tp] = committed
         if not due:

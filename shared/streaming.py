@@ -149,21 +149,14 @@ async def _create_topic_and_wait(self: Transport, owner, client: AIOKafkaClient,
 # and committed while the committed offsets were still unknown, past a head message lost in
 # between: the group's committed offsets reached the ends with four messages never processed. So the head is known
 # before anything is committed: the committed offset, or for a partition the group never committed
-# its first offset (`_heads`, set by each seek to the committed offsets); until the first such
-# seek of a worker nothing is committed.
+# its first offset (`liveness.head`; `_heads` is set by each seek to the committed offsets);
+# until the first such seek of a worker nothing is committed.
 _new_offset = Consumer._new_offset
 _perform_seek = Consumer.perform_seek
 
 
-def _head(consumer: Consumer, tp: TP) -> int | None:
-    """The next offset `tp` must be read from: its committed offset, its first offset if the
-    group never committed it, None before the worker's first seek to the committed offsets."""
-    committed = consumer._committed_offset.get(tp)
-    return committed if committed is not None else getattr(consumer, "_heads", {}).get(tp)
-
-
 def _new_offset_after_the_head(self: Consumer, tp: TP) -> int | None:
-    acked, head = self._acked[tp], _head(self, tp)
+    acked, head = self._acked[tp], liveness.head(self, tp)
     if acked and (head is None or min(acked) > head and not self._gap[tp].overlaps(head)):
         return None
     return _new_offset(self, tp)

@@ -9,7 +9,7 @@ from weakref import WeakSet
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
-from shared.liveness import Stalls, in_flight, unfetched
+from shared.liveness import Stalls, head, in_flight, unfetched
 
 TP0 = TP("t.bg.person-events.v1", 0)
 
@@ -90,3 +90,17 @@ def test_partitions_not_fetched_or_without_a_highwater_are_asked_of_the_broker()
     # tp1: assigned, never fetched (no high-water mark); tp2: fetched once, then no longer
     # active in faust (paused and never resumed); TP0 and tp3: fetched and active.
     assert unfetched([TP0, tp1, tp2, tp3], highwater, active={TP0, tp1, tp3}) == [tp1, tp2]
+
+
+def test_the_head_of_a_partition_never_committed_is_its_first_offset() -> None:
+    # A never-committed partition whose first message was lost: no commit passes it (its head is
+    # its first offset, shared.streaming), so the check must see it as stalled from there.
+    consumer = _faust_consumer(committed=21)
+    never = TP("t.bg.person-events.v1", 1)
+    assert head(consumer, TP0) == 21
+    assert head(consumer, never) is None  # before the worker's first seek to the committed offsets
+    consumer._heads = {never: 0}
+    assert head(consumer, never) == 0
+    stalls = Stalls(after=10)
+    assert not stalls.observe(never, committed=head(consumer, never), highwater=7, in_flight=False, now=0)
+    assert stalls.observe(never, committed=head(consumer, never), highwater=7, in_flight=False, now=10)
