@@ -9,8 +9,9 @@ variant in a topic namespace, a database schema and a state directory of its own
 - replay: the clean run's `bg.person-events.v1` copied (keys, partitions, timestamps) into a
   new namespace and read by fresh grouping, scoring and projection (fresh consumer groups,
   fresh state): the same log processed a second time;
-- kill: like clean, with grouping killed (SIGKILL) while it works through the first third and
-  restarted after the second third was sent, then scoring killed while it works and restarted;
+- kill: like clean, the market sent at 60 events/s; grouping killed (SIGKILL) once a sixth of
+  it has touch rows and restarted 3 s later, then scoring killed once half has touch rows and
+  restarted 3 s later, both while the market is still arriving;
 - two_workers: two grouping and two scoring workers (partitions split between them), started
   and stable before the market is sent.
 
@@ -41,6 +42,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
@@ -234,25 +236,41 @@ async def run(variant: str, events: list[dict], quiet: float, source_ns: str | N
             if variant != "kill":
                 await post_all(stack.ingest_url, events, 0, {}, lambda: None)
                 return await settled(engine, len(events), quiet), ns, notes
-            third = len(events) // 3
-            chunks = [events[:third], events[third:2 * third], events[2 * third:]]
             grouping, scoring = stack.procs["grouping-0"], stack.procs["scoring-0"]
-            await post_all(stack.ingest_url, chunks[0], 0, {}, lambda: None)
-            # Killed while it works: some of the first third attributed, not all.
-            await until(lambda: _above(touch_rows, engine, third // 4), "grouping's first touch rows")
+            n = len(events)
+            sending = asyncio.create_task(post_paced(stack.ingest_url, events, KILL_PACE))
+            # Each killed while it works and while the market is still arriving, down for a few
+            # seconds while more arrives, then restarted.
+            await until(lambda: _above(touch_rows, engine, n // 6), "grouping's first touch rows")
             grouping.kill()
             notes["grouping killed at touch rows"] = await touch_rows(engine)
-            await post_all(stack.ingest_url, chunks[1], 0, {}, lambda: None)
+            await asyncio.sleep(3)
             grouping.start(timeout=180)
-            await until(lambda: _above(touch_rows, engine, third + third // 2), "touch rows after the restart")
             await until(lambda: _above(score_rows, engine, 1), "scores")
+            await until(lambda: _above(touch_rows, engine, n // 2), "touch rows after grouping's restart")
             scoring.kill()
-            notes["scoring killed at scored opportunities"] = await score_rows(engine)
-            await post_all(stack.ingest_url, chunks[2], 0, {}, lambda: None)
+            notes["scoring killed at touch rows, scored opportunities"] = (await touch_rows(engine),
+                                                                           await score_rows(engine))
+            notes["market still arriving when scoring was killed"] = not sending.done()
+            await asyncio.sleep(3)
             scoring.start(timeout=180)
+            await sending
             return await settled(engine, len(events), quiet), ns, notes
     finally:
         await engine.dispose()
+
+
+KILL_PACE = 60.0  # events/s while the kill variant strikes: the market takes ~15 s to arrive
+
+
+async def post_paced(url: str, events: list[dict], per_second: float, batch: int = 20) -> None:
+    """POST `events` in batches of `batch`, at `per_second` events per second."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession(url, headers={"X-API-Key": "dev-api-key"}) as client:
+        for i in range(0, len(events), batch):
+            await asyncio.sleep(max(0.0, started + i / per_second - time.monotonic()))
+            async with client.post("/v1/events", json={"events": events[i:i + batch]}) as r:
+                assert r.status == 202, await r.text()
 
 
 async def _above(count, engine, n: int) -> bool:
