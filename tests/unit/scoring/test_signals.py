@@ -439,17 +439,20 @@ def test_a_tier_the_clock_passes_is_announced_where_it_fell_however_the_clock_go
     ids. The fall is announced at the first rescore moment whose score has the new tier, whether
     the clock moved a day at a time or jumped (here: A -> B -> C a day at a time, A -> C at the
     end of the grid in one jump, before the fix)."""
-    daily, jump = Story(), Story()
+    daily, jump, uneven = Story(), Story(), Story()
     opp = krasnaya_romashka(daily)
     krasnaya_romashka(jump)
+    krasnaya_romashka(uneven)
     for d in range(13, 101):
         daily.tick(day(d))
     jump.tick(day(100))
-    runs = [replay(story.in_time_order(), CONFIG) for story in (daily, jump)]
+    for d in (20, 21, 37, 38.5, 71, 100):
+        uneven.tick(day(d))
+    runs = [replay(story.in_time_order(), CONFIG) for story in (daily, jump, uneven)]
     after_last_touch = [[(s.signal_id, s.occurred_at, s.detail["to"]) for s in signals_of(run, opp, "priority_changed")
                          if s.occurred_at > day(12, 1)] for run in runs]
     assert after_last_touch[0]  # the idle group does fall
-    assert after_last_touch[1] == after_last_touch[0]
-    assert final_records(runs[1]) == final_records(runs[0])
+    assert after_last_touch[1] == after_last_touch[0] and after_last_touch[2] == after_last_touch[0]
+    assert final_records(runs[1]) == final_records(runs[0]) == final_records(runs[2])
     # Each fall lands on the rescore grid (the last touch, day 12 01:00, + whole periods).
     assert all((at - day(12, 1)) % TIMERS.rescore_every == timedelta(0) for _, at, _ in after_last_touch[0])
