@@ -61,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # BG_CHAOS_STACK=<dir>:<kafka port>:<controller port>:<postgresql port>:<redis port> runs a
 # second series beside the first on a stack of its own (from another checkout, so that the
 # services' logs under tests/artifacts stay apart).
+VAULT_DB = 1
 _DIR, _KAFKA, _CONTROLLER, _PG, _REDIS = os.environ.get(
     "BG_CHAOS_STACK", "/tmp/bg-chaos:29092:29093:25432:26379").split(":")
 STACK = {"BG_STACK_DIR": _DIR, "BG_KAFKA_PORT": _KAFKA, "BG_KAFKA_CONTROLLER_PORT": _CONTROLLER,
@@ -68,7 +69,11 @@ STACK = {"BG_STACK_DIR": _DIR, "BG_KAFKA_PORT": _KAFKA, "BG_KAFKA_CONTROLLER_POR
 os.environ.update(STACK)
 os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_KAFKA}",
                    "DATABASE_URL": f"postgresql+asyncpg://bg:bg@127.0.0.1:{_PG}/buyinggroups",
-                   "REDIS_URL": f"redis://127.0.0.1:{_REDIS}/0", "BG_ENV": "development"})
+                   "REDIS_URL": f"redis://127.0.0.1:{_REDIS}/0", "BG_ENV": "development",
+                   # The privacy vault in a Redis database of its own, as production keeps it apart
+                   # (docs/privacy.md): a Redis flush fault flushes ingest's dedupe claims and the
+                   # dispatcher's keys, never the vault, which nobody may flush.
+                   "BG_VAULT_REDIS_URL": f"redis://127.0.0.1:{_REDIS}/{VAULT_DB}"})
 
 from bench import chaos_timers  # noqa: E402
 from bench.common import RESULTS, fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
@@ -77,6 +82,7 @@ from services.projection import db  # noqa: E402
 from services.scoring.config import load_config  # noqa: E402
 from shared import topics  # noqa: E402
 from shared.codec import DecodeError, opportunity_log, scoring_messages  # noqa: E402
+from shared.schemas.opportunity import ClockTick  # noqa: E402
 from shared.settings import DatabaseSettings, kafka_settings  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
 
@@ -91,6 +97,7 @@ EVENT_FACTS = ("group_forming", "group_formed")
 TIMER_FACTS = ("role_gap", "stalled", "reactivated")
 FAULTS = ("kill", "term", "kafka", "postgresql", "redis")
 BATCH = 20
+CLOCK_KEY = ClockTick(watermarks={}, wall=datetime.now(UTC)).key().encode()
 
 
 def stack(*args: str) -> None:
@@ -267,7 +274,7 @@ async def apply(fault: Fault, pipeline: Pipeline) -> None:
         await loop.run_in_executor(None, pipeline.start, fault.service)
     elif fault.kind == "redis":
         await loop.run_in_executor(None, lambda: subprocess.run(
-            ["redis-cli", "-p", STACK["BG_REDIS_PORT"], "flushall"], check=True, stdout=subprocess.DEVNULL))
+            ["redis-cli", "-p", STACK["BG_REDIS_PORT"], "-n", "0", "flushdb"], check=True, stdout=subprocess.DEVNULL))
     else:
         await loop.run_in_executor(None, stack, "restart", fault.kind)
 
@@ -359,31 +366,53 @@ async def last_state(engine, attempts: int = 30) -> tuple[str, set[str]]:
     return await asyncio.wait_for(projection_state(engine), 60)
 
 
-async def stuck(namespace: str, tolerance: int = 8) -> list[str]:
+async def stuck(namespace: str) -> list[str]:
     """Consumer groups of the run whose committed offsets trail their inputs' end offsets by
-    more than `tolerance` (grouping writes a clock tick to every partition every few seconds,
-    and faust commits once a second: a few records are always on their way). Raises the Kafka
-    client's error when the broker does not answer (a restart)."""
+    records other than clock ticks (grouping writes a tick, key "#clock", to every partition of
+    its stages and of bg.opportunity.v1 every few seconds, so a healthy group is nearly always a
+    few ticks behind: those are in flight, not waiting). The records between each committed
+    offset and the end are read and the ticks left out. Raises the Kafka client's error when the
+    broker does not answer (a restart)."""
     admin = AIOKafkaAdminClient(**kafka_settings().aiokafka_kwargs())
     await admin.start()
-    consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs())
+    consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs(), enable_auto_commit=False)
     await consumer.start()
     behind = []
     try:
         groups = [g for g, _ in await admin.list_consumer_groups() if g.startswith(namespace)]
         for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
+            offsets = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+                       if not tp.topic.endswith("-changelog")}
             if not offsets:
                 continue
             ends = await consumer.end_offsets(list(offsets))
-            lag = sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items()
-                      if not tp.topic.endswith("-changelog"))
-            if lag > tolerance:
-                behind.append(f"{group} ({lag} behind)")
+            waiting = sum([await waiting_records(consumer, tp, committed, ends[tp])
+                           for tp, committed in offsets.items() if ends[tp] > max(committed, 0)])
+            if waiting:
+                behind.append(f"{group} ({waiting} records other than clock ticks behind)")
     finally:
         await admin.close()
         await consumer.stop()
     return behind
+
+
+async def waiting_records(consumer: AIOKafkaConsumer, tp, committed: int, end: int) -> int:
+    """How many records of partition `tp` in [committed, end) are not clock ticks (key "#clock",
+    shared/schemas/opportunity.py ClockTick.key). `committed` -1 (nothing committed) reads from
+    the partition's start."""
+    consumer.assign([tp])
+    if committed < 0:
+        await consumer.seek_to_beginning(tp)
+    else:
+        consumer.seek(tp, committed)
+    count = 0
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=2000, max_records=5000)
+        records = batch.get(tp, [])
+        if not records:
+            break  # compacted or deleted away: nothing readable waits
+        count += sum(r.key != CLOCK_KEY for r in records if r.offset < end)
+    return count
 
 
 async def one_run(run: int, seed: int, faults: int, events: list[dict], span: float, receiver: Receiver,
