@@ -76,6 +76,7 @@ os.environ.update({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_KAFKA}",
                    "BG_VAULT_REDIS_URL": f"redis://127.0.0.1:{_REDIS}/{VAULT_DB}"})
 
 from bench import chaos_timers  # noqa: E402
+from bench.chaos_diff import person_labels  # noqa: E402
 from bench.common import RESULTS, fresh_namespace, record, save  # noqa: E402  (the stack's addresses first)
 from bench.load import canonical_market  # noqa: E402
 from services.projection import db  # noqa: E402
@@ -315,20 +316,24 @@ async def read_topic(name: str) -> list:
 
 
 async def projection_state(engine) -> tuple[str, set[str]]:
-    """(fingerprint of the final projection, touch ids held)."""
+    """(fingerprint of the final projection, touch ids held). A person id is a pseudonym the
+    run's own privacy vault drew at random (docs/privacy.md), so two runs of one market name the
+    same person differently: the fingerprint names each member by the smallest id of its touches
+    (the market's event ids, the same in every run) instead."""
     from sqlalchemy import select
 
     from services.projection import schema as t
 
-    o, m = t.opportunities.c, t.opportunity_members.c
+    o, m, tc = t.opportunities.c, t.opportunity_members.c, t.touches.c
     async with engine.connect() as conn:
         opps = (await conn.execute(select(o.opportunity_id, o.members_count, o.status, o.formed_at, o.score, o.tier)
                                    .order_by(o.opportunity_id))).all()
-        members = (await conn.execute(select(m.opportunity_id, m.person_id, m.department, m.role)
-                                      .order_by(m.opportunity_id, m.person_id))).all()
-        touches = {r[0] for r in await conn.execute(select(t.touches.c.touch_id))}
-    blob = json.dumps([[list(map(str, r)) for r in opps], [list(map(str, r)) for r in members]])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16], touches
+        members = (await conn.execute(select(m.opportunity_id, m.person_id, m.department, m.role))).all()
+        held = (await conn.execute(select(tc.touch_id, tc.person_id))).all()
+    label = person_labels((person, touch) for touch, person in held)
+    named = sorted((opp, label.get(person, person), department, role) for opp, person, department, role in members)
+    blob = json.dumps([[list(map(str, r)) for r in opps], [list(map(str, r)) for r in named]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16], {touch for touch, _ in held}
 
 
 async def settle(engine, expected: set[str], namespace: str, timeout: float = 600) -> tuple[str, set[str]]:
