@@ -162,6 +162,7 @@ class Outcome:
     seed: int
     faults: list[Fault]
     fingerprint: str = ""
+    schema: str = ""  # the run's projection schema, kept for bench/chaos_diff
     lost_events: int = 0
     duplicated_touches: int = 0
     reannounced: int = 0
@@ -425,7 +426,7 @@ async def one_run(run: int, seed: int, faults: int, events: list[dict], span: fl
     namespace = await fresh_namespace(f"chaos{run}-")
     schema = f"chaos_{uuid.uuid4().hex[:8]}"
     plan = schedule(seed, faults, span, kinds) if run else []
-    outcome = Outcome(run, seed, plan)
+    outcome = Outcome(run, seed, plan, schema=schema)
     console.print(f"[bold]run {run}[/] seed {seed}: " + ("no faults (baseline)" if not plan else
                                                           "; ".join(str(f) for f in plan)))
     subprocess.run(["redis-cli", "-p", STACK["BG_REDIS_PORT"], "flushall"], check=True, stdout=subprocess.DEVNULL)
@@ -643,6 +644,7 @@ def run_summary(o: Outcome, baseline: Outcome) -> dict:
     """One run's figures as bench-results/chaos.json keeps them."""
     return {"run": o.run, "seed": o.seed, "faults": [str(f) for f in o.faults],
             "identical": o.fingerprint == baseline.fingerprint, "fingerprint": o.fingerprint,
+            "schema": o.schema, "baseline_schema": baseline.schema,
             "lost_events": o.lost_events, "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
             "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
             "timer_facts_differing": o.timer_facts_differing, "timer_facts": o.timer_facts,
