@@ -98,6 +98,9 @@ EVENT_FACTS = ("group_forming", "group_formed")
 TIMER_FACTS = ("role_gap", "stalled", "reactivated")
 FAULTS = ("kill", "term", "kafka", "postgresql", "redis")
 BATCH = 20
+# BG_CLOCK_HISTORY_IDLE_SECONDS of the run's grouping (--history-idle): a pause of the input
+# longer than this, while history is sent, moves the clock to the present (docs/time.md).
+HISTORY_IDLE = 3.0
 CLOCK_KEY = ClockTick(watermarks={}, wall=datetime.now(UTC)).key().encode()
 
 
@@ -199,7 +202,8 @@ class Pipeline:
                "BG_GROUPING_SESSION_TIMEOUT": "10",
                # The clock is at the present from the first tick (nothing to read yet), so the
                # market is late data, and a run's final records are as of now (docs/time.md).
-               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
+               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": str(HISTORY_IDLE),
+               "BG_CLOCK_TICK_SECONDS": "1"}
         modules = {"ingest": "services.ingest", "grouping": "services.grouping", "scoring": "services.scoring",
                    "projection": "services.projection", "alerts": "services.scoring.alerts"}
         health = {"ingest": f"http://127.0.0.1:{self.ingest_port}/readyz",
@@ -352,7 +356,8 @@ async def settle(engine, expected: set[str], namespace: str, timeout: float = 60
         if state[0] != (last[0] if last else None):
             quiet_since = time.monotonic()
         last = state
-        if expected <= state[1] and time.monotonic() - quiet_since >= 15:
+        # Quiet for longer than the history idle time: the clock has moved to the present.
+        if expected <= state[1] and time.monotonic() - quiet_since >= 15 + HISTORY_IDLE:
             try:
                 if not await stuck(namespace):
                     return state
@@ -628,7 +633,7 @@ def report(baseline: Outcome, outcomes: list[Outcome], runs: int, accounts: int,
         table.add_row(name, str(value))
     console.print(table)
     command = (f".venv/bin/python -m bench.chaos --runs {runs} --accounts {accounts} --seed {seed} --faults {faults}"
-               f" --kinds {' '.join(kinds)}")
+               f" --kinds {' '.join(kinds)} --history-idle {HISTORY_IDLE:g}")
     record("chaos_runs_identical", identical, "runs", len(outcomes), command)
     record("chaos_events_lost", sum(o.lost_events for o in outcomes), "events", None, command)
     record("chaos_alerts_duplicated", sum(o.alerts_duplicated for o in outcomes), "alerts", None, command)
@@ -644,7 +649,7 @@ def run_summary(o: Outcome, baseline: Outcome) -> dict:
     """One run's figures as bench-results/chaos.json keeps them."""
     return {"run": o.run, "seed": o.seed, "faults": [str(f) for f in o.faults],
             "identical": o.fingerprint == baseline.fingerprint, "fingerprint": o.fingerprint,
-            "schema": o.schema, "baseline_schema": baseline.schema,
+            "schema": o.schema, "baseline_schema": baseline.schema, "history_idle": HISTORY_IDLE,
             "lost_events": o.lost_events, "duplicated_touches": o.duplicated_touches, "reannounced": o.reannounced,
             "signals_missing": o.signals_missing, "signals_extra": o.signals_extra,
             "timer_facts_differing": o.timer_facts_differing, "timer_facts": o.timer_facts,
@@ -664,7 +669,10 @@ if __name__ == "__main__":
     parser.add_argument("--span", type=float, default=60.0, help="seconds over which the market is sent")
     parser.add_argument("--only", type=int, help="replay one run of the schedule (its number)")
     parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=list(FAULTS), help="fault kinds to draw from")
+    parser.add_argument("--history-idle", type=float, default=HISTORY_IDLE,
+                        help="grouping's BG_CLOCK_HISTORY_IDLE_SECONDS (production: 300)")
     args = parser.parse_args()
+    HISTORY_IDLE = args.history_idle
 
     async def entry() -> None:
         code = await main(args.runs, args.accounts, args.seed, args.faults, args.span, args.only, tuple(args.kinds))

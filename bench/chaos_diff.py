@@ -64,7 +64,7 @@ def diff(base: tuple[dict, set], run: tuple[dict, set]) -> list[str]:
             out.append(f"{opp}: only in {'run' if opp in ro else 'baseline'}")
             continue
         for col in COLUMNS:
-            b, r = bo[opp][col], ro[opp][col]
+            b, r = bo[opp].get(col), ro[opp].get(col)
             if b != r:
                 if col == "breakdown":
                     b, r = _breakdown_diff(b, r)
