@@ -20,8 +20,8 @@ formation or role gap of an opportunity, or a stall at one moment, under a secon
 formation signals missing or extra against the fault-free run; timer facts (role_gap,
 stalled, reactivated) differing from it, which a fast backfill may judge on partial data
 (docs/time.md); alerts lost or duplicated (every signal the run wrote must reach the
-webhook receiver exactly once); consumers stuck (a group's committed offset behind its
-input's end once the run settled); services that exited by themselves and were restarted;
+webhook receiver exactly once); consumers stuck (records other than clock ticks waiting
+behind a group's committed offset once the run settled); services that exited by themselves and were restarted;
 and the time from a restarted consumer's start (grouping, scoring, projection, the alert
 dispatcher: the process launched) to its partitions' assignment (its "partitions assigned"
 log line). Results: docs/benchmarks.md, docs/benchmarks.json, bench-results/chaos.json; each
