@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,20 @@ def _delete_session_topics() -> None:
         message = f"deleting the session's topics failed: {exc!r}"
         logging.getLogger("tests.kafka").warning(message)
         warnings.warn(message, stacklevel=1)
+
+
+@pytest.fixture(autouse=True)
+def _on_the_sessions_servers(request: pytest.FixtureRequest) -> None:
+    """Component and end-to-end tests run on the session's servers, whichever comes first.
+
+    Some reach Kafka, PostgreSQL or Redis only through shared.settings (a worker process, a
+    fresh topic namespace) and ask for no server fixture. When such a test came first in a
+    random order it read the settings' defaults (Kafka on 19092), not the servers the run was
+    given (BG_KAFKA_PORT, TEST_*): a CI-like run on other ports failed test_grouping_faults.py.
+    `servers` sets KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL; unit tests need none.
+    """
+    if "unit" not in request.node.path.relative_to(Path(__file__).parent).parts[:1]:
+        request.getfixturevalue("servers")
 
 
 @pytest.fixture(scope="session")
