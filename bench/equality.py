@@ -36,11 +36,9 @@ import argparse
 import asyncio
 import logging
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 from rich.console import Console
@@ -49,13 +47,12 @@ from sqlalchemy import func, select
 
 from bench.common import fresh_namespace, record, save
 from bench.load import canonical_market
-from bench.pipeline import groups_stable, post_all
+from bench.pipeline import Services, groups_stable, post_all
 from services.projection import db
 from services.projection import schema as tables
 from shared import topics
 from shared.settings import DatabaseSettings
 from tests.component.scoring.test_live_timers import copy_log
-from tests.support.processes import ServiceProcess, free_port
 
 console = Console()
 VARIANTS = ("clean", "replay", "kill", "two_workers")
@@ -64,50 +61,11 @@ OPPORTUNITY_FIELDS = ("status", "formed_at", "score", "tier", "score_status", "s
                       "score_stalled_since", "score_as_of", "members_count", "touches_count", "departments",
                       "covered_roles", "missing_roles")
 Snapshot = dict[str, dict[str, object]]
-
-
-class Stack:
-    """The pipeline's services as processes in the current topic namespace: ingest (unless
-    `ingest=False`), `workers` grouping and scoring processes each, projection."""
-
-    def __init__(self, label: str, schema: str, workers: int = 1, ingest: bool = True) -> None:
-        self.ingest_port, self.api_port = free_port(), free_port()
-        state = tempfile.mkdtemp(prefix=f"equality-{label}-",
-                                 dir=os.environ.get("BG_STATE_DIR", tempfile.gettempdir()))
-        env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
-               "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "warn",
-               # As bench/pipeline.py: the clock reaches the present seconds after the load ends,
-               # so every run's records rest at the end of their rescore grid (docs/time.md).
-               "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1",
-               # As the component tests: a head message faust lost after a rebalance is read
-               # again within 10 s, not 60 (shared/liveness.py, issue 19).
-               "BG_STALL_SECONDS": "10"}
-        self.procs: dict[str, ServiceProcess] = {}
-        if ingest:
-            self.procs["ingest"] = ServiceProcess(f"equality-{label}-ingest", ["-m", "services.ingest"], env,
-                                                  health_url=f"http://127.0.0.1:{self.ingest_port}/readyz")
-        for service in ("grouping", "scoring"):
-            for w in range(workers):
-                # Static membership as deploy/services.sh runs them: a restarted worker takes its
-                # partitions back without waiting for the dead one's session to end.
-                self.procs[f"{service}-{w}"] = ServiceProcess(
-                    f"equality-{label}-{service}-{w}", ["-m", f"services.{service}"],
-                    {**env, "BG_STATE_DIR": f"{state}/w{w}", "BG_WORKER_ID": str(w)})
-        self.procs["projection"] = ServiceProcess(f"equality-{label}-projection", ["-m", "services.projection"],
-                                                  env, health_url=f"http://127.0.0.1:{self.api_port}/readyz")
-
-    @property
-    def ingest_url(self) -> str:
-        return f"http://127.0.0.1:{self.ingest_port}"
-
-    def __enter__(self) -> Stack:
-        for p in self.procs.values():
-            p.start(timeout=180)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for p in self.procs.values():
-            p.stop()
+# The workers as deploy/services.sh runs them: static membership (BG_WORKER_ID), so a restarted
+# worker takes its partitions back without waiting for the dead one's session to end. As the
+# component tests: a head message faust lost after a rebalance is read again within 10 s, not 60
+# (shared/liveness.py, issue 19). The clock's idle times are bench/pipeline.py's (Services).
+RUN_AS = {"static_membership": True, "stall_seconds": 10.0}
 
 
 async def snapshot(engine, opportunities: str = "%") -> Snapshot:
@@ -227,16 +185,16 @@ async def run(variant: str, events: list[dict], quiet: float, source_ns: str | N
         if variant == "replay":
             notes["copied"] = await copy_log(source_ns + topics.PERSON_EVENTS.base_name,
                                              ns + topics.PERSON_EVENTS.base_name)
-            with Stack(variant, schema, ingest=False):
+            with Services(1, schema, name=f"equality-{variant}", ingest=False, **RUN_AS):
                 return await settled(engine, len(events), quiet), ns, notes
         workers = 2 if variant == "two_workers" else 1
-        with Stack(variant, schema, workers) as stack:
+        with Services(workers, schema, name=f"equality-{variant}", **RUN_AS) as stack:
             if variant == "two_workers":
                 await groups_stable(("grouping", "scoring"), workers)
             if variant != "kill":
                 await post_all(stack.ingest_url, events, 0, {}, lambda: None)
                 return await settled(engine, len(events), quiet), ns, notes
-            grouping, scoring = stack.procs["grouping-0"], stack.procs["scoring-0"]
+            grouping, scoring = stack.process("grouping"), stack.process("scoring")
             n = len(events)
             sending = asyncio.create_task(post_paced(stack.ingest_url, events, KILL_PACE))
             # Each killed while it works and while the market is still arriving, down for a few
@@ -340,7 +298,7 @@ if __name__ == "__main__":
     parser.add_argument("--record", action="store_true", help="append the figures to docs/benchmarks.json")
     parser.add_argument("--signals", action="store_true", help="print the differing signal ids")
     args = parser.parse_args()
-    Path(os.environ.setdefault("BG_STATE_DIR", "/tmp/state-equality")).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BG_STATE_DIR", "/tmp/state-equality")  # Services makes it
     if not asyncio.run(main(args.accounts, args.variants, args.quiet, args.record, args.signals)):
         console.print("[red]the final projections differ (see above)")
         raise SystemExit(1)

@@ -25,7 +25,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ from services.projection import schema as tables
 from shared import topics
 from shared.codec import DecodeError, encode, scoring_messages
 from shared.schemas.touch import TouchEvent
-from shared.settings import DatabaseSettings, kafka_settings
+from shared.settings import DatabaseSettings, WorkerSettings, kafka_settings
 from tests.support.processes import ServiceProcess, free_port
 
 console = Console()
@@ -105,34 +107,62 @@ async def passthrough(n: int) -> float:
 
 
 class Services:
-    def __init__(self, workers: int, schema: str) -> None:
+    """The pipeline's services as processes in the current topic namespace and the PostgreSQL
+    `schema`: ingest (unless `ingest=False`) and projection, one process each, and `workers`
+    grouping and scoring processes each (partitions split between them).
+
+    `name` prefixes the processes' names (their logs: tests/artifacts/<name>-<service>[-<w>].log).
+    `static_membership`: worker w runs with BG_WORKER_ID=w, as deploy/services.sh runs them (a
+    restarted worker takes its partitions back at once). `stall_seconds`: BG_STALL_SECONDS,
+    unset leaving the services' default (60 s). Each grouping and scoring worker has a state
+    directory of its own, under a temporary one in BG_STATE_DIR (default .stack/state) removed
+    on exit. `procs`: (service, process) pairs; `process(service, w)` one of them."""
+
+    def __init__(self, workers: int, schema: str, *, name: str = "bench", ingest: bool = True,
+                 static_membership: bool = False, stall_seconds: float | None = None) -> None:
         self.ingest_port, self.api_port = free_port(), free_port()
         env = {"BG_INGEST_PORT": str(self.ingest_port), "BG_API_PORT": str(self.api_port),
                "PROJECTION_DB_SCHEMA": schema, "LOG_LEVEL": "warn",
                # The clock reaches the present seconds after the load ends, before the projection
                # is read as final (docs/time.md): every run's records are then as of now.
                "BG_CLOCK_IDLE_SECONDS": "3", "BG_CLOCK_HISTORY_IDLE_SECONDS": "3", "BG_CLOCK_TICK_SECONDS": "1"}
-        # (service, process) pairs
-        self.procs = [
-            ("ingest", ServiceProcess("bench-ingest", ["-m", "services.ingest"], env,
-                                      health_url=f"http://127.0.0.1:{self.ingest_port}/readyz")),
-            ("projection", ServiceProcess("bench-projection", ["-m", "services.projection"], env,
-                                          health_url=f"http://127.0.0.1:{self.api_port}/readyz")),
-        ]
+        if stall_seconds is not None:
+            env["BG_STALL_SECONDS"] = str(stall_seconds)
+        root = WorkerSettings().state_dir
+        root.mkdir(parents=True, exist_ok=True)
+        self.state = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root)).resolve()
+        self.procs: list[tuple[str, ServiceProcess]] = []
+        if ingest:
+            self.procs.append(("ingest", ServiceProcess(f"{name}-ingest", ["-m", "services.ingest"], env,
+                                                        health_url=f"{self.ingest_url}/readyz")))
+        self.procs.append(("projection", ServiceProcess(f"{name}-projection", ["-m", "services.projection"], env,
+                                                        health_url=f"http://127.0.0.1:{self.api_port}/readyz")))
         for service in ("grouping", "scoring"):
             for w in range(workers):
                 # A state directory of its own: two workers of one service on one host.
-                self.procs.append((service, ServiceProcess(f"bench-{service}-{w}", ["-m", f"services.{service}"],
-                                                           {**env, "BG_STATE_DIR": f".stack/state/bench-w{w}"})))
+                worker = {**env, "BG_STATE_DIR": str(self.state / f"w{w}")}
+                if static_membership:
+                    worker["BG_WORKER_ID"] = str(w)
+                self.procs.append((service, ServiceProcess(f"{name}-{service}-{w}", ["-m", f"services.{service}"],
+                                                           worker)))
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    def process(self, service: str, worker: int = 0) -> ServiceProcess:
+        """The `worker`th process of `service` (IndexError when there is none)."""
+        return [p for s, p in self.procs if s == service][worker]
 
     def __enter__(self) -> Services:
         for _, p in self.procs:
-            p.start(timeout=120)
+            p.start(timeout=180)
         return self
 
     def __exit__(self, *exc) -> None:
         for _, p in self.procs:
             p.stop()
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds (user + system) used so far per service, summed over its workers."""
