@@ -25,6 +25,28 @@ async def fresh_namespace(prefix: str) -> str:
     return namespace
 
 
+async def records_in(namespace: str) -> dict[str, int]:
+    """{topic without the namespace: records it holds} for every topic of `namespace` (end minus
+    beginning offsets over its partitions; records a compacted changelog dropped are not counted)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from shared.settings import kafka_settings
+
+    consumer = AIOKafkaConsumer(**kafka_settings().aiokafka_kwargs())
+    await consumer.start()
+    try:
+        metadata = await consumer._client.fetch_all_metadata()  # the public API lists only subscribed topics
+        out: dict[str, int] = {}
+        for topic in sorted(t for t in metadata.topics() if t.startswith(namespace)):
+            tps = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
+            ends, begins = await consumer.end_offsets(tps), await consumer.beginning_offsets(tps)
+            out[topic[len(namespace):]] = sum(ends[tp] - begins[tp] for tp in tps)
+        return out
+    finally:
+        await consumer.stop()
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the peak resident set size of a process so far."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -45,6 +67,42 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far (/proc/<pid>/stat, clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_with_children(pid: int) -> float:
+    """cpu_seconds plus what its exited, reaped children used (/proc/<pid>/stat cutime, cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the local servers, by name: {"kafka", "postgresql", "redis"}.
+
+    Found by process name among this machine's processes (the broker's java command line names
+    kafka.Kafka); PostgreSQL's backends are summed with what the postmaster reaped. A server not
+    running counts 0. Differences of two readings give a benchmark's cost outside the services.
+    """
+    out = {"kafka": 0.0, "postgresql": 0.0, "redis": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            comm = (proc / "comm").read_text().strip()
+            if "kafka.Kafka" in cmdline:
+                out["kafka"] += cpu_seconds(int(proc.name))
+            elif comm == "postgres":
+                stat = (proc / "stat").read_text().rpartition(")")[2].split()
+                # the postmaster (its parent is not postgres) also holds its reaped backends
+                parent = Path(f"/proc/{stat[1]}/comm")
+                is_postmaster = not parent.exists() or parent.read_text().strip() != "postgres"
+                pid = int(proc.name)
+                out["postgresql"] += _cpu_with_children(pid) if is_postmaster else cpu_seconds(pid)
+            elif comm == "redis-server":
+                out["redis"] += cpu_seconds(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # exited while read
+    return out
 
 
 def machine() -> dict[str, str | int]:

@@ -44,7 +44,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, record, save
+from bench.common import cpu_seconds, fresh_namespace, peak_rss_mib, record, records_in, save, servers_cpu
 from bench.load import canonical_market
 from bench.profiles import Profiler
 from services.projection import db
@@ -69,6 +69,7 @@ class Run:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per service, all its workers, during the run
     fingerprint: str = ""
     startup_seconds: float = 0.0  # services started until the warm-up market was in PostgreSQL
+    records: dict[str, int] = field(default_factory=dict)  # Kafka records per topic at the end, warm-up included
 
     @property
     def rate(self) -> float:
@@ -79,8 +80,15 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
 
 
-async def passthrough(n: int) -> float:
-    """Ceiling: produce n messages of a touch's size with acks=all, then consume them all."""
+@dataclass
+class Ceiling:
+    rate: float  # messages/s
+    kafka_cpu_per_record_us: float  # the broker's CPU per message of the pass
+
+
+async def passthrough(n: int) -> Ceiling:
+    """Ceiling: produce n messages of a touch's size with acks=all, then consume them all; the
+    broker's CPU is read around it (servers_cpu), the price of a record in big batches."""
     await fresh_namespace("bench-ceiling-")
     topic = topics.PERSON_EVENTS.name
     settings = kafka_settings()
@@ -91,7 +99,7 @@ async def passthrough(n: int) -> float:
     await producer.start()
     await consumer.start()
     try:
-        started = time.perf_counter()
+        started, kafka_before = time.perf_counter(), servers_cpu()["kafka"]
         sends = [await producer.send(topic, key=f"k{i % 997}".encode(), value=value) for i in range(n)]
         await asyncio.gather(*sends)
         seen = 0
@@ -100,7 +108,7 @@ async def passthrough(n: int) -> float:
                 for record in records:
                     orjson.loads(record.value)
                     seen += 1
-        return n / (time.perf_counter() - started)
+        return Ceiling(n / (time.perf_counter() - started), 1e6 * (servers_cpu()["kafka"] - kafka_before) / n)
     finally:
         await producer.stop()
         await consumer.stop()
@@ -325,7 +333,7 @@ async def watch_formed(stop: asyncio.Event, out: list[tuple[float, tuple[str, ..
 
 
 async def one_run(workers: int, accounts: int, rate: float, profile: Path | None = None) -> Run:
-    await fresh_namespace(f"bench-w{workers}-")
+    namespace = await fresh_namespace(f"bench-w{workers}-")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     events = canonical_market(accounts)  # the same ids every run: the fingerprints must match
     result = Run(workers, len(events))
@@ -348,10 +356,10 @@ async def one_run(workers: int, accounts: int, rate: float, profile: Path | None
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(label, total=len(events) // BATCH + 1)
             started = time.time()
-            cpu_before = services.cpu()
+            cpu_before = services.cpu() | servers_cpu()
             await post_all(url, events, rate, acked_at, lambda: bar.advance(task))
         done = await touches_in_db(engine, warm + len(events), timeout=900)
-        result.cpu_seconds = {k: v - cpu_before[k] for k, v in services.cpu().items()}
+        result.cpu_seconds = {k: v - cpu_before[k] for k, v in (services.cpu() | servers_cpu()).items()}
         if profiler:
             profiler.stop()
         result.fingerprint = await settled_fingerprint(engine)
@@ -360,6 +368,7 @@ async def one_run(workers: int, accounts: int, rate: float, profile: Path | None
         result.seconds = done - started
         result.peak_rss_mib = services.memory()
     await engine.dispose()
+    result.records = await records_in(namespace)
     result.latencies_ms = [(ts - max(acked_at[t] for t in triggers if t in acked_at)) * 1000
                            for ts, triggers in formed if any(t in acked_at for t in triggers)]
     return result
@@ -370,8 +379,10 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     # Leadership settles on freshly created topics; aiokafka retries and would log each retry.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     events = len(canonical_market(accounts))
-    ceiling = await passthrough(events)
-    console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s")
+    bare = await passthrough(events)
+    ceiling = bare.rate
+    console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s, "
+                  f"the broker's CPU {bare.kafka_cpu_per_record_us:.0f} µs per record")
     runs = [await one_run(w, accounts, 0, profile) for w in workers]
     paced = await one_run(workers[0], accounts, latency_rate) if latency_rate else None
 
@@ -390,6 +401,12 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     for r in runs:
         console.print(f"CPU ms per event, {r.workers} worker(s): " + ", ".join(
             f"{k} {1000 * v / r.events:.2f}" for k, v in r.cpu_seconds.items()))
+    for r in runs:
+        written = sum(r.records.values())
+        console.print(f"Kafka records written per input event, {r.workers} worker(s): {written / r.events:.1f} "
+                      f"(warm-up included; by topic: " + ", ".join(
+                          f"{t} {n / r.events:.2f}" for t, n in sorted(r.records.items(), key=lambda x: -x[1]) if n)
+                      + f"); the broker's CPU per record {1e6 * r.cpu_seconds['kafka'] / written:.0f} µs")
     latency = None
     if paced is not None:
         lat = paced.latencies_ms
@@ -404,10 +421,12 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     console.print(f"final projection identical across runs: {same} {fingerprints}")
     path = save("pipeline", {
         "events": events, "accounts": accounts, "ceiling_msgs_per_s": round(ceiling),
+        "ceiling_kafka_cpu_us_per_record": round(bare.kafka_cpu_per_record_us, 1),
         "runs": [{"workers": r.workers, "events_per_s": round(r.rate), "vs_ceiling": round(r.rate / ceiling, 4),
                   "peak_rss_mib": {k: round(v) for k, v in r.peak_rss_mib.items()},
                   "cpu_ms_per_event": {k: round(1000 * v / r.events, 3) for k, v in r.cpu_seconds.items()},
-                  "startup_seconds": round(r.startup_seconds, 1), "fingerprint": r.fingerprint} for r in runs],
+                  "startup_seconds": round(r.startup_seconds, 1), "fingerprint": r.fingerprint,
+                  "kafka_records": r.records} for r in runs],
         "latency": latency,
         "identical_projection": same,
     })
