@@ -52,7 +52,7 @@ from services.projection import db
 from services.projection import schema as tables
 from shared import topics
 from shared.settings import DatabaseSettings
-from tests.component.scoring.test_live_timers import copy_log
+from tests.support.kafka import copy_log
 
 console = Console()
 VARIANTS = ("clean", "replay", "kill", "two_workers")

@@ -16,9 +16,8 @@ from shared.codec import encode
 from shared.schemas.correction import CorrectionMessage
 from shared.schemas.touch import TouchEvent
 from shared.topics import Topic, ensure_topics
-from tests.component.scoring.test_live_timers import copy_log
 from tests.e2e.conftest import TOKEN, Pipeline
-from tests.support.kafka import namespace, new_namespace, produce
+from tests.support.kafka import copy_log, namespace, new_namespace, produce
 from tests.support.processes import ServiceProcess, free_port
 
 

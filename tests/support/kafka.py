@@ -117,6 +117,43 @@ async def read_to_end(topic: str, decode: Callable[[bytes], Any] = lambda b: b,
         await consumer.stop()
 
 
+async def copy_log(source: str, target: str) -> int:
+    """Copy every record of topic `source` into topic `target`: the same partition number, key,
+    value and timestamp, in each partition's order (a replay of the same log). Returns how many
+    records were copied.
+
+    Reads `source` from the beginning until no record came for 2 s: it must be written to the
+    end already (a record written later is not copied). `target` is waited for up to 30 s until
+    it is in the metadata (a namespace just created); still missing, the first send raises
+    aiokafka's UnknownTopicOrPartitionError, and AssertionError when it lacks one of `source`'s
+    partitions. Other broker errors (KafkaError) propagate."""
+    consumer = AIOKafkaConsumer(source, **kafka_settings().aiokafka_kwargs(), group_id=f"copy-{uuid.uuid4().hex}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(**kafka_settings().aiokafka_kwargs(), acks="all", enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    copied = 0
+    try:
+        for _ in range(60):
+            if await producer.partitions_for(target):
+                break
+            await asyncio.sleep(0.5)
+        while True:
+            batches = await consumer.getmany(timeout_ms=2000, max_records=1000)
+            if not batches:
+                break
+            for tp, records in batches.items():
+                for r in records:
+                    await producer.send(target, key=r.key, value=r.value, partition=tp.partition,
+                                        timestamp_ms=r.timestamp)
+                    copied += 1
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return copied
+
+
 async def drained(group: str, topic: str, timeout: float = 90.0) -> None:
     """Waits until consumer group `group` has committed, on every partition of `topic`, at least
     the end offset the partition had when the call began.

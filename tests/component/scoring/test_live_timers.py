@@ -8,20 +8,19 @@ fresh scoring worker: the same signals, byte for byte.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from shared import topics
 from shared.codec import scoring_messages
 from shared.settings import kafka_settings
 from tests.component.scoring.conftest import create_namespace, topic_in
-from tests.support.kafka import collect, new_namespace, produce
+from tests.support.kafka import collect, copy_log, new_namespace, produce
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.component
@@ -39,36 +38,6 @@ def touch(domain: str, person: str, title: str, at: datetime) -> tuple[str, byte
     event["person"].update(email=f"{person}@{domain}", anonymous_id=None, job_title=title,
                            company=f"ООО «{domain}»")
     return event["person"]["email"], json.dumps(event).encode()
-
-
-async def copy_log(source: str, target: str) -> int:
-    """Every record of `source`, in partition order, with its key and timestamp, into `target`."""
-    consumer = AIOKafkaConsumer(source, **kafka_settings().aiokafka_kwargs(), group_id=f"copy-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(**kafka_settings().aiokafka_kwargs(), acks="all", enable_idempotence=True)
-    await consumer.start()
-    await producer.start()
-    copied = 0
-    try:
-        # The target namespace was just created: wait until its topic is in the metadata.
-        for _ in range(60):
-            if await producer.partitions_for(target):
-                break
-            await asyncio.sleep(0.5)
-        while True:
-            batches = await consumer.getmany(timeout_ms=2000, max_records=1000)
-            if not batches:
-                break
-            for tp, records in batches.items():
-                for r in records:
-                    await producer.send(target, key=r.key, value=r.value, partition=tp.partition,
-                                        timestamp_ms=r.timestamp)
-                    copied += 1
-        await producer.flush()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-    return copied
 
 
 async def test_timers_fire_on_an_idle_system_within_a_minute_and_a_replay_gives_the_same_signals(
