@@ -1,11 +1,11 @@
 """Liveness of a faust worker's stream partitions: one that stalls is read again.
 
-A stalled partition has records waiting (its head, `head`: the committed offset, or the first
-offset of a partition never committed, below its high-water mark), none of its messages in
-flight in a stream, and a head that has not moved for BG_STALL_SECONDS. The worker then seeks
-it back to its head, so the message
-blocking the commit is fetched and handed to the streams again; what was processed after it
-comes again too (at-least-once; every sink is idempotent, docs/exactly-once.md).
+A stalled partition has records waiting (its head, shared.streaming's `head`: the committed
+offset, or the first offset of a partition never committed, below its high-water mark), none of
+its messages in flight in a stream, and a head that has not moved for BG_STALL_SECONDS. The
+worker then seeks it back to its head, so the message blocking the commit is fetched and handed
+to the streams again; what was processed after it comes again too (at-least-once; every sink is
+idempotent, docs/exactly-once.md).
 
 Why (issue 19, item 12, docs/exactly-once.md "A stalled partition"): right after an assignment
 faust can lose a partition's head message between its fetcher and its streams (it fetches
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 import faust
 from faust.types import TP, Message
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 def stall_seconds() -> float:
     """BG_STALL_SECONDS (default 60): how long a partition with records waiting and nothing in
-    flight may keep its committed offset before it is read again from there. The default is
+    flight may keep its head (the committed offset, or the first offset of a partition never
+    committed) before it is read again from there. The default is
     long enough that a busy stage's queue (faust buffers up to 4,096 messages per topic before
     a stream takes them, untracked) drains first; a false alarm only reads messages again."""
     return WorkerSettings().stall_seconds
@@ -51,22 +52,22 @@ class Stalls:
 
     def __init__(self, after: float) -> None:
         self.after = after
-        self._since: dict[TP, tuple[int, float]] = {}  # committed offset, since when (monotonic s)
+        self._since: dict[TP, tuple[int, float]] = {}  # head, since when (monotonic s)
 
-    def observe(self, tp: TP, committed: int | None, highwater: int | None, in_flight: bool, now: float) -> bool:
-        """True when `tp` is due to be read again from `committed`: records waiting, nothing in
-        flight, and the same committed offset for `after` seconds. Once due, the next alarm for
-        the same offset comes `after` seconds later."""
-        if committed is None or highwater is None or committed >= highwater or in_flight:
+    def observe(self, tp: TP, head: int | None, highwater: int | None, in_flight: bool, now: float) -> bool:
+        """True when `tp` is due to be read again from `head` (the offset it must be read from
+        next, None while unknown): records waiting, nothing in flight, and the same head for
+        `after` seconds. Once due, the next alarm for the same offset comes `after` seconds later."""
+        if head is None or highwater is None or head >= highwater or in_flight:
             self._since.pop(tp, None)
             return False
         seen = self._since.get(tp)
-        if seen is None or seen[0] != committed:
-            self._since[tp] = (committed, now)
+        if seen is None or seen[0] != head:
+            self._since[tp] = (head, now)
             return False
         if now - seen[1] < self.after:
             return False
-        self._since[tp] = (committed, now)
+        self._since[tp] = (head, now)
         return True
 
     def keep(self, tps: Iterable[TP]) -> None:
@@ -74,14 +75,6 @@ class Stalls:
         kept = set(tps)
         for tp in [tp for tp in self._since if tp not in kept]:
             del self._since[tp]
-
-
-def head(consumer: faust.types.ConsumerT, tp: TP) -> int | None:
-    """The offset `tp` must be read from next: its committed offset; for a partition the group
-    never committed, its first offset (`_heads`, kept by shared.streaming at each seek to the
-    committed offsets); None before the worker's first such seek. Nothing past it is committed."""
-    committed = consumer._committed_offset.get(tp)
-    return committed if committed is not None else getattr(consumer, "_heads", {}).get(tp)
 
 
 def _highwater(consumer, tp: TP) -> int | None:
@@ -105,10 +98,12 @@ def unfetched(streamed: Iterable[TP], highwater: Mapping[TP, int | None], active
     return [tp for tp in streamed if tp not in active or highwater.get(tp) is None]
 
 
-def watch(app: faust.App, after: float | None = None) -> Stalls:
-    """Check the app's stream partitions every few seconds; seek a stalled one back to its
-    committed offset (on the consumer's thread, which resets faust's read offset too), and let
-    faust fetch it again if it had stopped fetching it outside a recovery."""
+def watch(app: faust.App, head: Callable[[faust.types.ConsumerT, TP], int | None],
+          after: float | None = None) -> Stalls:
+    """Check the app's stream partitions every few seconds; seek a stalled one back to its head
+    (`head(consumer, tp)`: the offset no commit passes, shared.streaming's `head`; on the
+    consumer's thread, which resets faust's read offset too), and let faust fetch it again if it
+    had stopped fetching it outside a recovery. `after`: seconds, default BG_STALL_SECONDS."""
     stalls = Stalls(stall_seconds() if after is None else after)
 
     @app.timer(max(1.0, stalls.after / 6))
@@ -130,9 +125,9 @@ def watch(app: faust.App, after: float | None = None) -> Stalls:
         now = time.monotonic()
         due = {}
         for tp in streamed:
-            committed = head(consumer, tp)
-            if stalls.observe(tp, committed, highwater.get(tp), tp in busy, now):
-                due[tp] = committed
+            offset = head(consumer, tp)
+            if stalls.observe(tp, offset, highwater.get(tp), tp in busy, now):
+                due[tp] = offset
         if not due:
             return
         idle = sorted(tp for tp in due if tp not in active)

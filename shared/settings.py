@@ -104,8 +104,9 @@ class WorkerSettings(BaseSettings):
         50_000, ge=1, description="decoded states kept per cache in grouping and scoring; with `rocksdb://` it bounds "
         "a worker's memory (about 5 KiB each in grouping, docs/benchmarks.md)")
     stall_seconds: float = Field(
-        60.0, gt=0, description="a stream partition with records waiting, nothing in flight and its committed offset "
-        "unmoved this long is read again from that offset (shared/liveness.py)")
+        60.0, gt=0, description="a stream partition with records waiting, nothing in flight and its head (the "
+        "committed offset, or the first offset of a partition never committed) unmoved this long is read again from "
+        "there (shared/liveness.py)")
     faust_web: bool = Field(False, description="`1` turns on faust's web server (metrics, tables)")
     faust_web_port: int = Field(6066, ge=1, le=65535, description="port of faust's web server")
     worker_id: str | None = Field(None, description="static Kafka group membership id of a worker (restarts without "

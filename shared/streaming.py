@@ -149,15 +149,24 @@ async def _create_topic_and_wait(self: Transport, owner, client: AIOKafkaClient,
 # and committed while the committed offsets were still unknown, past a head message lost in
 # between: the group's committed offsets reached the ends with four messages never processed. So the head is known
 # before anything is committed: the committed offset, or for a partition the group never committed
-# its first offset (`liveness.head`; `_heads` is set by each seek to the committed offsets);
-# until the first such seek of a worker nothing is committed.
+# its first offset (`head`; `_heads` is set by each seek to the committed offsets); until the
+# first such seek of a worker nothing is committed.
 _new_offset = Consumer._new_offset
 _perform_seek = Consumer.perform_seek
 
 
+def head(consumer: faust.types.ConsumerT, tp: TP) -> int | None:
+    """The offset `tp` must be read from next: its committed offset; for a partition the group
+    never committed, its first offset (`_heads`, kept at each seek to the committed offsets);
+    None before the worker's first such seek. Nothing past it is committed; the liveness check
+    (shared/liveness.py) reads a partition again from it."""
+    committed = consumer._committed_offset.get(tp)
+    return committed if committed is not None else getattr(consumer, "_heads", {}).get(tp)
+
+
 def _new_offset_after_the_head(self: Consumer, tp: TP) -> int | None:
-    acked, head = self._acked[tp], liveness.head(self, tp)
-    if acked and (head is None or min(acked) > head and not self._gap[tp].overlaps(head)):
+    acked, offset = self._acked[tp], head(self, tp)
+    if acked and (offset is None or min(acked) > offset and not self._gap[tp].overlaps(offset)):
         return None
     return _new_offset(self, tp)
 
@@ -252,7 +261,7 @@ def make_app(service: str, **overrides) -> faust.App:
     options.update(overrides)
     # The consumer group and the changelog topics follow the topic namespace.
     app = faust.App(f"{namespace}bg-{service}", **options)
-    liveness.watch(app)  # a partition stalled after an assignment is read again (shared/liveness.py)
+    liveness.watch(app, head)  # a partition stalled after an assignment is read again (shared/liveness.py)
     return app
 
 

@@ -9,39 +9,40 @@ from weakref import WeakSet
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
-from shared.liveness import Stalls, head, in_flight, unfetched
+from shared.liveness import Stalls, in_flight, unfetched
+from shared.streaming import head
 
 TP0 = TP("t.bg.person-events.v1", 0)
 
 
 def test_a_partition_with_records_waiting_and_nothing_in_flight_is_due_after_the_window() -> None:
     stalls = Stalls(after=60)
-    assert not stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=0)
-    assert not stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=59)
-    assert stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=60)
+    assert not stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=0)
+    assert not stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=59)
+    assert stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=60)
     # Read again once; the next alarm for the same offset waits another window.
-    assert not stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=61)
-    assert stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=120)
+    assert not stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=61)
+    assert stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=120)
 
 
 def test_progress_caught_up_or_work_in_flight_is_never_a_stall() -> None:
     stalls = Stalls(after=60)
-    stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=0)
-    assert not stalls.observe(TP0, committed=170, highwater=210, in_flight=False, now=70)  # moved: window anew
-    assert not stalls.observe(TP0, committed=170, highwater=210, in_flight=True, now=200)  # a batch in flight
-    assert not stalls.observe(TP0, committed=170, highwater=210, in_flight=False, now=250)
-    assert not stalls.observe(TP0, committed=210, highwater=210, in_flight=False, now=400)  # caught up
-    assert not stalls.observe(TP0, committed=None, highwater=210, in_flight=False, now=500)  # never committed
-    assert not stalls.observe(TP0, committed=None, highwater=210, in_flight=False, now=600)
+    stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=0)
+    assert not stalls.observe(TP0, head=170, highwater=210, in_flight=False, now=70)  # moved: window anew
+    assert not stalls.observe(TP0, head=170, highwater=210, in_flight=True, now=200)  # a batch in flight
+    assert not stalls.observe(TP0, head=170, highwater=210, in_flight=False, now=250)
+    assert not stalls.observe(TP0, head=210, highwater=210, in_flight=False, now=400)  # caught up
+    assert not stalls.observe(TP0, head=None, highwater=210, in_flight=False, now=500)  # head not known yet
+    assert not stalls.observe(TP0, head=None, highwater=210, in_flight=False, now=600)
 
 
 def test_partitions_no_longer_assigned_are_forgotten() -> None:
     stalls = Stalls(after=60)
-    stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=0)
+    stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=0)
     stalls.keep([])
     # Assigned again later: its window starts when it is seen again, not at the first sighting.
-    assert not stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=100)
-    assert stalls.observe(TP0, committed=169, highwater=210, in_flight=False, now=160)
+    assert not stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=100)
+    assert stalls.observe(TP0, head=169, highwater=210, in_flight=False, now=160)
 
 
 def _message(tp: TP, offset: int) -> Message:
@@ -73,8 +74,8 @@ def test_messages_delivered_again_and_acknowledged_are_not_in_flight() -> None:
     busy = in_flight(consumer._unacked_messages)
     assert TP0 not in busy
     stalls = Stalls(after=10)
-    assert not stalls.observe(TP0, committed=21, highwater=33, in_flight=TP0 in busy, now=0)
-    assert stalls.observe(TP0, committed=21, highwater=33, in_flight=TP0 in busy, now=10)
+    assert not stalls.observe(TP0, head=21, highwater=33, in_flight=TP0 in busy, now=0)
+    assert stalls.observe(TP0, head=21, highwater=33, in_flight=TP0 in busy, now=10)
 
 
 def test_a_message_not_acknowledged_yet_is_in_flight() -> None:
@@ -102,5 +103,5 @@ def test_the_head_of_a_partition_never_committed_is_its_first_offset() -> None:
     consumer._heads = {never: 0}
     assert head(consumer, never) == 0
     stalls = Stalls(after=10)
-    assert not stalls.observe(never, committed=head(consumer, never), highwater=7, in_flight=False, now=0)
-    assert stalls.observe(never, committed=head(consumer, never), highwater=7, in_flight=False, now=10)
+    assert not stalls.observe(never, head=head(consumer, never), highwater=7, in_flight=False, now=0)
+    assert stalls.observe(never, head=head(consumer, never), highwater=7, in_flight=False, now=10)
