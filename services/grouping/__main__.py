@@ -8,6 +8,7 @@ import os
 import faust
 
 from shared.logs import configure_logging
+from shared.runtime import tune_gc
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
             "abm_accounts": len(config.people.accounts.abm),
         },
     )
+    tune_gc()
     # faust's own logging setup would replace the JSON handler configure_logging installed.
     worker = faust.Worker(app, loglevel=os.environ.get("LOG_LEVEL", "info").lower(), override_logging=False)
     worker.execute_from_commandline()

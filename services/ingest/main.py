@@ -14,6 +14,7 @@ from services.ingest.settings import IngestSettings
 from shared import http
 from shared.logs import configure_logging
 from shared.privacy.settings import PrivacySettings, vault_for
+from shared.runtime import tune_gc
 from shared.settings import DevelopmentSecretsError, RedisSettings, kafka_settings, require_production_secrets
 
 
@@ -37,6 +38,7 @@ def main() -> None:
         settings, app = build_app()
     except DevelopmentSecretsError as exc:
         sys.exit(f"refusing to start: {exc}")
+    tune_gc()
     # Header and body deadlines, connection limit: shared/http.py.
     http.server(app, settings.host, settings.port).run()
 

@@ -41,6 +41,7 @@ from shared.codec import encode
 from shared.logs import configure_logging
 from shared.privacy.person import named_members
 from shared.privacy.settings import PrivacySettings, vault_for
+from shared.runtime import tune_gc
 from shared.schemas.crm import CriterionMarked, DealTermsSet, StageMoved, TeamAssigned
 from shared.schemas.deadletter import DeadLetter
 from shared.settings import (
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         coro = serve(settings, database_url, kafka, consume=command in ("run", "consume"),
                      api=command in ("run", "api"))
+    tune_gc()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(coro)

@@ -4,6 +4,7 @@ import os
 import sys
 
 from shared.logs import configure_logging
+from shared.runtime import tune_gc
 from shared.settings import WorkerSettings
 
 
@@ -17,6 +18,7 @@ def main() -> None:
     # app's web_enabled says; two workers on one host would then fight over the port.
     web = "--with-web" if WorkerSettings().faust_web else "--without-web"
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, web]
+    tune_gc()
     app.main()
 
 
