@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import faust
@@ -305,6 +306,15 @@ class DeadLetterSink:
         return await self.send(event, "processing_error", detail)
 
 
+@lru_cache(maxsize=65_536)
+def _partition_of(partitioner: Callable[[bytes, list[int], list[int]], int], key: bytes,
+                  partitions: tuple[int, ...]) -> int:
+    """The partition `partitioner` (aiokafka's DefaultPartitioner: murmur2 of the key, in pure
+    Python) gives `key` among `partitions`; cached, since a stage sends to the same keys (a
+    person, an account) again and again: the hash was 3% of grouping's CPU."""
+    return partitioner(key, list(partitions), list(partitions))
+
+
 class Outbox:
     """One batch's records for Kafka, packed into one producer batch per partition.
 
@@ -329,7 +339,7 @@ class Outbox:
             if partitions is None:
                 # sorted: the order DefaultPartitioner indexes, as list(set) of 0..n-1 gives in send()
                 partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            partition = self._producer._partitioner(key, partitions, partitions)
+            partition = _partition_of(self._producer._partitioner, key, tuple(partitions))
         builder = self._open.get((topic, partition))
         if builder is None:
             builder = self._open[(topic, partition)] = self._producer.create_batch()

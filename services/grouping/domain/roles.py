@@ -201,10 +201,7 @@ class RoleRules:
 
     def title_rule(self, title: str | None) -> TitleRule | None:
         """The first rule recognising the title; None when none does (then behaviour may tell)."""
-        if not title:
-            return None
-        text = self.read(title)
-        return next((rule for rule in self.titles if text.matches(rule.patterns)), None)
+        return _title_rule(self, title) if title else None
 
     def level(self, title: str | None) -> Level | None:
         """The first level rule matching the title, else the default level; None without a title."""
@@ -253,6 +250,14 @@ class RoleRules:
             return Classification(department, level, behaviour.role, RoleSource.behaviour,
                                   f"behaviour rule {behaviour.signal} >= {behaviour.min_touches}")
         return Classification(department, level, self.default_role, RoleSource.default)
+
+
+@lru_cache(maxsize=16384)
+def _title_rule(rules: RoleRules, title: str) -> TitleRule | None:
+    """Cached as _classify_title: every event of a person asks for its title's rule again
+    (RoleRules.classify), and reading a title (lemmas, pymorphy3) was 4% of grouping's CPU."""
+    text = rules.read(title)
+    return next((rule for rule in rules.titles if text.matches(rule.patterns)), None)
 
 
 @lru_cache(maxsize=16384)
