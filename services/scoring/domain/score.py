@@ -30,6 +30,8 @@ class MemberEngagement:
 
 def member_engagement(member: MemberState, touches: list[TouchRecord], as_of: datetime,
                       config: ScoringConfig) -> MemberEngagement:
+    """The member's engagement as of `as_of`: its folded touches and those of `touches` that are
+    its own (all the opportunity's touches, or only the member's), decayed by config.half_life."""
     by_kind: dict[str, float] = defaultdict(float)
     if member.folded_at is not None:
         for kind, mass in member.folded.items():
@@ -82,8 +84,12 @@ class Score:
 
 def score_opportunity(state: OpportunityState, as_of: datetime, config: ScoringConfig) -> Score:
     sc = config.score
-    members = [member_engagement(m, state.touches, as_of, config)
-               for _, m in sorted(state.members.items())]
+    # Each member's touches, in the state's order: one pass over the touches, not one per member.
+    touches_of: dict[str, list[TouchRecord]] = defaultdict(list)
+    for touch in state.touches:
+        touches_of[touch.person_id].append(touch)
+    members = [member_engagement(m, touches_of.get(person_id, []), as_of, config)
+               for person_id, m in sorted(state.members.items())]
     engaged = [m for m in members if m.engagement >= sc.engaged_threshold]
 
     # Each member's engagement saturates on its own before summing: one person's tenth
