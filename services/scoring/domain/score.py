@@ -16,8 +16,9 @@ from shared.schemas.scoring import MemberContribution, ScoreBreakdown, Tier
 
 def decay(weight: float, at: datetime, as_of: datetime, half_life: timedelta) -> float:
     """Weight halved every half_life of event time; a touch at or after as_of keeps it whole."""
-    age = max(timedelta(0), as_of - at)
-    return weight * 0.5 ** (age / half_life)
+    if at >= as_of:  # no timedelta(0) and max() per touch: a score decays every touch it holds
+        return weight
+    return weight * 0.5 ** ((as_of - at) / half_life)
 
 
 @dataclass(frozen=True)
