@@ -72,6 +72,10 @@ class Run:
     records: dict[str, int] = field(default_factory=dict)  # Kafka records per topic at the end, warm-up included
 
     @property
+    def records_per_event(self) -> float:
+        return sum(self.records.values()) / self.events
+
+    @property
     def rate(self) -> float:
         return self.events / self.seconds
 
@@ -84,6 +88,15 @@ def quantile(values: list[float], q: float) -> float:
 class Ceiling:
     rate: float  # messages/s
     kafka_cpu_per_record_us: float  # the broker's CPU per message of the pass
+    client_cpu_per_record_us: float  # this process's CPU per message: one produce and one consume
+
+    def floor_rate(self, records_per_event: float) -> float:
+        """Events/s of a pipeline whose services only moved records, as cheaply as this pass
+        did, `records_per_event` per input event each produced and consumed once, with no
+        database: every core of the machine (os.cpu_count) busy, nothing else running. An
+        upper bound on what the real pipeline can reach on the same machine."""
+        per_event_us = records_per_event * (self.kafka_cpu_per_record_us + self.client_cpu_per_record_us)
+        return (os.cpu_count() or 1) * 1e6 / per_event_us
 
 
 async def passthrough(n: int) -> Ceiling:
@@ -99,7 +112,7 @@ async def passthrough(n: int) -> Ceiling:
     await producer.start()
     await consumer.start()
     try:
-        started, kafka_before = time.perf_counter(), servers_cpu()["kafka"]
+        started, kafka_before, own_before = time.perf_counter(), servers_cpu()["kafka"], cpu_seconds(os.getpid())
         sends = [await producer.send(topic, key=f"k{i % 997}".encode(), value=value) for i in range(n)]
         await asyncio.gather(*sends)
         seen = 0
@@ -108,7 +121,8 @@ async def passthrough(n: int) -> Ceiling:
                 for record in records:
                     orjson.loads(record.value)
                     seen += 1
-        return Ceiling(n / (time.perf_counter() - started), 1e6 * (servers_cpu()["kafka"] - kafka_before) / n)
+        return Ceiling(n / (time.perf_counter() - started), 1e6 * (servers_cpu()["kafka"] - kafka_before) / n,
+                       1e6 * (cpu_seconds(os.getpid()) - own_before) / n)
     finally:
         await producer.stop()
         await consumer.stop()
@@ -381,8 +395,9 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     events = len(canonical_market(accounts))
     bare = await passthrough(events)
     ceiling = bare.rate
-    console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s, "
-                  f"the broker's CPU {bare.kafka_cpu_per_record_us:.0f} µs per record")
+    console.print(f"ceiling: bare aiokafka produce+consume of {events} messages: {ceiling:,.0f} msg/s; CPU per "
+                  f"record: the broker {bare.kafka_cpu_per_record_us:.0f} µs, the client "
+                  f"{bare.client_cpu_per_record_us:.0f} µs")
     runs = [await one_run(w, accounts, 0, profile) for w in workers]
     paced = await one_run(workers[0], accounts, latency_rate) if latency_rate else None
 
@@ -407,6 +422,10 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
                       f"(warm-up included; by topic: " + ", ".join(
                           f"{t} {n / r.events:.2f}" for t, n in sorted(r.records.items(), key=lambda x: -x[1]) if n)
                       + f"); the broker's CPU per record {1e6 * r.cpu_seconds['kafka'] / written:.0f} µs")
+        floor = bare.floor_rate(r.records_per_event)
+        console.print(f"upper bound, {r.workers} worker(s): services that only moved these records as cheaply as the "
+                      f"ceiling pass, and no database, on all {os.cpu_count()} cores: {floor:,.0f} events/s "
+                      f"({floor / ceiling:.1%} of the ceiling)")
     latency = None
     if paced is not None:
         lat = paced.latencies_ms
@@ -422,11 +441,13 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     path = save("pipeline", {
         "events": events, "accounts": accounts, "ceiling_msgs_per_s": round(ceiling),
         "ceiling_kafka_cpu_us_per_record": round(bare.kafka_cpu_per_record_us, 1),
+        "ceiling_client_cpu_us_per_record": round(bare.client_cpu_per_record_us, 1),
         "runs": [{"workers": r.workers, "events_per_s": round(r.rate), "vs_ceiling": round(r.rate / ceiling, 4),
                   "peak_rss_mib": {k: round(v) for k, v in r.peak_rss_mib.items()},
                   "cpu_ms_per_event": {k: round(1000 * v / r.events, 3) for k, v in r.cpu_seconds.items()},
                   "startup_seconds": round(r.startup_seconds, 1), "fingerprint": r.fingerprint,
-                  "kafka_records": r.records} for r in runs],
+                  "kafka_records": r.records,
+                  "upper_bound_events_per_s": round(bare.floor_rate(r.records_per_event))} for r in runs],
         "latency": latency,
         "identical_projection": same,
     })
@@ -437,6 +458,9 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
     for r in runs:
         # Against the ceiling measured in the same run: the ratio is the share of a bare Kafka pass.
         record(f"pipeline.events_per_s.{r.workers}_worker", r.rate, "events/s", ceiling, command)
+        # What services that only moved the run's records, as cheaply as the ceiling, could reach.
+        record(f"pipeline.upper_bound_events_per_s.{r.workers}_worker", bare.floor_rate(r.records_per_event),
+               "events/s", ceiling, command)
         for service, seconds in r.cpu_seconds.items():
             record(f"pipeline.cpu_ms_per_event.{service}.{r.workers}_worker", 1000 * seconds / r.events,
                    "CPU ms/event", None, command)
