@@ -42,11 +42,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from aiokafka.errors import KafkaError
 from sqlalchemy import func, select, text
 
 from bench.common import RESULTS, cpu_seconds, fresh_namespace, peak_rss_mib, record, rss_mib, save
 from bench.load import market
 from bench.pipeline import BATCH, Services, groups_stable, post_all, warm_up
+from bench.scale import Progress
 from services.projection import db
 from services.projection import schema as tables
 from shared.settings import DatabaseSettings
@@ -58,7 +60,7 @@ STATEFUL = ("grouping", "scoring")  # the services with faust tables, so a state
 RSS_BOUND_MIB = 1024  # issue 12: under 1 GiB per service
 SAMPLES = RESULTS / "soak.csv"
 META = RESULTS / "soak.meta.json"
-FIELDS = ["seconds", "posted", "touches",
+FIELDS = ["seconds", "posted", "grouped", "touches",
           *(f"{s}_rss_mib" for s in SERVICES), *(f"{s}_hwm_mib" for s in SERVICES),
           *(f"{s}_cpu_s" for s in SERVICES), *(f"{s}_disk_mib" for s in STATEFUL)]
 
@@ -102,14 +104,14 @@ def cpu_ms_per_row(samples: list[dict], service: str, start: float = 0.0, end: f
     return 1000 * window_delta(samples, start, end, f"{service}_cpu_s") / rows if rows > 0 else None
 
 
-def moving_rates(samples: list[dict], window_seconds: float) -> list[float]:
-    """For each sample, touch rows/s over the `window_seconds` before it (fewer at the start;
-    0.0 for the first sample)."""
+def moving_rates(samples: list[dict], window_seconds: float, column: str = "touches") -> list[float]:
+    """For each sample, how fast a column (default: touch rows) grew per second over the
+    `window_seconds` before it (fewer at the start; 0.0 for the first sample)."""
     rates = []
     for s in samples:
         t0 = max(samples[0]["seconds"], s["seconds"] - window_seconds)
         span = s["seconds"] - t0
-        rates.append((s["touches"] - value_at(samples, t0)) / span if span > 0 else 0.0)
+        rates.append((s[column] - value_at(samples, t0, column)) / span if span > 0 else 0.0)
     return rates
 
 
@@ -129,12 +131,14 @@ def summarize(samples: list[dict], meta: dict) -> dict:
     seconds = last["seconds"]
     done = meta.get("events_done")
     posted_all = next((s["seconds"] for s in samples if s["posted"] >= meta["events"]), None)
+    grouped_all = next((s["seconds"] for s in samples if s["grouped"] >= meta["events"]), None)
     return {
         **meta,
         "finished": (done if done is not None else last["touches"]) >= meta["events"],
         "touch_rows": int(last["touches"]),
         "seconds": seconds,
         "posted_all_at_seconds": posted_all,
+        "grouped_all_at_seconds": grouped_all,
         "events_per_s": round((done if done is not None else last["touches"]) / seconds, 1),
         "rows_per_s_first_10pct": round(window_rate(samples, 0, 0.1), 1),
         "rows_per_s_last_10pct": round(window_rate(samples, 0.9, 1), 1),
@@ -197,7 +201,9 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
     samples: list[dict] = []
     state_dirs: list[Path] = []
     try:
-        with Services(1, schema) as services, SAMPLES.open("w", newline="") as out:
+        async with contextlib.AsyncExitStack() as stack:
+            services = stack.enter_context(Services(1, schema))
+            out = stack.enter_context(SAMPLES.open("w", newline=""))
             pids = {service: p.proc.pid for service, p in services.procs}
             state_dirs = [ROOT / p.env["BG_STATE_DIR"] / f"{namespace}{service}"
                           for service, p in services.procs if service in STATEFUL]
@@ -205,16 +211,17 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
             url = f"http://127.0.0.1:{services.ingest_port}"
             print(f"{len(events):,} events of {companies:,} companies; {meta['store']}, "
                   f"{meta['cache_entries']:,} states per cache; topics {namespace}*, schema {schema}", flush=True)
-            await warm_up(url, engine)
+            warm_events = await warm_up(url, engine)
             await groups_stable(("grouping", "scoring"), 1)
             warm_rows = await touch_rows(engine)
+            grouping = await stack.enter_async_context(Progress(namespace))
             print(f"warmed up ({warm_rows} touch rows); sending", flush=True)
             writer = csv.DictWriter(out, fieldnames=FIELDS)
             writer.writeheader()
             posted = [0]
 
-            def sample(seconds: float, touches: int) -> dict:
-                row = {"seconds": round(seconds, 1), "posted": posted[0], "touches": touches,
+            def sample(seconds: float, grouped: int, touches: int) -> dict:
+                row = {"seconds": round(seconds, 1), "posted": posted[0], "grouped": grouped, "touches": touches,
                        **{f"{s}_rss_mib": round(rss_mib(pids[s]), 1) for s in SERVICES},
                        **{f"{s}_hwm_mib": round(peak_rss_mib(pids[s]), 1) for s in SERVICES},
                        **{f"{s}_cpu_s": round(cpu_seconds(pids[s]), 2) for s in SERVICES},
@@ -227,16 +234,19 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
             def accepted() -> None:  # post_all calls it once per batch accepted (the last one shorter)
                 posted[0] = min(len(events), posted[0] + BATCH)
 
-            sample(0.0, 0)
+            sample(0.0, 0, 0)
             started = time.monotonic()
             poster = asyncio.create_task(post_all(url, events, 0, {}, accepted))
-            done, next_report = 0, 30.0
+            done, grouped, next_report = 0, 0, 30.0
             while done < len(events) and not stop.is_set():
                 with contextlib.suppress(TimeoutError):  # woken early by a signal
                     await asyncio.wait_for(stop.wait(), interval)
                 elapsed = time.monotonic() - started
                 rows = await touch_rows(engine) - warm_rows
-                row = sample(elapsed, rows)
+                with contextlib.suppress(KafkaError):  # a busy broker: the last value stays
+                    # The topics are the run's own: warm-up and market events only.
+                    grouped = max(0, await grouping.input_done() - warm_events)
+                row = sample(elapsed, grouped, rows)
                 if poster.done() and poster.exception():
                     raise poster.exception()
                 # Rows run ahead of events (a touch counting for two scopes): the exact count,
@@ -246,7 +256,8 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
                 if elapsed >= next_report or done >= len(events):
                     next_report += 30.0
                     recent = moving_rates(samples, 60.0)[-1]
-                    print(f"{elapsed:7.0f} s  posted {row['posted']:>9,}  rows {rows:>9,} ({rows / len(events):6.1%})  "
+                    print(f"{elapsed:7.0f} s  posted {row['posted']:>9,}  grouped {grouped:>9,}  "
+                          f"rows {rows:>9,} ({rows / len(events):6.1%})  "
                           f"{recent:6.0f} rows/s (last 60 s)  RSS MiB " +
                           " ".join(f"{s} {row[f'{s}_rss_mib']:.0f}" for s in SERVICES) + "  on disk MiB " +
                           " ".join(f"{s} {row[f'{s}_disk_mib']:.0f}" for s in STATEFUL), flush=True)
@@ -281,7 +292,8 @@ async def cleanup(namespace: str, engine, schema: str, state_dirs: list[Path]) -
 
 
 def plot(samples: list[dict], summary: dict, png: Path) -> None:
-    """RSS per service and state on disk (MiB) over time above, touch rows/s below."""
+    """RSS per service and state on disk (MiB) over time above; below, touch rows/s and the
+    input events/s grouping committed (the gap between them is the pipeline's backlog)."""
     minutes = [s["seconds"] / 60 for s in samples]
     fig, (rss, rate) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5), height_ratios=(3, 2))
     for service in SERVICES:
@@ -299,14 +311,16 @@ def plot(samples: list[dict], summary: dict, png: Path) -> None:
                   f"one worker per service, {summary['store']} with {summary['cache_entries']:,} states per cache; "
                   f"{summary['events_per_s']:,.0f} events/s overall", fontsize=10)
     window = max(10.0, summary["seconds"] / 80)
+    rate.plot(minutes, moving_rates(samples, window, "grouped"), color="tab:orange", linewidth=0.8,
+              label="input events committed by grouping")
     rate.plot(minutes, moving_rates(samples, window), color="black", linewidth=1, label="touch rows in PostgreSQL")
     if summary["posted_all_at_seconds"] is not None:
         rate.axvline(summary["posted_all_at_seconds"] / 60, color="grey", linestyle="--", linewidth=0.8,
                      label="ingest has accepted every event")
-    rate.set_ylabel(f"rows/s ({window:.0f} s window)")
+    rate.set_ylabel(f"per second ({window:.0f} s window)")
     rate.set_ylim(bottom=0)
     rate.set_xlabel("minutes since the first request")
-    rate.legend(loc="lower left", fontsize="small")
+    rate.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
@@ -326,8 +340,10 @@ def report(samples: list[dict], meta: dict, png: Path, command: str) -> dict:
           f"{summary['rows_per_s_first_10pct']:,.0f}, last 10% {summary['rows_per_s_last_10pct']:,.0f}; "
           f"first quarter {summary['rows_per_s_first_quarter']:,.0f}, last quarter "
           f"{summary['rows_per_s_last_quarter']:,.0f}")
-    if summary["posted_all_at_seconds"] is not None:
-        print(f"  ingest had accepted every event at {summary['posted_all_at_seconds']:,.0f} s")
+    for what, key in (("ingest had accepted", "posted_all_at_seconds"),
+                      ("grouping had committed", "grouped_all_at_seconds")):
+        if summary[key] is not None:
+            print(f"  {what} every event at {summary[key]:,.0f} s")
     print("  peak RSS MiB (bound 1,024): " + ", ".join(f"{s} {v:,}" for s, v in summary["peak_rss_mib"].items()))
     for label, key in (("overall", "cpu_ms_per_row"), ("first 10%", "cpu_ms_per_row_first_10pct"),
                        ("last 10%", "cpu_ms_per_row_last_10pct")):
@@ -352,8 +368,8 @@ def report(samples: list[dict], meta: dict, png: Path, command: str) -> dict:
 
 
 def command_line(meta: dict) -> str:
-    return (f"BG_TABLE_STORE={meta['store']} BG_STATE_CACHE_ENTRIES={meta['cache_entries']} "
-            f".venv/bin/python -m bench.soak --companies {meta['companies']}")
+    return (f".venv/bin/python -m bench.soak --companies {meta['companies']} --store {meta['store']} "
+            f"--cache-entries {meta['cache_entries']} --interval {meta['interval_seconds']:g}")
 
 
 async def main(args: argparse.Namespace) -> None:

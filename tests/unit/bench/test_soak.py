@@ -25,7 +25,8 @@ def run(points: list[tuple[float, int]], posted: list[int] | None = None) -> lis
     samples = []
     for i, (seconds, touches) in enumerate(points):
         row = dict.fromkeys(FIELDS, 0.0)
-        row.update(seconds=seconds, touches=touches, posted=(posted or [touches] * len(points))[i])
+        row.update(seconds=seconds, touches=touches, posted=(posted or [touches] * len(points))[i],
+                   grouped=(posted or [touches] * len(points))[i])
         for n, s in enumerate(SERVICES):
             row[f"{s}_rss_mib"] = 100.0 + 10 * n + i
             row[f"{s}_hwm_mib"] = 200.0 + 10 * n + i
@@ -66,6 +67,8 @@ def test_moving_rate_looks_back_over_its_window_only():
     samples = run([(0, 0), (10, 100), (20, 100), (30, 400)])
     assert moving_rates(samples, 10) == pytest.approx([0.0, 10.0, 0.0, 30.0])
     assert moving_rates(samples, 20)[-1] == pytest.approx(15.0)  # (400 - 100) / 20
+    samples[-1]["grouped"] = 700.0
+    assert moving_rates(samples, 10, "grouped")[-1] == pytest.approx(60.0)  # (700 - 100) / 10
 
 
 def test_summary_of_a_finished_run():
@@ -77,6 +80,7 @@ def test_summary_of_a_finished_run():
     assert summary["rows_per_s_first_10pct"] == 10.0  # 40 rows in the first 4 s
     assert summary["rows_per_s_last_10pct"] == 20.0  # 80 rows in the last 4 s
     assert summary["posted_all_at_seconds"] == 10
+    assert summary["grouped_all_at_seconds"] == 10
     # the peak is the largest VmHWM sampled, per service
     assert summary["peak_rss_mib"] == {s: 200 + 10 * n + 3 for n, s in enumerate(SERVICES)}
     assert summary["state_on_disk_mib"] == {s: 15.0 for s in STATEFUL}
