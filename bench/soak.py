@@ -1,6 +1,6 @@
 """Soak: a long run through the whole pipeline, with memory and throughput over time.
 
-    .venv/bin/python -m bench.soak [--companies 16000] [--store rocksdb://] [--cache-entries 20000]
+    .venv/bin/python -m bench.soak [--companies 16000] [--store rocksdb://] [--cache-entries 10000]
                                    [--max-seconds 14400] [--png docs/soak.png]
     .venv/bin/python -m bench.soak --from-samples bench-results/soak.csv   # figures of a stopped run
 
@@ -391,9 +391,10 @@ if __name__ == "__main__":
     parser.add_argument("--companies", type=int, default=16_000)
     parser.add_argument("--store", choices=("rocksdb://", "memory://"), default="rocksdb://",
                         help="BG_TABLE_STORE of grouping and scoring (default rocksdb://, as for a large market)")
-    parser.add_argument("--cache-entries", type=int, default=20_000,
-                        help="BG_STATE_CACHE_ENTRIES: decoded states per cache (default 20,000: about 0.75 GiB "
-                             "in grouping whatever the market, docs/benchmarks.md 'State on disk')")
+    parser.add_argument("--cache-entries", type=int, default=10_000,
+                        help="BG_STATE_CACHE_ENTRIES: decoded states per cache (default 10,000: grouping keeps 3.4 "
+                             "caches' worth at about 5 KiB a state, scoring one cache per partition (4) at about "
+                             "16 KiB; both then stay under 1 GiB whatever the market, docs/benchmarks.md 'Soak')")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
     parser.add_argument("--max-seconds", type=float, default=4 * 3600,
                         help="stop after this long and report what was done (partial)")
