@@ -394,7 +394,7 @@ if __name__ == "__main__":
     parser.add_argument("--cache-entries", type=int, default=10_000,
                         help="BG_STATE_CACHE_ENTRIES: decoded states per cache (default 10,000: grouping keeps 3.4 "
                              "caches' worth at about 5 KiB a state, scoring one cache per partition (4) at about "
-                             "16 KiB; both then stay under 1 GiB whatever the market, docs/benchmarks.md 'Soak')")
+                             "18 KiB; both then stay under 1 GiB whatever the market, docs/benchmarks.md 'Soak')")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
     parser.add_argument("--max-seconds", type=float, default=4 * 3600,
                         help="stop after this long and report what was done (partial)")
