@@ -44,6 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from aiokafka.errors import KafkaError
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bench.common import RESULTS, cpu_seconds, fresh_namespace, peak_rss_mib, record, rss_mib, save
 from bench.load import market
@@ -196,6 +197,7 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
             "cache_entries": int(os.environ["BG_STATE_CACHE_ENTRIES"]), "interval_seconds": interval,
             "namespace": namespace, "schema": schema}
     RESULTS.mkdir(exist_ok=True)
+    SAMPLES.unlink(missing_ok=True)  # an earlier run's samples must not be reported as this one's
     META.write_text(json.dumps(meta, indent=2))
     engine = db.create_engine(DatabaseSettings().database_url, schema)
     samples: list[dict] = []
@@ -237,12 +239,13 @@ async def soak(companies: int, interval: float, max_seconds: float, stop: asynci
             sample(0.0, 0, 0)
             started = time.monotonic()
             poster = asyncio.create_task(post_all(url, events, 0, {}, accepted))
-            done, grouped, next_report = 0, 0, 30.0
+            done, grouped, rows, next_report = 0, 0, 0, 30.0
             while done < len(events) and not stop.is_set():
                 with contextlib.suppress(TimeoutError):  # woken early by a signal
                     await asyncio.wait_for(stop.wait(), interval)
                 elapsed = time.monotonic() - started
-                rows = await touch_rows(engine) - warm_rows
+                with contextlib.suppress(SQLAlchemyError, OSError):  # a busy database: the last value stays
+                    rows = await touch_rows(engine) - warm_rows
                 with contextlib.suppress(KafkaError):  # a busy broker: the last value stays
                     # The topics are the run's own: warm-up and market events only.
                     grouped = max(0, await grouping.input_done() - warm_events)
@@ -380,7 +383,14 @@ async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    samples, meta = await soak(args.companies, args.interval, args.max_seconds, stop, args.keep)
+    try:
+        samples, meta = await soak(args.companies, args.interval, args.max_seconds, stop, args.keep)
+    except Exception:
+        # What was sampled until the failure is still the run's record: report it, then fail.
+        logging.exception("the soak failed; reporting the samples taken until then")
+        if SAMPLES.exists() and len(samples := read_samples(SAMPLES)) >= 2:
+            report(samples, json.loads(META.read_text()), args.png, command_line(json.loads(META.read_text())))
+        raise SystemExit(1) from None
     if len(samples) < 2:
         raise SystemExit("no samples taken")
     report(samples, meta, args.png, command_line(meta))
