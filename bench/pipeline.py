@@ -12,6 +12,11 @@ then measures:
   group_formed signal, the time Kafka stamped on the signal minus the time ingest
   acknowledged the touch that completed the group (p50/p95/p99);
 - peak resident memory of every service process (VmHWM);
+- CPU per event of each service: its CPU seconds (user + system, all its workers) from the
+  first request until the projection settled, less what its workers use idle (measured over
+  IDLE_SECONDS with no event flowing, just before the load) over that span; the idle rate is
+  reported apart, per second (the shared servers: from the first request to the last touch
+  row, nothing taken out);
 - the final projection's fingerprint (opportunities, members, roles, scores, tiers, whether
   the group formed), which must be the same for every worker count.
 The ceiling is a bare aiokafka produce-then-consume pass of as many messages on the same broker.
@@ -66,7 +71,11 @@ class Run:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per service, all its workers, during the run
+    # Per service, all its workers: CPU seconds the run's events cost (idle cost over the span taken out),
+    # CPU seconds per second while idle, and every CPU second of the span (first request -> settled).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    idle_cpu_per_s: dict[str, float] = field(default_factory=dict)
+    cpu_span_seconds: dict[str, float] = field(default_factory=dict)
     fingerprint: str = ""
     startup_seconds: float = 0.0  # services started until the warm-up market was in PostgreSQL
     records: dict[str, int] = field(default_factory=dict)  # Kafka records per topic at the end, warm-up included
@@ -199,6 +208,19 @@ class Services:
         for service, p in self.procs:
             out[service] = max(out.get(service, 0.0), peak_rss_mib(p.proc.pid))
         return out
+
+
+# How long the idle cost of each service is measured before the load (seconds): commit timer,
+# clock ticks (1 s in this benchmark), heartbeats, fetch polls; paid per worker and per second.
+IDLE_SECONDS = 15.0
+
+
+async def idle_rate(services: Services, seconds: float = IDLE_SECONDS) -> dict[str, float]:
+    """CPU seconds per second each service uses, all its workers, while no event flows."""
+    before, started = services.cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    after, elapsed = services.cpu(), time.monotonic() - started
+    return {k: (after[k] - before[k]) / elapsed for k in before}
 
 
 async def post_all(url: str, events: list[dict], rate: float, acked_at: dict[str, float], progress) -> None:
@@ -362,6 +384,7 @@ async def one_run(workers: int, accounts: int, rate: float, profile: Path | None
         warm = await warm_up(url, engine)
         await groups_stable(("grouping", "scoring"), workers)
         result.startup_seconds = time.time() - booted
+        result.idle_cpu_per_s = await idle_rate(services)
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch_formed(stop, formed))
         label = f"{workers} worker(s), " + (f"paced at {rate:.0f} events/s" if rate else "full speed")
@@ -375,10 +398,19 @@ async def one_run(workers: int, accounts: int, rate: float, profile: Path | None
             cpu_before = services.cpu() | servers_cpu()
             await post_all(url, events, rate, acked_at, lambda: bar.advance(task))
         done = await touches_in_db(engine, warm + len(events), timeout=900)
-        result.cpu_seconds = {k: v - cpu_before[k] for k, v in (services.cpu() | servers_cpu()).items()}
+        # The servers until the last touch row: other sessions share them, so what they use
+        # idle is not theirs to take out.
+        servers = {k: v - cpu_before[k] for k, v in servers_cpu().items()}
+        # The services until the projection settled, not until the last touch row: scoring (and
+        # the projection's scores) trail the touch rows; with one worker scoring spent about 40%
+        # of its CPU for the run after the last row (docs/benchmarks.md, "Two workers: CPU per event").
+        result.fingerprint = await settled_fingerprint(engine)
+        span = time.time() - started
+        result.cpu_span_seconds = {k: v - cpu_before[k] for k, v in services.cpu().items()}
+        result.cpu_seconds = {k: v - result.idle_cpu_per_s[k] * span
+                              for k, v in result.cpu_span_seconds.items()} | servers
         if profiler:
             profiler.stop()
-        result.fingerprint = await settled_fingerprint(engine)
         stop.set()
         await watcher
         result.seconds = done - started
@@ -416,8 +448,11 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
         console.print(f"start-up, {r.workers} worker(s): {r.startup_seconds:.1f} s until the warm-up market "
                       "was in PostgreSQL (not in the figures above)")
     for r in runs:
-        console.print(f"CPU ms per event, {r.workers} worker(s): " + ", ".join(
+        console.print(f"CPU ms per event, {r.workers} worker(s), idle cost taken out: " + ", ".join(
             f"{k} {1000 * v / r.events:.2f}" for k, v in r.cpu_seconds.items()))
+        console.print(f"  idle CPU-s per second, {r.workers} worker(s): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in r.idle_cpu_per_s.items()) + "; with idle cost: " + ", ".join(
+            f"{k} {1000 * v / r.events:.2f}" for k, v in r.cpu_span_seconds.items()) + " ms per event")
     for r in runs:
         written = sum(r.records.values())
         console.print(f"Kafka records written per input event, {r.workers} worker(s): {written / r.events:.1f} "
@@ -447,6 +482,9 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
         "runs": [{"workers": r.workers, "events_per_s": round(r.rate), "vs_ceiling": round(r.rate / ceiling, 4),
                   "peak_rss_mib": {k: round(v) for k, v in r.peak_rss_mib.items()},
                   "cpu_ms_per_event": {k: round(1000 * v / r.events, 3) for k, v in r.cpu_seconds.items()},
+                  "idle_cpu_s_per_s": {k: round(v, 4) for k, v in r.idle_cpu_per_s.items()},
+                  "cpu_ms_per_event_with_idle": {k: round(1000 * v / r.events, 3)
+                                                 for k, v in r.cpu_span_seconds.items()},
                   "startup_seconds": round(r.startup_seconds, 1), "fingerprint": r.fingerprint,
                   "kafka_records": r.records,
                   "upper_bound_events_per_s": round(bare.floor_rate(r.records_per_event))} for r in runs],
@@ -466,6 +504,9 @@ async def main(accounts: int, workers: list[int], latency_rate: float, profile: 
         for service, seconds in r.cpu_seconds.items():
             record(f"pipeline.cpu_ms_per_event.{service}.{r.workers}_worker", 1000 * seconds / r.events,
                    "CPU ms/event", None, command)
+            if service in r.idle_cpu_per_s:
+                record(f"pipeline.idle_cpu_s_per_s.{service}.{r.workers}_worker", r.idle_cpu_per_s[service],
+                       "CPU s/s", None, command)
     return same
 
 

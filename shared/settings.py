@@ -107,6 +107,11 @@ class WorkerSettings(BaseSettings):
         60.0, gt=0, description="a stream partition with records waiting, nothing in flight and its head (the "
         "committed offset, or the first offset of a partition never committed) unmoved this long is read again from "
         "there (shared/liveness.py)")
+    table_standby_replicas: int = Field(
+        0, ge=0, description="standby copies of each table partition of grouping and scoring, kept current on other "
+        "workers by reading its changelog (faust's default is 1): a worker that takes a partition over finds its table "
+        "ready instead of reading the changelog, but every changelog record is then read again and held by a second "
+        "worker, which made two workers cost more CPU per event than one (docs/benchmarks.md)")
     faust_web: bool = Field(False, description="`1` turns on faust's web server (metrics, tables)")
     faust_web_port: int = Field(6066, ge=1, le=65535, description="port of faust's web server")
     worker_id: str | None = Field(None, description="static Kafka group membership id of a worker (restarts without "

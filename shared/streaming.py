@@ -252,6 +252,12 @@ def make_app(service: str, **overrides) -> faust.App:
         web_enabled=worker.faust_web,
         web_port=worker.faust_web_port,
         table_cleanup_interval=60.0,
+        # No standby copies by default (BG_TABLE_STANDBY_REPLICAS): with them each of two workers
+        # read the other's changelogs as they were written, and two workers cost 15 to 49% more CPU
+        # per event than one, -5 to +16% without (docs/benchmarks.md, "Two workers: CPU per event").
+        # A partition that moves is recovered from its changelog instead, as at every start with
+        # the memory store.
+        table_standby_replicas=worker.table_standby_replicas,
         logging_config=None,
     )
     if worker.worker_id:
