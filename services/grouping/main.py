@@ -313,11 +313,10 @@ class Grouping:
             # a registration written first and read again after a crash took over its names
             # already and emitted no merge (issue 19).
             message = names_inputs.decode(event.value)
-            entries = self.names.block(message.name)
             if isinstance(message, directory.NameLookup):
-                updates, outputs = directory.lookup(entries, message, names)
+                updates, outputs = directory.lookup(self.names.block(message.name), message, names)
             else:  # a name account the registration takes over is merged into the domain's (issue 15)
-                updates, outputs = directory.register(entries, message, names)
+                updates, outputs = directory.register(self.names.registrable(message.name), message, names)
             for name, entry in updates.items():
                 self.names.put(name, entry, event)
             return outputs

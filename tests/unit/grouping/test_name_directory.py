@@ -25,7 +25,7 @@ def looked_up(table: dict[bytes, bytes], names) -> None:
 
 
 def registered(directory: NameDirectory, names) -> list:
-    updates, outputs = register(directory.block(NAME), REGISTRATION, names)
+    updates, outputs = register(directory.registrable(NAME), REGISTRATION, names)
     for name, entry in updates.items():
         directory.put(name, entry, None)
     return outputs
@@ -56,3 +56,27 @@ def test_a_batch_s_changes_reach_the_table_at_its_write(config) -> None:
     write()
     assert Codec(DirectoryEntry).decode(table[NAME.encode()]).origin == "domain"
     assert registered(NameDirectory(table), names) == []  # taken over once
+
+
+def test_a_registration_reads_only_the_names_made_from_names_of_its_block(config) -> None:
+    """A block grows with the market (the soak's 160,000 companies); a registration must not
+    decode the domains' names of its block, which it skips, and answers as over the whole block."""
+    names = config.people.accounts.names
+    table: dict[bytes, bytes] = {}
+    looked_up(table, names)  # "красная ромашка": an account of its own name
+    codec = Codec(DirectoryEntry)
+    letters = "абвгдежзиклмнопрстуфхцчшщэюя"
+    for i in range(500):  # domains' names in the same block ("krasnaya ..." in the match key)
+        word = "система" + letters[i // len(letters)] + letters[i % len(letters)]
+        ref = AccountRef(account_id=f"krasnaya{i}.ru", name=f"Красная {word}", domains=(f"krasnaya{i}.ru",))
+        table[f"красная {word}".encode()] = codec.encode(DirectoryEntry(account=ref, origin="domain"))
+    directory = NameDirectory(table)
+    view = directory.registrable(NAME)
+    assert sorted(view) == [NAME]
+    assert len(directory.block(NAME)) == 501
+    assert register(view, REGISTRATION, names) == register(NameDirectory(table).block(NAME), REGISTRATION, names)
+    # Taken over, the name is a domain's now: a later registration reads nothing more of the block.
+    registered(directory, names)
+    assert directory.get(NAME).origin == "domain"
+    assert sorted(directory.registrable("красная системаав")) == ["красная системаав"]
+    assert sorted(directory.registrable("красная новая")) == []  # a name the directory does not hold
