@@ -314,7 +314,7 @@ class Grouping:
             # already and emitted no merge (issue 19).
             message = names_inputs.decode(event.value)
             if isinstance(message, directory.NameLookup):
-                updates, outputs = directory.lookup(self.names.block(message.name), message, names)
+                updates, outputs = directory.lookup(self.names.matchable(message.name), message, names)
             else:  # a name account the registration takes over is merged into the domain's (issue 15)
                 updates, outputs = directory.register(self.names.registrable(message.name), message, names)
             for name, entry in updates.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from faust.types import EventT
 
 from services.grouping.domain import directory
+from services.grouping.domain.accounts import distinguishing
 from shared.codec import Codec
 from shared.streaming import StateCache
 
@@ -14,8 +15,11 @@ from shared.streaming import StateCache
 class NameDirectory:
     """The directory table as the names stage reads it: by block, decoded entries.
 
-    Which names each block holds, and which of them are accounts made from the name alone
-    (origin "name"), is indexed in memory from the table on first use after an assignment;
+    Which names each block holds, by their distinguishing words (numbers, roman numerals:
+    accounts.distinguishing; two names match only when these agree), and which of them are
+    accounts made from the name alone (origin "name"), is indexed in memory from the table on
+    first use after an assignment. A lookup or a registration reads only the names it could
+    match, not its whole block, which grows with the market (bench/soak.py);
     names of other blocks never count, so the answer does not depend on which other partitions
     (or standby copies) this worker happens to hold. Changes wait in a StateCache until the
     batch's `snapshot` is written, like a KeyedStage's states.
@@ -26,11 +30,18 @@ class NameDirectory:
         self._codec = Codec(directory.DirectoryEntry)
         self._entries = StateCache(table, self._codec, max_entries)
         self._blocks: dict[str, set[str]] | None = None
-        self._made_from_names: dict[str, set[str]] = {}
+        self._alike: dict[tuple[str, tuple[str, ...]], set[str]] = {}  # by (block, distinguishing words)
+        self._made_from_names: dict[tuple[str, tuple[str, ...]], set[str]] = {}  # the same, origin "name"
 
     def block(self, name: str) -> Mapping[str, directory.DirectoryEntry]:
-        """Every name of `name`'s block (shard_key): what a lookup may match."""
+        """Every name of `name`'s block (shard_key)."""
         return _Block(self, self._indexed().get(directory.shard_key(name), set()))
+
+    def matchable(self, name: str) -> Mapping[str, directory.DirectoryEntry]:
+        """What a lookup of `name` reads (directory.lookup): the names of its block with the same
+        distinguishing words, the only ones CompanyNames.best_match may answer."""
+        self._indexed()
+        return _Block(self, self._alike.get(_alike_key(name), set()))
 
     def registrable(self, name: str) -> Mapping[str, directory.DirectoryEntry]:
         """What a registration of `name` reads (directory.register): the names of its block made
@@ -38,13 +49,12 @@ class NameDirectory:
         names, which register skips: read whole, a registration decoded every name of its block,
         and a block grows with the market (the soak of 160,000 companies fell from 300 to 15
         events/s in grouping, 99% of it here, with the block larger than the state cache)."""
-        block = directory.shard_key(name)
-        known = self._indexed().get(block, set())
-        return _Block(self, self._made_from_names.get(block, set()) | ({name} & known))
+        known = self._indexed().get(directory.shard_key(name), set())
+        return _Block(self, self._made_from_names.get(_alike_key(name), set()) | ({name} & known))
 
     def _indexed(self) -> dict[str, set[str]]:
         if self._blocks is None:
-            self._blocks, self._made_from_names = {}, {}
+            self._blocks, self._alike, self._made_from_names = {}, {}, {}
             for key, value in self._table.items():  # once per assignment: the origin of every name
                 self._index(key.decode(), self._codec.decode(value))
         return self._blocks
@@ -66,17 +76,22 @@ class NameDirectory:
     def drop(self) -> None:
         self._entries.drop()
         self._blocks = None
-        self._made_from_names = {}
+        self._alike, self._made_from_names = {}, {}
 
     def _index(self, name: str, entry: directory.DirectoryEntry) -> None:
         assert self._blocks is not None
-        block = directory.shard_key(name)
-        self._blocks.setdefault(block, set()).add(name)
-        made = self._made_from_names.setdefault(block, set())
+        self._blocks.setdefault(directory.shard_key(name), set()).add(name)
+        alike = _alike_key(name)
+        self._alike.setdefault(alike, set()).add(name)
+        made = self._made_from_names.setdefault(alike, set())
         if entry.origin == "name":
             made.add(name)
         else:
             made.discard(name)
+
+
+def _alike_key(name: str) -> tuple[str, tuple[str, ...]]:
+    return directory.shard_key(name), distinguishing(name)
 
 
 class _Block(Mapping[str, directory.DirectoryEntry]):

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Protocol
 
 from rapidfuzz import fuzz, process
@@ -64,11 +65,13 @@ _LETTER_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 _ROMAN = re.compile(r"^(?:x{0,3})(?:ix|iv|v?i{0,3})$")
 
 
+@lru_cache(maxsize=65536)
 def distinguishing(normalised: str) -> tuple[str, ...]:
     """The words of a normalised name that tell companies of one stem apart: numbers and roman numerals.
 
     'кварцмонтаж 31' -> ('31',); 'экспресс ii' -> ('ii',). Sorted, repeats kept: 'альфа 2' and
-    'альфа 2 2' differ. Two names match only when these agree.
+    'альфа 2 2' differ. Two names match only when these agree. Cached like match_key: the
+    names stage asks it of the same names again and again.
     """
     return tuple(sorted(w for w in normalised.split() if any(c.isdigit() for c in w)
                         or (len(w) > 1 and _ROMAN.match(w))))

@@ -18,7 +18,7 @@ def looked_up(table: dict[bytes, bytes], names) -> None:
     """A free-mail person's lookup made the name an account of its own, written."""
     directory = NameDirectory(table)
     ask = NameLookup(lookup_id="p|x", occurred_at=at(0), person_id="p@gmail.com", name=NAME, display_name="Х")
-    updates, _ = lookup(directory.block(NAME), ask, names)
+    updates, _ = lookup(directory.matchable(NAME), ask, names)
     for name, entry in updates.items():
         directory.put(name, entry, None)
     directory.snapshot()()
@@ -80,3 +80,22 @@ def test_a_registration_reads_only_the_names_made_from_names_of_its_block(config
     assert directory.get(NAME).origin == "domain"
     assert sorted(directory.registrable("красная системаав")) == ["красная системаав"]
     assert sorted(directory.registrable("красная новая")) == []  # a name the directory does not hold
+
+
+def test_a_lookup_reads_only_the_names_of_its_block_with_the_same_numbers(config) -> None:
+    """best_match never answers a name whose numbers differ ('Экспресс-1' is not 'Экспресс-2'):
+    a lookup reads only its block's names with the same distinguishing words, and answers as
+    over the whole block."""
+    names = config.people.accounts.names
+    codec = Codec(DirectoryEntry)
+    table: dict[bytes, bytes] = {}
+    for i in range(300):  # "компания 0" ... "компания 299": one block ("0", "1", "2" ... first)
+        ref = AccountRef(account_id=f"company{i}.ru", name=f"Компания {i}", domains=(f"company{i}.ru",))
+        table[f"компания {i}".encode()] = codec.encode(DirectoryEntry(account=ref, origin="domain"))
+    directory = NameDirectory(table)
+    ask = NameLookup(lookup_id="p|y", occurred_at=at(0), person_id="q@mail.ru", name="компани 17",
+                     display_name="Компани 17")
+    assert sorted(directory.matchable("компани 17")) == ["компания 17"]
+    assert lookup(directory.matchable("компани 17"), ask, names) == lookup(directory.block("компани 17"), ask, names)
+    updates, [reply] = lookup(directory.matchable("компани 17"), ask, names)
+    assert reply.message.account.account_id == "company17.ru" and updates["компани 17"].origin == "domain"
