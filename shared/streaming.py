@@ -334,7 +334,7 @@ class Outbox:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._open: dict[tuple[str, int], BatchBuilder] = {}
-        self._partitions: dict[str, list[int]] = {}
+        self._partitions: dict[str, tuple[int, ...]] = {}
         self.acks: list[asyncio.Future] = []
 
     async def add(self, topic: str, key: bytes, value: bytes,
@@ -344,8 +344,8 @@ class Outbox:
             partitions = self._partitions.get(topic)
             if partitions is None:
                 # sorted: the order DefaultPartitioner indexes, as list(set) of 0..n-1 gives in send()
-                partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            partition = _partition_of(self._producer._partitioner, key, tuple(partitions))
+                partitions = self._partitions[topic] = tuple(sorted(await self._producer.partitions_for(topic)))
+            partition = _partition_of(self._producer._partitioner, key, partitions)
         builder = self._open.get((topic, partition))
         if builder is None:
             builder = self._open[(topic, partition)] = self._producer.create_batch()
