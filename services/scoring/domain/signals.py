@@ -111,6 +111,7 @@ def step(state: OpportunityState | None, event: ScoredEvent, now: datetime, wall
     # As of the latest moment already scored: a late event never moves the priority back.
     _emit_score(state, max(filter(None, (state.scored_at, state.score_as_of))), config, out)
     _fire_timers(state, now, config, out)
+    _hold_rescores(state, now, wall, config)
     return Step(state, tuple(out.items))
 
 
@@ -119,6 +120,7 @@ def advance(state: OpportunityState, now: datetime, wall: datetime | None, confi
     state = state.fork()
     out = _Out(wall)
     _fire_timers(state, now, config, out)
+    _hold_rescores(state, now, wall, config)
     return Step(state, tuple(out.items))
 
 
@@ -365,6 +367,9 @@ def _rescore_grid(state: OpportunityState, config: ScoringConfig) -> tuple[datet
 
 
 def _next_rescore(state: OpportunityState, config: ScoringConfig) -> datetime | None:
+    """When the next time-alone rescore is due: the next moment of the grid, or, while the
+    clock replays history (`rescore_hold`, _hold_rescores), the hold or the grid's last moment,
+    whichever is first. None once the grid is done."""
     grid = _rescore_grid(state, config)
     if grid is None:
         return None
@@ -372,7 +377,29 @@ def _next_rescore(state: OpportunityState, config: ScoringConfig) -> datetime | 
     every = config.timers.rescore_every
     k = (state.score_as_of - origin) // every + 1
     at = origin + k * every
-    return at if at <= limit else None
+    if at > limit:
+        return None
+    if state.rescore_hold is not None and state.rescore_hold > at:
+        return min(state.rescore_hold, origin + ((limit - origin) // every) * every)
+    return at
+
+
+def _hold_rescores(state: OpportunityState, now: datetime, wall: datetime | None, config: ScoringConfig) -> None:
+    """Hold the daily rescores while the clock replays history.
+
+    A daily rescore is for people watching priority decay as days pass. In a backfill (the
+    partition clock `now` trails the log's wall clock by more than timers.backfill_after, as for
+    signals marked backfill) the clock passes days in seconds, each rescore is superseded by
+    the next before anyone reads it, and every open opportunity was rescored once per day of
+    history: the 1M-event soak spent 15% of scoring's CPU in them at half way, and its RocksDB
+    reads of states evicted from the cache, growing with the opportunities open (docs/benchmarks.md,
+    soak). Held, an idle opportunity is rescored when the clock is within backfill_after of the
+    wall clock read now, or at its grid's last moment, whichever comes first; a tier it fell to
+    on the way is still announced at the grid moment it fell (_tier_changes finds it by
+    bisection), so the ids and the record once the clock has passed the grid are the same.
+    Both inputs come from the log, so a replay holds the same way."""
+    edge = wall - config.timers.backfill_after if wall is not None else None
+    state.rescore_hold = edge if edge is not None and now < edge else None
 
 
 def _last_rescore(state: OpportunityState, now: datetime, config: ScoringConfig) -> datetime | None:

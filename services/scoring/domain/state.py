@@ -68,6 +68,10 @@ class OpportunityState(_State):
     scored_at: datetime | None = None
     # The as_of of the latest score sent: a rescore moves it past scored_at.
     score_as_of: datetime | None = None
+    # Set while the clock replays history (it trails the log's wall clock by more than
+    # timers.backfill_after): the daily rescores wait until the clock reaches this moment (that
+    # wall clock less backfill_after) or the last moment of the grid (signals._next_rescore).
+    rescore_hold: datetime | None = None
     # Its account was merged into another (opportunity_merged): the opportunity it lives on in.
     # While set it announces nothing and no timer of it fires; the merge's undo clears it.
     merged_into: str | None = None
