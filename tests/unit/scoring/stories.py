@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from shared.codec import encode
 from shared.schemas.opportunity import (
     AccountRef,
     AccountTouch,
@@ -232,3 +233,14 @@ def signals_of(outputs: list, opportunity: str | None = None, kind: str | None =
 
 def last_score(outputs: list, opportunity: str):
     return [o for o in outputs if o.type == "score" and o.opportunity_id == opportunity][-1]
+
+
+def final_records(outputs: list) -> dict:
+    """Each opportunity's record as a projection keeps it: the score of the highest (version, as_of)."""
+    best: dict = {}
+    for o in outputs:
+        if o.type == "score" and (o.opportunity_id not in best
+                                  or (o.version, o.as_of) > (best[o.opportunity_id].version,
+                                                            best[o.opportunity_id].as_of)):
+            best[o.opportunity_id] = o
+    return {k: encode(v) for k, v in best.items()}

@@ -11,23 +11,12 @@ from __future__ import annotations
 import pytest
 
 from services.scoring.config import load_config
-from shared.codec import encode
-from tests.unit.scoring.stories import Story, day, krasnaya_romashka, replay, signals_of
+from tests.unit.scoring.stories import Story, day, final_records, krasnaya_romashka, replay, signals_of
 
 pytestmark = pytest.mark.unit
 
 CONFIG = load_config()
 TIMERS = CONFIG.timers
-
-
-def final_records(outputs: list) -> dict:
-    best: dict = {}
-    for o in outputs:
-        if o.type == "score" and (o.opportunity_id not in best
-                                  or (o.version, o.as_of) > (best[o.opportunity_id].version,
-                                                            best[o.opportunity_id].as_of)):
-            best[o.opportunity_id] = o
-    return {k: encode(v) for k, v in best.items()}
 
 
 def facts(outputs: list, opp: str) -> list[tuple[str, object]]:

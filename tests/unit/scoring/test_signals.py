@@ -21,6 +21,7 @@ from shared.schemas.roles import BuyingRole, Department
 from tests.unit.scoring.stories import (
     Story,
     day,
+    final_records,
     krasnaya_romashka,
     last_score,
     positions,
@@ -304,17 +305,6 @@ def test_old_touches_fold_into_member_totals_without_changing_the_score_much() -
     # Folding is exact for exponential decay: the total equals the sum over every single touch.
     exact = sum(decay(3, day(i * 3), day(87), CONFIG.half_life) for i in range(30))
     assert member.engagement == pytest.approx(exact, abs=1e-3)
-
-
-def final_records(outputs: list) -> dict:
-    """Each opportunity's record as a projection keeps it: the score of the highest (version, as_of)."""
-    best: dict = {}
-    for o in outputs:
-        if o.type == "score" and (o.opportunity_id not in best
-                                  or (o.version, o.as_of) > (best[o.opportunity_id].version,
-                                                            best[o.opportunity_id].as_of)):
-            best[o.opportunity_id] = o
-    return {k: encode(v) for k, v in best.items()}
 
 
 def test_final_records_do_not_depend_on_the_interleaving() -> None:
